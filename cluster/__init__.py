@@ -1,0 +1,1 @@
+"""Ray: starting/joining a cluster and the actor facades that host shards."""

@@ -1,0 +1,1 @@
+"""Metric-learning encoders (see the issue "Metric-learning encoders"); empty until then."""

@@ -1,0 +1,57 @@
+"""Error <-> gRPC status, with rich details (BadRequest field violations, RetryInfo).
+
+The server calls `to_status`; the SDK calls `from_rpc_error`. Both sides share this
+module so the mapping cannot drift.
+"""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from simsearch.protos.errors import BY_CODE, SimsearchError
+
+
+def to_status(err: SimsearchError) -> grpc.Status:
+    details = []
+    if err.field:
+        violation = error_details_pb2.BadRequest.FieldViolation(field=err.field, description=err.message)
+        details.append(error_details_pb2.BadRequest(field_violations=[violation]))
+    if err.retry_after_s is not None:
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(int(err.retry_after_s * 1e9))
+        details.append(error_details_pb2.RetryInfo(retry_delay=delay))
+    proto = status_pb2.Status(code=getattr(code_pb2, err.code.name), message=err.message)
+    for d in details:
+        proto.details.add().Pack(d)
+    return rpc_status.to_status(proto)
+
+
+def from_rpc_error(e: grpc.RpcError) -> SimsearchError:
+    """Turn a failed call into the matching SimsearchError subclass (details included)."""
+    code = e.code()
+    message = e.details() or code.name
+    field = None
+    retry = None
+    try:
+        proto = rpc_status.from_call(e)
+    except (ValueError, AttributeError):  # aio errors and mismatched trailers carry no rich status
+        proto = None
+    if proto is not None:
+        for any_msg in proto.details:
+            if any_msg.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                br = error_details_pb2.BadRequest()
+                any_msg.Unpack(br)
+                if br.field_violations:
+                    field = br.field_violations[0].field
+            elif any_msg.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                ri = error_details_pb2.RetryInfo()
+                any_msg.Unpack(ri)
+                retry = ri.retry_delay.ToNanoseconds() / 1e9
+    cls = BY_CODE.get(code, SimsearchError)
+    err = cls(message, field=field, retry_after_s=retry)
+    if cls is SimsearchError:
+        err.code = code
+    return err

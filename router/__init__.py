@@ -1,0 +1,1 @@
+"""The async gRPC front door: auth, validation, catalog, fan-out, merge, cache."""

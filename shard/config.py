@@ -1,0 +1,91 @@
+"""Frozen, validated configuration for a collection and its shards.
+
+Validation happens at construction and messages quote the offending value and the
+allowed range, so the router can hand them straight to the client as INVALID_ARGUMENT.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from simsearch.protos.errors import invalid
+from simsearch.reranker.kernels import METRICS
+
+MAX_DIM = 4096
+MAX_SHARDS = 64
+MAX_K = 1024
+MAX_OVERSAMPLE = 64
+MAX_LEAVES = 100_000
+MAX_ID_BYTES = 256
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+
+
+def _check_range(fieldname: str, value: int, lo: int, hi: int, *, zero_ok: bool = False) -> None:
+    if zero_ok and value == 0:
+        return
+    if not lo <= value <= hi:
+        zero = "0 (auto) or " if zero_ok else ""
+        raise invalid(fieldname, f"must be {zero}in [{lo}, {hi}], got {value}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexParams:
+    """ScaNN and buffering parameters; 0 means "derive from the shard's size"."""
+
+    num_leaves: int = 0
+    leaves_to_search: int = 0
+    dims_per_block: int = 2
+    rebuild_threshold: int = 0
+    min_index_size: int = 2048
+    oversample: int = 4
+
+    def __post_init__(self) -> None:
+        _check_range("index.num_leaves", self.num_leaves, 1, MAX_LEAVES, zero_ok=True)
+        _check_range("index.leaves_to_search", self.leaves_to_search, 1, MAX_LEAVES, zero_ok=True)
+        _check_range("index.dims_per_block", self.dims_per_block, 1, 8)
+        _check_range("index.rebuild_threshold", self.rebuild_threshold, 1, 10_000_000, zero_ok=True)
+        _check_range("index.min_index_size", self.min_index_size, 64, 10_000_000)
+        _check_range("index.oversample", self.oversample, 1, MAX_OVERSAMPLE)
+        if self.num_leaves and self.leaves_to_search > self.num_leaves:
+            raise invalid(
+                "index.leaves_to_search",
+                f"must be <= index.num_leaves ({self.num_leaves}), got {self.leaves_to_search}",
+            )
+
+    def leaves_for(self, n: int) -> int:
+        """Partitions for an index over n points: about 100 points per leaf (ScaNN's guidance ~sqrt(n)..n/100)."""
+        want = self.num_leaves or max(8, round(n / 100))
+        return max(1, min(want, n // 8))
+
+    def search_leaves_for(self, num_leaves: int) -> int:
+        return min(num_leaves, self.leaves_to_search or max(1, math.ceil(num_leaves * 0.07)))
+
+    def rebuild_after(self, indexed: int) -> int:
+        """Fresh points that trigger a background rebuild: a quarter of the index, within bounds."""
+        if self.rebuild_threshold:
+            return self.rebuild_threshold
+        return min(max(self.min_index_size, indexed // 4), 50_000)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CollectionSpec:
+    """What a collection is: its vectors' shape and metric, how it is split and indexed."""
+
+    name: str
+    dim: int
+    metric: str = "l2"
+    shards: int = 1
+    index: IndexParams = field(default_factory=IndexParams)
+
+    def __post_init__(self) -> None:
+        if not NAME_RE.match(self.name):
+            raise invalid(
+                "name",
+                f"must be 1-128 characters of [A-Za-z0-9_.-] starting with a letter or digit, got {self.name!r}",
+            )
+        _check_range("dim", self.dim, 1, MAX_DIM)
+        if self.metric not in METRICS:
+            raise invalid("metric", f"must be one of {{{', '.join(METRICS)}}}, got {self.metric!r}")
+        _check_range("shards", self.shards, 1, MAX_SHARDS)

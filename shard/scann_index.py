@@ -1,0 +1,82 @@
+"""A ScaNN coarse index over one shard's sealed rows: partitioning tree + asymmetric hashing.
+
+There is no ScaNN re-ordering: the shard re-ranks the coarse candidates exactly on its
+full-precision vectors, so the index only has to get the true neighbours into the
+candidate set. Row i of the index is row i of the shard's storage.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scann
+
+from simsearch.shard.config import IndexParams
+
+_DISTANCE = {"l2": "squared_l2", "dot": "dot_product", "cosine": "dot_product"}
+TRAINING_SAMPLE = 100_000
+
+
+@dataclass
+class CoarseIndex:
+    searcher: object
+    size: int
+    num_leaves: int
+    default_leaves: int
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, metric: str, params: IndexParams) -> "CoarseIndex":
+        n = len(vectors)
+        leaves = params.leaves_for(n)
+        search_leaves = params.search_leaves_for(leaves)
+        builder = scann.scann_ops_pybind.builder(vectors, 10, _DISTANCE[metric])
+        builder = builder.tree(
+            num_leaves=leaves,
+            num_leaves_to_search=search_leaves,
+            training_sample_size=min(n, TRAINING_SAMPLE),
+        )
+        # Anisotropic quantization helps inner-product search; for l2 plain AH is right.
+        threshold = math.nan if metric == "l2" else 0.2
+        builder = builder.score_ah(params.dims_per_block, anisotropic_quantization_threshold=threshold)
+        return cls(builder.build(), n, leaves, search_leaves)
+
+    def search(self, queries: np.ndarray, count: int, leaves: int) -> tuple[np.ndarray, np.ndarray]:
+        """Coarse candidates: rows (n, c) int64 and a validity mask (n, c)."""
+        count = max(1, min(count, self.size))
+        leaves = max(1, min(leaves or self.default_leaves, self.num_leaves))
+        if len(queries) == 1:
+            rows, dist = self.searcher.search(queries[0], final_num_neighbors=count, leaves_to_search=leaves)
+            rows, dist = rows[None, :], dist[None, :]
+        else:
+            rows, dist = self.searcher.search_batched(queries, final_num_neighbors=count, leaves_to_search=leaves)
+        return rows.astype(np.int64), ~np.isnan(dist)
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.searcher.serialize(str(directory))
+
+    @classmethod
+    def load(cls, directory: Path, size: int, num_leaves: int, params: IndexParams) -> "CoarseIndex":
+        _relocate_assets(directory)
+        searcher = scann.scann_ops_pybind.load_searcher(str(directory))
+        return cls(searcher, size, num_leaves, params.search_leaves_for(num_leaves))
+
+
+def _relocate_assets(directory: Path) -> None:
+    """ScaNN records absolute asset paths; point them at where the index lies now.
+
+    Snapshots are written under a temporary name and renamed, and a shard may be restored
+    from shared storage on another node, so the recorded directory is rarely the real one.
+    """
+    assets = directory / "scann_assets.pbtxt"
+    text = assets.read_text()
+    fixed = re.sub(r'asset_path: "[^"]*/([^"/]+)"', lambda m: f'asset_path: "{directory.resolve() / m.group(1)}"', text)
+    if fixed != text:
+        tmp = assets.with_suffix(".tmp")
+        tmp.write_text(fixed)
+        os.replace(tmp, assets)

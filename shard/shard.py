@@ -1,0 +1,259 @@
+"""One partition of one collection: ScaNN coarse index + exact fresh buffer + tombstones.
+
+Search = coarse top-(k x oversample) from ScaNN over the sealed rows, plus an exact scan
+of the fresh rows written since the last build, minus tombstones, re-ranked exactly on
+full-precision vectors. A write is searchable once `upsert` returns. When the fresh
+buffer passes a threshold a background thread builds a new index over the live rows and
+swaps it in under a short lock; ScaNN releases the GIL while building, so searches keep
+running in the meantime. Plain Python: no Ray, no gRPC.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from simsearch.protos.errors import FailedPrecondition, invalid
+from simsearch.reranker import ExactScorer, Scorer, normalize, top_k
+from simsearch.shard import snapshot
+from simsearch.shard.config import IndexParams
+from simsearch.shard.scann_index import CoarseIndex
+from simsearch.shard.storage import Rows, View
+
+log = logging.getLogger(__name__)
+QUERY_CHUNK = 256  # bounds the (chunk, candidates, dim) gather to tens of MB
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    ids: np.ndarray  # (n, k) object; "" where fewer than k exist
+    distances: np.ndarray  # (n, k) float32, smaller is closer; +inf where missing
+
+
+class Shard:
+    def __init__(self, dim: int, metric: str, params: IndexParams, *, data_dir: Path | None = None,
+                 scorer: Scorer | None = None, background: bool = True):
+        self.dim = dim
+        self.metric = metric
+        self.params = params
+        self.data_dir = data_dir
+        self.scorer = scorer or ExactScorer(metric)
+        self.background = background
+        self._lock = threading.Lock()
+        self._rows = Rows(dim)
+        self._index: CoarseIndex | None = None
+        self._builder: threading.Thread | None = None
+        self._builds = 0
+        self._closed = False
+        self._build_error: str | None = None
+        if data_dir is not None:
+            self._restore(data_dir)
+
+    # ---- writes -------------------------------------------------------------------------
+
+    def _check_vectors(self, vectors: np.ndarray, field: str) -> np.ndarray:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise invalid(field, f"must have shape (n, {self.dim}), got {vectors.shape}")
+        if not np.isfinite(vectors).all():
+            raise invalid(field, "must be finite (no NaN or inf)")
+        if self.metric == "cosine":
+            zero = np.flatnonzero(~(np.abs(vectors).sum(axis=1) > 0))
+            if len(zero):
+                raise invalid(f"{field}[{zero[0]}]", "has zero norm; cosine needs non-zero vectors")
+            vectors = normalize(vectors)
+        return vectors
+
+    def upsert(self, ids: list[str], vectors: np.ndarray) -> int:
+        vectors = self._check_vectors(vectors, "vectors")
+        if len(ids) != len(vectors):
+            raise invalid("ids", f"must have one id per vector row ({len(vectors)}), got {len(ids)}")
+        self._check_open()
+        with self._lock:
+            self._rows.append(ids, vectors)
+        self._maybe_rebuild()
+        return len(ids)
+
+    def delete(self, ids: list[str]) -> int:
+        self._check_open()
+        with self._lock:
+            removed = self._rows.kill(ids)
+        self._maybe_rebuild()
+        return removed
+
+    def get(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(found mask over ids, the found rows' vectors)."""
+        with self._lock:
+            found, rows = self._rows.lookup(ids)
+            return found, self._rows.vectors[rows].copy()
+
+    # ---- search -------------------------------------------------------------------------
+
+    def search(self, queries: np.ndarray, k: int, *, leaves_to_search: int = 0, oversample: int = 0,
+               exact: bool = False) -> SearchResult:
+        queries = self._check_vectors(queries, "queries")
+        with self._lock:
+            view, index = self._rows.view(), self._index
+        if exact or index is None:
+            index = None
+        oversample = oversample or self.params.oversample
+        parts = [self._search_chunk(view, index, queries[i : i + QUERY_CHUNK], k, leaves_to_search, oversample)
+                 for i in range(0, len(queries), QUERY_CHUNK)]
+        rows = np.concatenate([p[0] for p in parts]) if parts else np.empty((0, 0), np.int64)
+        dist = np.concatenate([p[1] for p in parts]) if parts else np.empty((0, 0), np.float32)
+        valid = np.isfinite(dist)
+        ids = np.where(valid, view.ids[np.where(valid, rows, 0)], "")
+        return SearchResult(ids=ids, distances=dist)
+
+    def _search_chunk(self, view: View, index: CoarseIndex | None, q: np.ndarray, k: int,
+                      leaves: int, oversample: int) -> tuple[np.ndarray, np.ndarray]:
+        cand_rows, cand_dist = [], []
+        sealed = 0
+        if index is not None:
+            sealed = index.size
+            rows, ok = index.search(q, k * oversample, leaves)  # (c, kk)
+            cands = view.vectors[rows]  # (c, kk, d)
+            dist = self.scorer.score_candidates(q, cands).astype(np.float32)
+            cand_rows.append(rows)
+            cand_dist.append(np.where(ok & view.alive[rows], dist, np.inf))
+        if view.n > sealed:  # exact scan of the fresh rows (all rows when there is no index)
+            rows, dist = self._exact(q, view, sealed, view.n, k)
+            cand_rows.append(rows)
+            cand_dist.append(dist)
+        if not cand_rows:
+            return np.zeros((len(q), k), np.int64), np.full((len(q), k), np.inf, np.float32)
+        rows = np.concatenate(cand_rows, axis=1)
+        dist = np.concatenate(cand_dist, axis=1)
+        pos, best = top_k(dist, k)
+        rows = np.take_along_axis(rows, pos, axis=1)
+        if best.shape[1] < k:  # fewer candidates than k: pad
+            pad = k - best.shape[1]
+            rows = np.pad(rows, ((0, 0), (0, pad)))
+            best = np.pad(best, ((0, 0), (0, pad)), constant_values=np.inf)
+        return rows, best
+
+    def _exact(self, q: np.ndarray, view: View, lo: int, hi: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Brute force over rows [lo, hi): a fast matmul pass picks 2k+8 finalists, which are
+        then scored in the precise difference form (the matmul form loses digits on large norms)."""
+        vecs = view.vectors[lo:hi]
+        dist = self.scorer.score_all(q, vecs).astype(np.float32)  # (c, hi-lo)
+        dist[:, ~view.alive[lo:hi]] = np.inf
+        pos, _ = top_k(dist, 2 * k + 8)
+        precise = self.scorer.score_candidates(q, vecs[pos]).astype(np.float32)
+        precise = np.where(np.isfinite(np.take_along_axis(dist, pos, axis=1)), precise, np.inf)
+        return pos + lo, precise
+
+    # ---- index maintenance --------------------------------------------------------------
+
+    def _maybe_rebuild(self) -> None:
+        with self._lock:
+            indexed = self._index.size if self._index else 0
+            fresh = self._rows.n - indexed
+            too_fresh = fresh >= self.params.rebuild_after(indexed) and self._rows.live >= self.params.min_index_size
+            too_dead = self._rows.dead > max(1024, self._rows.n // 5)
+            busy = self._builder is not None and self._builder.is_alive()
+        if (too_fresh or too_dead) and not busy and self.background and not self._closed:
+            self.build_index(wait=False)
+
+    def build_index(self, wait: bool = True) -> None:
+        """Fold the fresh rows into a new index (and drop tombstoned rows); swap it in atomically."""
+        with self._lock:
+            if self._builder is not None and self._builder.is_alive():
+                thread = self._builder
+            else:
+                thread = threading.Thread(target=self._rebuild, name="scann-build", daemon=True)
+                self._builder = thread
+                thread.start()
+        if wait:
+            thread.join()
+            # A build already running when we asked may have missed the newest rows.
+            with self._lock:
+                behind = self._rows.n - (self._index.size if self._index else 0)
+            if behind and self._rows.live >= self.params.min_index_size and thread is not threading.current_thread():
+                self.build_index(wait=True)
+
+    def _rebuild(self) -> None:
+        t0 = time.perf_counter()
+        with self._lock:
+            view = self._rows.view()
+            m = view.n
+            keep = np.flatnonzero(view.alive[:m])
+        vectors = view.vectors[keep]  # rows are immutable, so copying outside the lock is safe
+        try:
+            index = CoarseIndex.build(vectors, self.metric, self.params) if len(keep) >= self.params.min_index_size else None
+        except Exception as e:  # keep serving from the old index; report through stats()
+            log.exception("index build failed")
+            self._build_error = f"{type(e).__name__}: {e}"
+            return
+        with self._lock:
+            rows = self._rows
+            tail = slice(m, rows.n)  # rows written while we built
+            self._rows = Rows.from_arrays(
+                np.concatenate([vectors, rows.vectors[tail]]),
+                np.concatenate([view.ids[keep], rows.ids[tail]]),
+                np.concatenate([rows.alive[keep], rows.alive[tail]]),  # current liveness: deletes made during the build stick
+                headroom=max(1024, len(keep) // 4),
+            )
+            self._index = index
+            self._builds += 1
+        log.info("shard index built over %d rows in %.2fs", len(keep), time.perf_counter() - t0)
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise FailedPrecondition("shard is closed")
+
+    def stats(self) -> dict:
+        with self._lock:
+            indexed = self._index.size if self._index else 0
+            building = self._builder is not None and self._builder.is_alive()
+            return {
+                "points": self._rows.live,
+                "indexed": indexed,
+                "fresh": self._rows.n - indexed,
+                "deleted": self._rows.dead,
+                "index_state": "building" if building else ("ready" if self._index else "none"),
+                "num_leaves": self._index.num_leaves if self._index else 0,
+                "builds": self._builds,
+                "error": self._build_error or "",
+            }
+
+    def save(self) -> None:
+        """Write a snapshot of every row (and the index) under data_dir."""
+        if self.data_dir is None:
+            return
+        if self._builder is not None:
+            self._builder.join()
+        with self._lock:
+            n = self._rows.n
+            vectors, ids, alive = self._rows.vectors[:n].copy(), self._rows.ids[:n].copy(), self._rows.alive[:n].copy()
+            index = self._index
+        snapshot.save(self.data_dir, vectors, ids, alive, index.size if index else 0,
+                      index.num_leaves if index else 0, index.save if index else None)
+
+    def _restore(self, root: Path) -> None:
+        snap = snapshot.load(root)
+        if snap is None:
+            return
+        self._rows = Rows.from_arrays(snap.vectors, snap.ids, snap.alive)
+        if snap.index_dir is not None:
+            try:
+                self._index = CoarseIndex.load(snap.index_dir, snap.indexed, snap.num_leaves, self.params)
+            except Exception:  # a damaged index is rebuilt from the vectors, which are the source of truth
+                log.exception("could not load the saved index; rebuilding")
+                self._index = None
+        if self._index is None:
+            self._maybe_rebuild()
+
+    def close(self, save: bool = True) -> None:
+        self._closed = True
+        if self._builder is not None:
+            self._builder.join()
+        if save:
+            self.save()
