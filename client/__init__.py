@@ -1,1 +1,7 @@
-"""The SDK."""
+"""The SDK: `Client` (blocking) and `AsyncClient` (asyncio), numpy in and out."""
+
+from simsearch.client._requests import CollectionInfo, Points, SearchResults
+from simsearch.client.aio import AsyncClient
+from simsearch.client.sync import Client
+
+__all__ = ["AsyncClient", "Client", "CollectionInfo", "Points", "SearchResults"]

@@ -43,3 +43,64 @@ def unflatten_results(counts, ids, scores, k: int) -> tuple[np.ndarray, np.ndarr
 def flatten_results(ids: np.ndarray, scores: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, list, np.ndarray]:
     """(n, k) ids/scores with a validity mask -> (counts, flat ids, flat scores) for the wire."""
     return valid.sum(axis=1), ids[valid].tolist(), scores[valid]
+
+
+def search_response(ids: np.ndarray, scores: np.ndarray, valid: np.ndarray):
+    """(n, k) results -> a SearchResponse holding only the results (timings are added by the caller)."""
+    from simsearch.protos.simsearch.v1 import points_pb2
+
+    counts, flat_ids, flat_scores = flatten_results(ids, scores, valid)
+    resp = points_pb2.SearchResponse(counts=counts.tolist(), ids=flat_ids)
+    resp.scores.extend(flat_scores.tolist())
+    return resp
+
+
+def index_params_to_proto(p):
+    from simsearch.protos.simsearch.v1 import collections_pb2
+
+    return collections_pb2.IndexParams(
+        num_leaves=p.num_leaves, leaves_to_search=p.leaves_to_search, dims_per_block=p.dims_per_block,
+        rebuild_threshold=p.rebuild_threshold, min_index_size=p.min_index_size, oversample=p.oversample,
+    )
+
+
+def spec_from_proto(req):
+    """CreateCollectionRequest -> CollectionSpec (validated by its constructor); unset fields take defaults."""
+    from simsearch.shard import CollectionSpec, IndexParams
+
+    defaults = IndexParams()
+    ix = req.index
+    params = IndexParams(
+        num_leaves=ix.num_leaves, leaves_to_search=ix.leaves_to_search,
+        dims_per_block=ix.dims_per_block or defaults.dims_per_block,
+        rebuild_threshold=ix.rebuild_threshold,
+        min_index_size=ix.min_index_size or defaults.min_index_size,
+        oversample=ix.oversample or defaults.oversample,
+    )
+    return CollectionSpec(name=req.name, dim=req.dim, metric=req.metric or "l2", shards=req.shards or 1, index=params)
+
+
+def collection_info(spec, generation: int, created_at: float, shard_stats: list[dict | None]):
+    """CollectionInfo from the spec and each shard's stats() (None for a shard that did not answer)."""
+    from simsearch.protos.simsearch.v1 import collections_pb2
+
+    infos = []
+    for i, st in enumerate(shard_stats):
+        if st is None or "unavailable" in st:
+            infos.append(collections_pb2.ShardInfo(shard=i, available=False, error=(st or {}).get("unavailable", "")))
+        else:
+            infos.append(collections_pb2.ShardInfo(shard=i, available=True, **st))
+    states = {s.index_state for s in infos if s.available}
+    if "building" in states:
+        state = "building"
+    elif states == {"ready"}:
+        state = "ready"
+    elif "ready" in states:
+        state = "partial"
+    else:
+        state = "none"
+    return collections_pb2.CollectionInfo(
+        name=spec.name, dim=spec.dim, metric=spec.metric, shards=spec.shards,
+        index=index_params_to_proto(spec.index), points=sum(s.points for s in infos),
+        generation=generation, index_state=state, shard_info=infos, created_at=created_at,
+    )

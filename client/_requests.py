@@ -1,0 +1,133 @@
+"""Request building and response parsing shared by Client and AsyncClient.
+
+Both clients are thin shells around these functions, so sync and async behave the same.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from simsearch.protos import convert
+from simsearch.protos.simsearch.v1 import collections_pb2, points_pb2
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+UPSERT_TARGET_BYTES = 8 * 1024 * 1024  # bulk upserts are cut into requests of about this size
+MAX_BATCH = 100_000
+
+_RETRY = {
+    "maxAttempts": 4, "initialBackoff": "0.1s", "maxBackoff": "2s", "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE"],
+}
+# Idempotent calls only: a retried CreateCollection could answer ALREADY_EXISTS to its own first try.
+_IDEMPOTENT = [{"service": "simsearch.v1.Points"}] + [
+    {"service": "simsearch.v1.Collections", "method": m} for m in ("ListCollections", "DescribeCollection", "BuildIndex")
+]
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.enable_retries", 1),
+    ("grpc.service_config", json.dumps({"methodConfig": [{"name": _IDEMPOTENT, "retryPolicy": _RETRY}]})),
+]
+
+
+def metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:
+    key = api_key or os.environ.get("SIMSEARCH_API_KEY")
+    return (("x-api-key", key),) if key else ()
+
+
+def as_str_ids(ids: Sequence[str | int] | np.ndarray) -> list[str]:
+    """Ids may be given as str or int (or a numpy array of either); the wire carries str."""
+    if isinstance(ids, list) and all(isinstance(i, str) for i in ids[:1]) and (not ids or isinstance(ids[-1], str)):
+        return ids
+    arr = np.asarray(ids)
+    if arr.dtype.kind == "f":
+        raise TypeError("ids must be str or int, got floats")
+    return arr.astype(str).tolist()
+
+
+def as_matrix(vectors: Any) -> np.ndarray:
+    a = np.asarray(vectors, dtype=np.float32)
+    return a[None, :] if a.ndim == 1 else a
+
+
+def upsert_batches(ids: list[str], vectors: np.ndarray, batch_size: int | None) -> list[slice]:
+    if batch_size is None:
+        row_bytes = vectors.shape[1] * 4 + 32
+        batch_size = max(1, min(MAX_BATCH, UPSERT_TARGET_BYTES // row_bytes))
+    return [slice(i, i + batch_size) for i in range(0, len(ids), batch_size)] or [slice(0, 0)]
+
+
+def upsert_request(collection: str, ids: list[str], vectors: np.ndarray) -> points_pb2.UpsertRequest:
+    return points_pb2.UpsertRequest(collection=collection, ids=ids, vectors=convert.matrix_to_proto(vectors))
+
+
+def search_request(collection: str, queries: np.ndarray, k: int, *, leaves_to_search: int = 0,
+                   oversample: int = 0, exact: bool = False, timeout_ms: int = 0, allow_partial: bool = False,
+                   no_cache: bool = False) -> points_pb2.SearchRequest:
+    params = points_pb2.SearchParams(leaves_to_search=leaves_to_search, oversample=oversample, exact=exact,
+                                     timeout_ms=timeout_ms, allow_partial=allow_partial, no_cache=no_cache)
+    return points_pb2.SearchRequest(collection=collection, queries=convert.matrix_to_proto(queries), k=k,
+                                    params=params)
+
+
+def create_request(name: str, dim: int, metric: str, shards: int, index: dict[str, int]):
+    return collections_pb2.CreateCollectionRequest(
+        name=name, dim=dim, metric=metric, shards=shards, index=collections_pb2.IndexParams(**index))
+
+
+@dataclass(frozen=True)
+class SearchResults:
+    """Per-query results as (n, k) arrays; rows with fewer than k hits are padded ("" / NaN)."""
+
+    ids: np.ndarray  # (n, k) object (str)
+    scores: np.ndarray  # (n, k) float32: l2 squared distance, dot/cosine similarity
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    cached: bool = False
+    partial: bool = False
+    missing_shards: tuple[int, ...] = ()
+    generation: int = 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def parse_search(resp: points_pb2.SearchResponse, k: int) -> SearchResults:
+    ids, scores = convert.unflatten_results(resp.counts, resp.ids, resp.scores, k)
+    return SearchResults(ids, scores, {t.stage: t.ms for t in resp.timings}, resp.cached, resp.partial,
+                         tuple(resp.missing_shards), resp.generation)
+
+
+@dataclass(frozen=True)
+class Points:
+    ids: list[str]
+    vectors: np.ndarray  # (len(ids), dim)
+    missing: list[str]
+
+
+def parse_get(resp: points_pb2.GetResponse) -> Points:
+    return Points(list(resp.ids), convert.matrix_from_proto(resp.vectors, "vectors"), list(resp.missing))
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    name: str
+    dim: int
+    metric: str
+    shards: int
+    points: int
+    generation: int
+    index_state: str
+    index: dict[str, int]
+    shard_info: list[dict[str, Any]]
+
+
+def parse_info(m: collections_pb2.CollectionInfo) -> CollectionInfo:
+    ix = m.index
+    index = {f.name: getattr(ix, f.name) for f in ix.DESCRIPTOR.fields}
+    shards = [{f.name: getattr(s, f.name) for f in s.DESCRIPTOR.fields} for s in m.shard_info]
+    return CollectionInfo(m.name, m.dim, m.metric, m.shards, m.points, m.generation, m.index_state, index, shards)

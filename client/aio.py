@@ -1,0 +1,76 @@
+"""`simsearch.AsyncClient`: the asyncio SDK, same surface as Client with `await`."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import grpc
+import numpy as np
+
+from simsearch.client import _requests as rq
+from simsearch.protos.simsearch.v1 import collections_pb2, collections_pb2_grpc, points_pb2, points_pb2_grpc
+from simsearch.protos.status import from_rpc_error
+
+
+class AsyncClient:
+    def __init__(self, address: str, api_key: str | None = None, *, timeout: float | None = 60.0):
+        self._channel = grpc.aio.insecure_channel(address, options=rq.CHANNEL_OPTIONS)
+        self._collections = collections_pb2_grpc.CollectionsStub(self._channel)
+        self._points = points_pb2_grpc.PointsStub(self._channel)
+        self._md = rq.metadata(api_key)
+        self.timeout = timeout
+
+    async def _call(self, method, request, timeout: float | None = None):
+        try:
+            return await method(request, metadata=self._md, timeout=timeout or self.timeout)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+
+    async def create_collection(self, name: str, dim: int, metric: str = "l2", shards: int = 1,
+                                **index: int) -> rq.CollectionInfo:
+        return rq.parse_info(await self._call(self._collections.CreateCollection,
+                                              rq.create_request(name, dim, metric, shards, index)))
+
+    async def drop_collection(self, name: str) -> None:
+        await self._call(self._collections.DropCollection, collections_pb2.DropCollectionRequest(name=name))
+
+    async def list_collections(self) -> list[str]:
+        return list((await self._call(self._collections.ListCollections, collections_pb2.ListCollectionsRequest())).names)
+
+    async def describe_collection(self, name: str) -> rq.CollectionInfo:
+        return rq.parse_info(await self._call(self._collections.DescribeCollection,
+                                              collections_pb2.DescribeCollectionRequest(name=name)))
+
+    async def build_index(self, name: str, wait: bool = True, timeout: float | None = 600.0) -> rq.CollectionInfo:
+        return rq.parse_info(await self._call(self._collections.BuildIndex,
+                                              collections_pb2.BuildIndexRequest(name=name, wait=wait), timeout))
+
+    async def upsert(self, collection: str, ids: Sequence[str | int] | np.ndarray, vectors: Any, *,
+                     batch_size: int | None = None) -> int:
+        ids, vectors = rq.as_str_ids(ids), rq.as_matrix(vectors)
+        done = 0
+        for b in rq.upsert_batches(ids, vectors, batch_size):
+            done += (await self._call(self._points.Upsert, rq.upsert_request(collection, ids[b], vectors[b]))).upserted
+        return done
+
+    async def delete(self, collection: str, ids: Sequence[str | int] | np.ndarray) -> int:
+        return (await self._call(self._points.Delete,
+                                 points_pb2.DeleteRequest(collection=collection, ids=rq.as_str_ids(ids)))).deleted
+
+    async def get(self, collection: str, ids: Sequence[str | int] | np.ndarray) -> rq.Points:
+        return rq.parse_get(await self._call(self._points.Get,
+                                             points_pb2.GetRequest(collection=collection, ids=rq.as_str_ids(ids))))
+
+    async def search(self, collection: str, queries: Any, k: int = 10, *, timeout: float | None = None,
+                     **params: Any) -> rq.SearchResults:
+        req = rq.search_request(collection, rq.as_matrix(queries), k, **params)
+        return rq.parse_search(await self._call(self._points.Search, req, timeout), k)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> "AsyncClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,82 @@
+"""The Ray facade for one shard: one actor per shard, failures mapped to platform errors.
+
+The actor class is the plain `simsearch.shard.Shard`; this module is the only place that
+knows it runs remotely. Actors are threaded (max_concurrency) so searches run while a
+write or a build is in progress, and they take no CPU reservation because their work is
+I/O-bound bursts that must not be starved by Ray's CPU accounting on small machines.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+from ray.exceptions import RayActorError, RayTaskError
+
+from simsearch.protos.errors import Internal, SimsearchError, Unavailable
+from simsearch.shard import IndexParams, SearchResult, Shard
+
+ACTOR_CONCURRENCY = 8
+INLINE_BYTES = 100_000  # below this Ray inlines arguments anyway
+
+
+def share(array: np.ndarray) -> Any:
+    """Put a large argument in the object store once, so fanning it out to S shards copies it once."""
+    return ray.put(array) if array.nbytes > INLINE_BYTES else array
+
+
+class ShardHandle:
+    """Async calls to one shard actor; raises SimsearchError subclasses only."""
+
+    def __init__(self, actor: Any, label: str):
+        self._actor = actor
+        self.label = label
+
+    @classmethod
+    def create(cls, label: str, dim: int, metric: str, params: IndexParams, data_dir: Path | None, *,
+               detached: bool = False) -> "ShardHandle":
+        options: dict[str, Any] = dict(name=label, max_concurrency=ACTOR_CONCURRENCY, num_cpus=0,
+                                       get_if_exists=True, max_restarts=0)
+        if detached:
+            options["lifetime"] = "detached"
+        actor = ray.remote(Shard).options(**options).remote(dim, metric, params, data_dir=data_dir)
+        return cls(actor, label)
+
+    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await getattr(self._actor, method).remote(*args, **kwargs)
+        except RayTaskError as e:
+            cause = e.cause
+            if isinstance(cause, SimsearchError):
+                raise cause from None
+            if isinstance(cause, RayActorError):
+                raise Unavailable(f"{self.label} is unavailable: {cause}") from None
+            raise Internal(f"{self.label} failed in {method}: {type(cause).__name__}: {cause}") from e
+        except RayActorError as e:
+            raise Unavailable(f"{self.label} is unavailable: {type(e).__name__}") from None
+
+    async def upsert(self, ids: list[str], vectors: np.ndarray) -> int:
+        return await self._call("upsert", ids, vectors)
+
+    async def delete(self, ids: list[str]) -> int:
+        return await self._call("delete", ids)
+
+    async def get(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        return await self._call("get", ids)
+
+    async def search(self, queries: np.ndarray, k: int, **params: Any) -> SearchResult:
+        return await self._call("search", queries, k, **params)
+
+    async def stats(self) -> dict:
+        return await self._call("stats")
+
+    async def build_index(self, wait: bool) -> None:
+        await self._call("build_index", wait)
+
+    async def close(self, save: bool = True) -> None:
+        await self._call("close", save)
+
+    def kill(self) -> None:
+        ray.kill(self._actor, no_restart=True)

@@ -1,0 +1,241 @@
+"""The router's async core: catalog, fan-out to shard actors, merge, cache.
+
+Servicers convert protos to the arguments here and back; this class owns no gRPC. Search
+results come back in their wire form (a SearchResponse) because that is also what the
+cache stores, so a cache hit is returned without re-encoding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from simsearch.cluster import ShardHandle, share
+from simsearch.protos import convert
+from simsearch.protos.errors import DeadlineExceeded, Unavailable
+from simsearch.protos.simsearch.v1 import collections_pb2, points_pb2
+from simsearch.reranker import to_score
+from simsearch.router import metrics
+from simsearch.router.cache import HotQueryCache, make_cache
+from simsearch.router.catalog import Catalog, CollectionRecord
+from simsearch.router.hashing import group_by_shard
+from simsearch.router.merge import merge
+from simsearch.router.validate import MAX_QUERIES, SearchOptions, check_ids, check_vectors
+from simsearch.shard import CollectionSpec
+
+log = logging.getLogger(__name__)
+ShardFactory = Callable[[str, CollectionRecord, int, Path], ShardHandle]
+
+
+def _default_factory(label: str, rec: CollectionRecord, shard: int, path: Path) -> ShardHandle:
+    return ShardHandle.create(label, rec.spec.dim, rec.spec.metric, rec.spec.index, path)
+
+
+@dataclass
+class LiveCollection:
+    record: CollectionRecord
+    shards: list[ShardHandle]
+    generation: int = 0
+
+    @property
+    def spec(self) -> CollectionSpec:
+        return self.record.spec
+
+
+class Engine:
+    def __init__(self, catalog: Catalog, *, cache: HotQueryCache | None = None,
+                 shard_factory: ShardFactory = _default_factory, default_timeout_s: float = 30.0,
+                 clock: Callable[[], float] = time.perf_counter):
+        self.catalog = catalog
+        self.cache = cache or make_cache(None)
+        self._factory = shard_factory
+        self._timeout_s = default_timeout_s
+        self._clock = clock
+        self._live: dict[tuple[str, str], LiveCollection] = {}
+        # Each process start is a new cache epoch, so a restarted router never reads entries
+        # written under the same (collection, generation) by an earlier incarnation.
+        self._epoch = f"{time.time_ns():x}"
+        for rec in catalog.records():
+            self._live[(rec.tenant, rec.spec.name)] = self._start(rec)
+
+    def _start(self, rec: CollectionRecord) -> LiveCollection:
+        handles = [self._factory(f"{rec.tenant}/{rec.spec.name}-{rec.uid}/shard-{i}", rec, i,
+                                 self.catalog.shard_dir(rec, i)) for i in range(rec.spec.shards)]
+        return LiveCollection(rec, handles)
+
+    def _get(self, tenant: str, name: str) -> LiveCollection:
+        live = self._live.get((tenant, name))
+        if live is None:
+            self.catalog.get(tenant, name)  # raises NotFound naming the collection
+        return live
+
+    # ---- collections ----
+
+    async def create_collection(self, tenant: str, spec: CollectionSpec) -> collections_pb2.CollectionInfo:
+        rec = self.catalog.add(tenant, spec)
+        live = self._start(rec)
+        self._live[(tenant, spec.name)] = live
+        return await self.describe(tenant, spec.name)
+
+    async def drop_collection(self, tenant: str, name: str) -> None:
+        live = self._get(tenant, name)
+        del self._live[(tenant, name)]
+        for h in live.shards:
+            h.kill()
+        self.catalog.remove(tenant, name)
+
+    def list_collections(self, tenant: str) -> list[str]:
+        return self.catalog.names(tenant)
+
+    async def describe(self, tenant: str, name: str) -> collections_pb2.CollectionInfo:
+        live = self._get(tenant, name)
+        replies = await asyncio.gather(*(h.stats() for h in live.shards), return_exceptions=True)
+        stats = [r if isinstance(r, dict) else {"unavailable": str(r)} for r in replies]
+        return convert.collection_info(live.spec, live.generation, live.record.created_at, stats)
+
+    async def build_index(self, tenant: str, name: str, wait: bool) -> collections_pb2.CollectionInfo:
+        live = self._get(tenant, name)
+        await asyncio.gather(*(h.build_index(wait) for h in live.shards))
+        return await self.describe(tenant, name)
+
+    # ---- points ----
+
+    async def upsert(self, tenant: str, name: str, ids: list[str], vectors: np.ndarray) -> tuple[int, int]:
+        live = self._get(tenant, name)
+        check_ids(ids)
+        check_vectors(vectors, live.spec, "vectors", rows=len(ids))
+        ids_arr = np.asarray(ids, dtype=object)
+        calls = [h.upsert(ids_arr[pos].tolist(), vectors[pos])
+                 for h, pos in zip(live.shards, group_by_shard(ids, live.spec.shards)) if len(pos)]
+        try:
+            await asyncio.gather(*calls)
+        finally:  # even a partly applied batch must invalidate cached results
+            live.generation += 1
+        metrics.UPSERTED.labels(tenant).inc(len(ids))
+        return len(ids), live.generation
+
+    async def delete(self, tenant: str, name: str, ids: list[str]) -> tuple[int, int]:
+        live = self._get(tenant, name)
+        check_ids(ids)
+        ids_arr = np.asarray(ids, dtype=object)
+        calls = [h.delete(ids_arr[pos].tolist())
+                 for h, pos in zip(live.shards, group_by_shard(ids, live.spec.shards)) if len(pos)]
+        try:
+            removed = sum(await asyncio.gather(*calls))
+        finally:
+            live.generation += 1
+        return removed, live.generation
+
+    async def get(self, tenant: str, name: str, ids: list[str]) -> tuple[list[str], np.ndarray, list[str]]:
+        """(found ids in request order, their vectors, missing ids)."""
+        live = self._get(tenant, name)
+        check_ids(ids)
+        ids_arr = np.asarray(ids, dtype=object)
+        groups = group_by_shard(ids, live.spec.shards)
+        replies = await asyncio.gather(*(h.get(ids_arr[pos].tolist()) for h, pos in zip(live.shards, groups)))
+        found = np.zeros(len(ids), bool)
+        vectors = np.empty((len(ids), live.spec.dim), np.float32)
+        for pos, (mask, vecs) in zip(groups, replies):
+            found[pos[mask]] = True
+            vectors[pos[mask]] = vecs
+        return ids_arr[found].tolist(), vectors[found], ids_arr[~found].tolist()
+
+    # ---- search ----
+
+    async def search(self, tenant: str, name: str, queries: np.ndarray, opts: SearchOptions,
+                     deadline_s: float | None = None) -> points_pb2.SearchResponse:
+        t0 = self._clock()
+        live = self._get(tenant, name)
+        check_vectors(queries, live.spec, "queries", max_rows=MAX_QUERIES)
+        generation = live.generation  # read before fan-out: a write during the search invalidates this key
+        timings: dict[str, float] = {}
+        key, hot = None, False
+        if not opts.no_cache:
+            key = HotQueryCache.key(tenant, f"{live.record.uid}.{self._epoch}", generation, opts.k,
+                                    opts.cache_tag(), queries.tobytes())
+            value, hot = await self.cache.lookup(key)
+            timings["cache"] = self._clock() - t0
+            metrics.CACHE_LOOKUPS.labels(tenant, "hit" if value is not None else "miss").inc()
+            if value is not None:
+                resp = points_pb2.SearchResponse.FromString(value)
+                resp.cached = True
+                return self._finish(resp, tenant, timings, t0, generation, len(queries))
+
+        t1 = self._clock()
+        missing, results = await self._fan_out(live, queries, opts, deadline_s)
+        t2 = self._clock()
+        timings["fanout"] = t2 - t1
+        merged = merge(results, opts.k, len(queries))
+        valid = np.isfinite(merged.distances)
+        resp = convert.search_response(merged.ids, to_score(merged.distances, live.spec.metric), valid)
+        timings["merge"] = self._clock() - t2
+        if key is not None and hot and not missing:
+            await self.cache.admit(key, resp.SerializeToString())
+        resp.missing_shards.extend(missing)
+        resp.partial = bool(missing)
+        return self._finish(resp, tenant, timings, t0, generation, len(queries))
+
+    async def _fan_out(self, live: LiveCollection, queries: np.ndarray, opts: SearchOptions,
+                       deadline_s: float | None) -> tuple[list[int], list]:
+        timeout = self._timeout_s
+        if opts.timeout_ms:
+            timeout = min(timeout, opts.timeout_ms / 1000)
+        if deadline_s is not None:
+            timeout = min(timeout, deadline_s)
+        arg = share(queries)
+        tasks = [asyncio.ensure_future(h.search(arg, opts.k, leaves_to_search=opts.leaves_to_search,
+                                                oversample=opts.oversample, exact=opts.exact))
+                 for h in live.shards]
+        done, pending = await asyncio.wait(tasks, timeout=max(timeout, 0.0))
+        for t in pending:
+            t.cancel()
+        results, missing, errors = [], [], []
+        for i, t in enumerate(tasks):
+            if t not in done:
+                missing.append(i)
+                errors.append(DeadlineExceeded(f"shard {i} did not answer within {timeout * 1000:.0f} ms"))
+            elif t.exception() is not None:
+                e = t.exception()
+                if not isinstance(e, Unavailable):  # bad input or a bug: not a reason to answer partially
+                    raise e
+                missing.append(i)
+                errors.append(e)
+            else:
+                results.append(t.result())
+        if missing and not opts.allow_partial:
+            first = errors[0]
+            raise type(first)(f"{len(missing)} of {len(tasks)} shards did not answer ({first.message}); "
+                              "set params.allow_partial to accept partial results")
+        return missing, results
+
+    def _finish(self, resp: points_pb2.SearchResponse, tenant: str, timings: dict[str, float], t0: float,
+                generation: int, n: int) -> points_pb2.SearchResponse:
+        timings["total"] = self._clock() - t0
+        for stage, seconds in timings.items():
+            resp.timings.add(stage=stage, ms=seconds * 1000)
+            metrics.STAGE_SECONDS.labels(stage).observe(seconds)
+        resp.generation = generation
+        metrics.SEARCHES.labels(tenant, "cached" if resp.cached else ("partial" if resp.partial else "ok")).inc()
+        metrics.QUERIES.labels(tenant).inc(n)
+        return resp
+
+    # ---- lifecycle ----
+
+    async def close(self, save: bool = True) -> None:
+        """Snapshot every shard (clean shutdown keeps every point), then release the cache."""
+        calls = [h.close(save) for live in self._live.values() for h in live.shards]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        for r in results:
+            if isinstance(r, Exception):
+                log.error("shard close failed: %s", r)
+        for live in self._live.values():
+            for h in live.shards:
+                h.kill()
+        self._live.clear()
+        await self.cache.close()

@@ -1,0 +1,85 @@
+"""Request validation at the front door, before anything is routed.
+
+Everything is checked before the first shard sees the request, so a bad batch is
+refused whole and stored data is never half-updated. Messages name the field and the
+allowed range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from simsearch.protos.errors import invalid
+from simsearch.shard.config import MAX_ID_BYTES, MAX_K, MAX_LEAVES, MAX_OVERSAMPLE, CollectionSpec
+
+MAX_BATCH = 100_000  # ids per upsert / delete / get
+MAX_QUERIES = 10_000  # queries per search
+MAX_TIMEOUT_MS = 600_000
+
+
+def check_ids(ids: list[str], field: str = "ids") -> list[str]:
+    if not ids:
+        raise invalid(field, f"must hold 1 to {MAX_BATCH} ids, got 0")
+    if len(ids) > MAX_BATCH:
+        raise invalid(field, f"must hold 1 to {MAX_BATCH} ids, got {len(ids)}; split the batch")
+    arr = np.asarray(ids, dtype=np.str_)
+    lengths = np.char.str_len(arr)
+    bad = np.flatnonzero((lengths == 0) | (lengths > MAX_ID_BYTES))
+    if len(bad):
+        raise invalid(f"{field}[{bad[0]}]", f"must be 1 to {MAX_ID_BYTES} characters, got {int(lengths[bad[0]])}")
+    if len(set(ids)) != len(ids):
+        uniq, first, counts = np.unique(arr, return_index=True, return_counts=True)
+        dup = uniq[counts > 1][0]
+        raise invalid(field, f"must be unique within one request; {str(dup)!r} appears {int(counts[counts > 1][0])} times")
+    return ids
+
+
+def check_vectors(vectors: np.ndarray, spec: CollectionSpec, field: str, rows: int | None = None,
+                  max_rows: int = MAX_BATCH) -> np.ndarray:
+    n, d = vectors.shape
+    if n == 0:
+        raise invalid(field, f"must hold 1 to {max_rows} rows, got 0")
+    if n > max_rows:
+        raise invalid(field, f"must hold 1 to {max_rows} rows, got {n}; split the batch")
+    if d != spec.dim:
+        raise invalid(field, f"must have dimension {spec.dim} (collection {spec.name!r}), got {d}")
+    if rows is not None and n != rows:
+        raise invalid(field, f"must have one row per id ({rows}), got {n}")
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        raise invalid(f"{field}[{int(np.argmin(finite))}]", "must be finite; got NaN or inf")
+    if spec.metric == "cosine":
+        zero = ~(np.abs(vectors).sum(axis=1) > 0)
+        if zero.any():
+            raise invalid(f"{field}[{int(np.argmax(zero))}]", "has zero norm; the cosine metric needs non-zero vectors")
+    return vectors
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    k: int
+    leaves_to_search: int
+    oversample: int
+    exact: bool
+    timeout_ms: int
+    allow_partial: bool
+    no_cache: bool
+
+    def cache_tag(self) -> str:
+        """The parameters that change results, for the cache key."""
+        return f"l{self.leaves_to_search}o{self.oversample}e{int(self.exact)}"
+
+
+def check_search(k: int, leaves_to_search: int, oversample: int, exact: bool, timeout_ms: int,
+                 allow_partial: bool, no_cache: bool) -> SearchOptions:
+    if not 1 <= k <= MAX_K:
+        raise invalid("k", f"must be in [1, {MAX_K}], got {k}")
+    if not 0 <= leaves_to_search <= MAX_LEAVES:
+        raise invalid("params.leaves_to_search", f"must be 0 (collection default) or in [1, {MAX_LEAVES}], got {leaves_to_search}")
+    if not 0 <= oversample <= MAX_OVERSAMPLE:
+        raise invalid("params.oversample", f"must be 0 (collection default) or in [1, {MAX_OVERSAMPLE}], got {oversample}")
+    if not 0 <= timeout_ms <= MAX_TIMEOUT_MS:
+        raise invalid("params.timeout_ms", f"must be 0 (call deadline) or in [1, {MAX_TIMEOUT_MS}], got {timeout_ms}")
+    return SearchOptions(k, leaves_to_search, oversample, exact, timeout_ms, allow_partial, no_cache)
