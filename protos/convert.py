@@ -72,7 +72,7 @@ def spec_from_proto(req):
     ix = req.index
     params = IndexParams(
         num_leaves=ix.num_leaves, leaves_to_search=ix.leaves_to_search,
-        dims_per_block=ix.dims_per_block or defaults.dims_per_block,
+        dims_per_block=ix.dims_per_block,
         rebuild_threshold=ix.rebuild_threshold,
         min_index_size=ix.min_index_size or defaults.min_index_size,
         oversample=ix.oversample or defaults.oversample,

@@ -36,7 +36,7 @@ class IndexParams:
 
     num_leaves: int = 0
     leaves_to_search: int = 0
-    dims_per_block: int = 2
+    dims_per_block: int = 0
     rebuild_threshold: int = 0
     min_index_size: int = 2048
     oversample: int = 4
@@ -44,7 +44,7 @@ class IndexParams:
     def __post_init__(self) -> None:
         _check_range("index.num_leaves", self.num_leaves, 1, MAX_LEAVES, zero_ok=True)
         _check_range("index.leaves_to_search", self.leaves_to_search, 1, MAX_LEAVES, zero_ok=True)
-        _check_range("index.dims_per_block", self.dims_per_block, 1, 8)
+        _check_range("index.dims_per_block", self.dims_per_block, 1, 8, zero_ok=True)
         _check_range("index.rebuild_threshold", self.rebuild_threshold, 1, 10_000_000, zero_ok=True)
         _check_range("index.min_index_size", self.min_index_size, 64, 10_000_000)
         _check_range("index.oversample", self.oversample, 1, MAX_OVERSAMPLE)
@@ -58,6 +58,11 @@ class IndexParams:
         """Partitions for an index over n points: about 100 points per leaf (ScaNN's guidance ~sqrt(n)..n/100)."""
         want = self.num_leaves or max(8, round(n / 100))
         return max(1, min(want, n // 8))
+
+    def block_dims_for(self, dim: int) -> int:
+        """AH dimensions per block: 1 on low-dimensional data, where 2 loses too much (measured: recall@10
+        0.60 -> 0.95 on a 32-d mixture at oversample 4), else 2 (ScaNN's usual choice)."""
+        return self.dims_per_block or (1 if dim <= 128 else 2)
 
     def search_leaves_for(self, num_leaves: int) -> int:
         return min(num_leaves, self.leaves_to_search or max(1, math.ceil(num_leaves * 0.07)))

@@ -42,7 +42,7 @@ class CoarseIndex:
         )
         # Anisotropic quantization helps inner-product search; for l2 plain AH is right.
         threshold = math.nan if metric == "l2" else 0.2
-        builder = builder.score_ah(params.dims_per_block, anisotropic_quantization_threshold=threshold)
+        builder = builder.score_ah(params.block_dims_for(vectors.shape[1]), anisotropic_quantization_threshold=threshold)
         return cls(builder.build(), n, leaves, search_leaves)
 
     def search(self, queries: np.ndarray, count: int, leaves: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,1 @@
+"""Benchmarks and datasets: real data, exact ground truth, side-by-side baselines."""

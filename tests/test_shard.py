@@ -1,0 +1,140 @@
+"""The shard as plain Python (no Ray, no gRPC): congruence with exact search, fresh buffer,
+tombstones, rebuild under load, snapshots."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from simsearch.bench.datasets import exact_neighbors
+from simsearch.protos.errors import InvalidArgument
+from simsearch.shard import IndexParams, Shard
+
+def _ids(n: int, offset: int = 0) -> list[str]:
+    return [f"p{i}" for i in range(offset, offset + n)]
+
+def _recall(found: np.ndarray, truth_rows: np.ndarray, k: int) -> float:
+    truth = np.char.add("p", truth_rows[:, :k].astype(str))
+    return float((found[:, :k, None] == truth[:, None, :]).any(2).mean())
+
+@pytest.fixture(scope="module")
+def fm_slice(fmnist):
+    return fmnist.train[:8000], fmnist.test[:200]
+
+@pytest.fixture(scope="module")
+def fm_shard(fm_slice):
+    db, _ = fm_slice
+    shard = Shard(784, "l2", IndexParams(), background=False)
+    shard.upsert(_ids(len(db)), db)
+    shard.build_index()
+    return shard
+
+def test_index_search_matches_exact_search(fm_shard, fm_slice):
+    db, queries = fm_slice
+    truth = exact_neighbors(db, queries, 10)
+    assert fm_shard.stats()["index_state"] == "ready"
+    approx = fm_shard.search(queries, 10)
+    exact = fm_shard.search(queries, 10, exact=True)
+    assert _recall(exact.ids, truth, 10) == 1.0
+    assert _recall(approx.ids, truth, 10) >= 0.95
+    assert np.all(np.diff(approx.distances, axis=1) >= 0), "results are sorted closest first"
+
+@pytest.mark.parametrize("metric", ["l2", "dot", "cosine"])
+def test_each_metric_agrees_with_a_float64_reference(metric):
+    rng = np.random.default_rng(1)
+    centers = rng.standard_normal((30, 32)) * 4
+    db = (centers[rng.integers(0, 30, 5000)] + rng.standard_normal((5000, 32))).astype(np.float32)
+    queries = (centers[rng.integers(0, 30, 100)] + rng.standard_normal((100, 32))).astype(np.float32)
+    shard = Shard(32, metric, IndexParams(min_index_size=1000), background=False)
+    shard.upsert(_ids(len(db)), db)
+    shard.build_index()
+    ref_db, ref_q = db, queries
+    if metric == "cosine":
+        ref_db = db / np.linalg.norm(db, axis=1, keepdims=True)
+        ref_q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    truth = exact_neighbors(ref_db, ref_q, 10, "l2" if metric == "l2" else "dot")
+    assert _recall(shard.search(queries, 10, exact=True).ids, truth, 10) >= 0.99
+    # Low-dimensional isotropic clusters have little contrast: more candidates for the exact re-rank.
+    assert _recall(shard.search(queries, 10, oversample=10).ids, truth, 10) >= 0.95
+
+def test_write_is_searchable_at_once_and_overwrite_wins(fm_shard, fm_slice):
+    _, queries = fm_slice
+    fm_shard.upsert(["fresh-1"], queries[:1])
+    hit = fm_shard.search(queries[:1], 3)
+    assert hit.ids[0, 0] == "fresh-1" and hit.distances[0, 0] == 0.0
+    fm_shard.upsert(["fresh-1"], queries[1:2])  # same id, new vector
+    assert "fresh-1" not in fm_shard.search(queries[:1], 10).ids[0]
+    assert fm_shard.search(queries[1:2], 1).ids[0, 0] == "fresh-1"
+    found, vecs = fm_shard.get(["fresh-1", "nope"])
+    assert found.tolist() == [True, False] and np.array_equal(vecs[0], queries[1])
+    fm_shard.delete(["fresh-1"])
+
+def test_deleted_points_never_return_before_or_after_rebuild(fm_slice):
+    db, _ = fm_slice
+    shard = Shard(784, "l2", IndexParams(), background=False)
+    shard.upsert(_ids(4000), db[:4000])
+    shard.build_index()
+    gone = _ids(50)
+    assert shard.delete(gone) == 50
+    assert shard.delete(gone) == 0
+    for _ in range(2):
+        res = shard.search(db[:50], 10)
+        assert not set(gone) & set(res.ids.ravel().tolist())
+        shard.build_index()
+    assert shard.stats()["deleted"] == 0 and shard.stats()["points"] == 3950
+
+def test_searches_keep_answering_while_the_index_rebuilds(fm_slice):
+    db, queries = fm_slice
+    shard = Shard(784, "l2", IndexParams(), background=True)
+    shard.upsert(_ids(len(db)), db)
+    shard.build_index()
+    shard.upsert(_ids(len(db), offset=len(db)), db + 1.0)  # a fresh half triggers a background build
+    answered_while_building, stop = [], threading.Event()
+
+    def searcher():
+        while not stop.is_set():
+            res = shard.search(queries[:5], 5)
+            building = shard.stats()["index_state"] == "building"
+            assert res.ids.shape == (5, 5) and np.isfinite(res.distances).all()
+            if building:
+                answered_while_building.append(time.perf_counter())
+
+    t = threading.Thread(target=searcher)
+    t.start()
+    shard.build_index(wait=True)
+    stop.set()
+    t.join()
+    assert len(answered_while_building) >= 3, "searches were blocked by the build"
+    assert shard.stats()["fresh"] == 0 and shard.stats()["points"] == 2 * len(db)
+
+def test_snapshot_restart_keeps_every_point_and_is_relocatable(tmp_path, fm_slice):
+    db, queries = fm_slice
+    shard = Shard(784, "l2", IndexParams(), data_dir=tmp_path / "a", background=False)
+    shard.upsert(_ids(3000), db[:3000])
+    shard.build_index()
+    shard.upsert(_ids(100, offset=3000), db[3000:3100])  # fresh rows, not in the index
+    shard.delete(["p7"])
+    before = shard.search(queries, 10)
+    shard.close()
+    shutil.move(tmp_path / "a", tmp_path / "b")  # restored elsewhere: ScaNN's recorded paths are stale
+    again = Shard(784, "l2", IndexParams(), data_dir=tmp_path / "b", background=False)
+    st = again.stats()
+    assert st["points"] == 3099 and st["index_state"] == "ready" and st["indexed"] == 3000
+    found, vecs = again.get(_ids(3100))
+    assert found.sum() == 3099 and not found[7]
+    after = again.search(queries, 10)
+    assert np.array_equal(before.ids, after.ids)
+
+def test_bad_vectors_are_refused_and_change_nothing():
+    shard = Shard(4, "cosine", IndexParams(), background=False)
+    shard.upsert(["a"], np.ones((1, 4)))
+    for bad, field in [(np.ones((1, 5)), "vectors"), (np.full((1, 4), np.nan), "vectors"),
+                       (np.zeros((1, 4)), "vectors[0]")]:
+        with pytest.raises(InvalidArgument) as e:
+            shard.upsert(["b"], bad)
+        assert e.value.field == field
+    assert shard.stats()["points"] == 1
