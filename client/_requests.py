@@ -42,11 +42,9 @@ def metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:
 
 def as_str_ids(ids: Sequence[str | int] | np.ndarray) -> list[str]:
     """Ids may be given as str or int (or a numpy array of either); the wire carries str."""
-    if isinstance(ids, list) and all(isinstance(i, str) for i in ids[:1]) and (not ids or isinstance(ids[-1], str)):
-        return ids
     arr = np.asarray(ids)
-    if arr.dtype.kind == "f":
-        raise TypeError("ids must be str or int, got floats")
+    if arr.dtype.kind in "fc":
+        raise TypeError(f"ids must be str or int, got {arr.dtype}")
     return arr.astype(str).tolist()
 
 
