@@ -43,7 +43,7 @@ def metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:
 def as_str_ids(ids: Sequence[str | int] | np.ndarray) -> list[str]:
     """Ids may be given as str or int (or a numpy array of either); the wire carries str."""
     arr = np.asarray(ids)
-    if arr.dtype.kind in "fc":
+    if arr.dtype.kind in "fc" and arr.size:
         raise TypeError(f"ids must be str or int, got {arr.dtype}")
     return arr.astype(str).tolist()
 

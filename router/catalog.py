@@ -103,10 +103,10 @@ class Catalog:
         shutil.rmtree(self.collection_dir(rec), ignore_errors=True)
         return rec
 
-    def get(self, tenant: str, name: str) -> CollectionRecord:
+    def get(self, tenant: str, name: str, field: str = "collection") -> CollectionRecord:
         rec = self._collections.get((tenant, name))
         if rec is None:
-            raise NotFound(f"collection {name!r} does not exist", field="collection")
+            raise NotFound(f"collection {name!r} does not exist", field=field)
         return rec
 
     def names(self, tenant: str) -> list[str]:

@@ -69,10 +69,10 @@ class Engine:
                                  self.catalog.shard_dir(rec, i)) for i in range(rec.spec.shards)]
         return LiveCollection(rec, handles)
 
-    def _get(self, tenant: str, name: str) -> LiveCollection:
+    def _get(self, tenant: str, name: str, field: str = "collection") -> LiveCollection:
         live = self._live.get((tenant, name))
         if live is None:
-            self.catalog.get(tenant, name)  # raises NotFound naming the collection
+            self.catalog.get(tenant, name, field)  # raises NotFound naming the collection
         return live
 
     # ---- collections ----
@@ -84,7 +84,7 @@ class Engine:
         return await self.describe(tenant, spec.name)
 
     async def drop_collection(self, tenant: str, name: str) -> None:
-        live = self._get(tenant, name)
+        live = self._get(tenant, name, "name")
         del self._live[(tenant, name)]
         for h in live.shards:
             h.kill()
@@ -94,13 +94,13 @@ class Engine:
         return self.catalog.names(tenant)
 
     async def describe(self, tenant: str, name: str) -> collections_pb2.CollectionInfo:
-        live = self._get(tenant, name)
+        live = self._get(tenant, name, "name")
         replies = await asyncio.gather(*(h.stats() for h in live.shards), return_exceptions=True)
         stats = [r if isinstance(r, dict) else {"unavailable": str(r)} for r in replies]
         return convert.collection_info(live.spec, live.generation, live.record.created_at, stats)
 
     async def build_index(self, tenant: str, name: str, wait: bool) -> collections_pb2.CollectionInfo:
-        live = self._get(tenant, name)
+        live = self._get(tenant, name, "name")
         await asyncio.gather(*(h.build_index(wait) for h in live.shards))
         return await self.describe(tenant, name)
 
