@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from simsearch.protos import convert
+from simsearch.protos.errors import InvalidArgument
 from simsearch.protos.simsearch.v1 import collections_pb2, points_pb2
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -54,6 +55,10 @@ def as_matrix(vectors: Any) -> np.ndarray:
 
 
 def upsert_batches(ids: list[str], vectors: np.ndarray, batch_size: int | None) -> list[slice]:
+    """Request slices; checks the whole call first so a bulk upsert never half-applies for a length mismatch."""
+    if vectors.ndim != 2 or len(vectors) != len(ids):
+        raise InvalidArgument(f"vectors: must have one row per id ({len(ids)}), got shape {vectors.shape}",
+                              field="vectors")
     if batch_size is None:
         row_bytes = vectors.shape[1] * 4 + 32
         batch_size = max(1, min(MAX_BATCH, UPSERT_TARGET_BYTES // row_bytes))

@@ -111,12 +111,8 @@ class Engine:
         check_ids(ids)
         check_vectors(vectors, live.spec, "vectors", rows=len(ids))
         ids_arr = np.asarray(ids, dtype=object)
-        calls = [h.upsert(ids_arr[pos].tolist(), vectors[pos])
-                 for h, pos in zip(live.shards, group_by_shard(ids, live.spec.shards)) if len(pos)]
-        try:
-            await asyncio.gather(*calls)
-        finally:  # even a partly applied batch must invalidate cached results
-            live.generation += 1
+        await self._write(live, [h.upsert(ids_arr[pos].tolist(), vectors[pos])
+                                 for h, pos in zip(live.shards, group_by_shard(ids, live.spec.shards)) if len(pos)])
         metrics.UPSERTED.labels(tenant).inc(len(ids))
         return len(ids), live.generation
 
@@ -124,13 +120,31 @@ class Engine:
         live = self._get(tenant, name)
         check_ids(ids)
         ids_arr = np.asarray(ids, dtype=object)
-        calls = [h.delete(ids_arr[pos].tolist())
-                 for h, pos in zip(live.shards, group_by_shard(ids, live.spec.shards)) if len(pos)]
-        try:
-            removed = sum(await asyncio.gather(*calls))
-        finally:
+        removed = await self._write(live, [h.delete(ids_arr[pos].tolist())
+                                           for h, pos in zip(live.shards, group_by_shard(ids, live.spec.shards)) if len(pos)])
+        return sum(removed), live.generation
+
+    @staticmethod
+    async def _write(live: LiveCollection, calls: list) -> list:
+        """Run one write's shard calls; the generation moves before and after *all* of them settle.
+
+        The bump before makes results computed during the write unreachable; the bump after
+        (in a done-callback, so it also happens when the RPC is cancelled and the shards finish
+        later) makes anything cached from a half-applied state unreachable too.
+        """
+        live.generation += 1
+        settled = asyncio.ensure_future(asyncio.gather(*calls, return_exceptions=True))
+
+        def bump(_: asyncio.Future) -> None:
             live.generation += 1
-        return removed, live.generation
+
+        settled.add_done_callback(bump)
+        results = await asyncio.shield(settled)
+        await asyncio.sleep(0)  # let the done-callback run before the caller reads the generation
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]
+        return results
 
     async def get(self, tenant: str, name: str, ids: list[str]) -> tuple[list[str], np.ndarray, list[str]]:
         """(found ids in request order, their vectors, missing ids)."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simsearch.protos.errors import invalid
-from simsearch.shard.config import MAX_ID_BYTES, MAX_K, MAX_LEAVES, MAX_OVERSAMPLE, CollectionSpec
+from simsearch.shard.config import MAX_ID_BYTES, MAX_K, MAX_LEAVES, MAX_OVERSAMPLE, CollectionSpec, check_rows
 
 MAX_BATCH = 100_000  # ids per upsert / delete / get
 MAX_QUERIES = 10_000  # queries per search
@@ -24,6 +24,9 @@ def check_ids(ids: list[str], field: str = "ids") -> list[str]:
         raise invalid(field, f"must hold 1 to {MAX_BATCH} ids, got 0")
     if len(ids) > MAX_BATCH:
         raise invalid(field, f"must hold 1 to {MAX_BATCH} ids, got {len(ids)}; split the batch")
+    if "\x00" in "".join(ids):  # numpy (and so snapshots) would strip trailing NULs, merging ids
+        bad = next(i for i, x in enumerate(ids) if "\x00" in x)
+        raise invalid(f"{field}[{bad}]", "must not contain NUL characters")
     arr = np.asarray(ids, dtype=np.str_)
     lengths = np.char.str_len(arr)
     bad = np.flatnonzero((lengths == 0) | (lengths > MAX_ID_BYTES))
@@ -47,13 +50,7 @@ def check_vectors(vectors: np.ndarray, spec: CollectionSpec, field: str, rows: i
         raise invalid(field, f"must have dimension {spec.dim} (collection {spec.name!r}), got {d}")
     if rows is not None and n != rows:
         raise invalid(field, f"must have one row per id ({rows}), got {n}")
-    finite = np.isfinite(vectors).all(axis=1)
-    if not finite.all():
-        raise invalid(f"{field}[{int(np.argmin(finite))}]", "must be finite; got NaN or inf")
-    if spec.metric == "cosine":
-        zero = ~(np.abs(vectors).sum(axis=1) > 0)
-        if zero.any():
-            raise invalid(f"{field}[{int(np.argmax(zero))}]", "has zero norm; the cosine metric needs non-zero vectors")
+    check_rows(vectors, spec.metric, field)
     return vectors
 
 

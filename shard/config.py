@@ -10,6 +10,8 @@ import math
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from simsearch.protos.errors import invalid
 from simsearch.reranker.kernels import METRICS
 
@@ -19,6 +21,8 @@ MAX_K = 1024
 MAX_OVERSAMPLE = 64
 MAX_LEAVES = 100_000
 MAX_ID_BYTES = 256
+MAX_SQUARED_NORM = 1e30  # far beyond real embeddings; larger values overflow ScaNN's float32 training
+MIN_COSINE_SQUARED_NORM = 1e-30  # below this a float32 normalisation is not finite
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
 
@@ -94,3 +98,23 @@ class CollectionSpec:
         if self.metric not in METRICS:
             raise invalid("metric", f"must be one of {{{', '.join(METRICS)}}}, got {self.metric!r}")
         _check_range("shards", self.shards, 1, MAX_SHARDS)
+
+
+def check_rows(vectors: np.ndarray, metric: str, field: str) -> None:
+    """Refuse rows that are not finite, too large to index, or (cosine) too small to normalise.
+
+    Shared by the router (before anything is routed) and the shard (its own guard): a value
+    that passes here cannot crash a ScaNN build or produce a non-finite distance.
+    """
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        raise invalid(f"{field}[{int(np.argmin(finite))}]", "must be finite; got NaN or inf")
+    sq = np.einsum("ij,ij->i", vectors, vectors, dtype=np.float64)  # (n,) squared norms, exact enough
+    big = np.flatnonzero(sq > MAX_SQUARED_NORM)
+    if len(big):
+        raise invalid(f"{field}[{big[0]}]", f"squared norm must be <= {MAX_SQUARED_NORM:g}, got {sq[big[0]]:.3g}")
+    if metric == "cosine":
+        small = np.flatnonzero(sq < MIN_COSINE_SQUARED_NORM)
+        if len(small):
+            raise invalid(f"{field}[{small[0]}]",
+                          f"has (near-)zero norm ({math.sqrt(sq[small[0]]):.3g}); the cosine metric needs norm >= 1e-15")

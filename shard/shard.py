@@ -21,12 +21,18 @@ import numpy as np
 from simsearch.protos.errors import FailedPrecondition, invalid
 from simsearch.reranker import ExactScorer, Scorer, normalize, top_k
 from simsearch.shard import snapshot
-from simsearch.shard.config import IndexParams
+from simsearch.shard.config import IndexParams, check_rows
 from simsearch.shard.scann_index import CoarseIndex
 from simsearch.shard.storage import Rows, View
 
 log = logging.getLogger(__name__)
-QUERY_CHUNK = 256  # bounds the (chunk, candidates, dim) gather to tens of MB
+MAX_CHUNK = 256
+CHUNK_BYTES = 64 << 20  # bounds each chunk's temporaries (candidate gather, distance matrix)
+
+
+def _chunk(per_query_bytes: int) -> int:
+    """Queries per chunk so that a chunk's temporaries stay near CHUNK_BYTES."""
+    return max(1, min(MAX_CHUNK, CHUNK_BYTES // max(1, per_query_bytes)))
 
 
 @dataclass(frozen=True)
@@ -60,12 +66,8 @@ class Shard:
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
             raise invalid(field, f"must have shape (n, {self.dim}), got {vectors.shape}")
-        if not np.isfinite(vectors).all():
-            raise invalid(field, "must be finite (no NaN or inf)")
+        check_rows(vectors, self.metric, field)
         if self.metric == "cosine":
-            zero = np.flatnonzero(~(np.abs(vectors).sum(axis=1) > 0))
-            if len(zero):
-                raise invalid(f"{field}[{zero[0]}]", "has zero norm; cosine needs non-zero vectors")
             vectors = normalize(vectors)
         return vectors
 
@@ -73,15 +75,15 @@ class Shard:
         vectors = self._check_vectors(vectors, "vectors")
         if len(ids) != len(vectors):
             raise invalid("ids", f"must have one id per vector row ({len(vectors)}), got {len(ids)}")
-        self._check_open()
         with self._lock:
+            self._check_open()  # under the lock: nothing is appended after close() has begun
             self._rows.append(ids, vectors)
         self._maybe_rebuild()
         return len(ids)
 
     def delete(self, ids: list[str]) -> int:
-        self._check_open()
         with self._lock:
+            self._check_open()
             removed = self._rows.kill(ids)
         self._maybe_rebuild()
         return removed
@@ -102,8 +104,12 @@ class Shard:
         if exact or index is None:
             index = None
         oversample = oversample or self.params.oversample
-        parts = [self._search_chunk(view, index, queries[i : i + QUERY_CHUNK], k, leaves_to_search, oversample)
-                 for i in range(0, len(queries), QUERY_CHUNK)]
+        # l2 re-rank holds the gather and its difference: 2 x (k*oversample, dim) floats per query;
+        # the exact scan holds ~3 (n,) float rows per query.
+        per_query = max(2 * k * oversample * self.dim, 3 * (view.n - (index.size if index else 0))) * 4
+        step = _chunk(per_query)
+        parts = [self._search_chunk(view, index, queries[i : i + step], k, leaves_to_search, oversample)
+                 for i in range(0, len(queries), step)]
         rows = np.concatenate([p[0] for p in parts]) if parts else np.empty((0, 0), np.int64)
         dist = np.concatenate([p[1] for p in parts]) if parts else np.empty((0, 0), np.float32)
         valid = np.isfinite(dist)
@@ -116,11 +122,9 @@ class Shard:
         sealed = 0
         if index is not None:
             sealed = index.size
-            rows, ok = index.search(q, k * oversample, leaves)  # (c, kk)
-            cands = view.vectors[rows]  # (c, kk, d)
-            dist = self.scorer.score_candidates(q, cands).astype(np.float32)
+            rows, dist = self._coarse(view, index, q, k, k * oversample, leaves)
             cand_rows.append(rows)
-            cand_dist.append(np.where(ok & view.alive[rows], dist, np.inf))
+            cand_dist.append(dist)
         if view.n > sealed:  # exact scan of the fresh rows (all rows when there is no index)
             rows, dist = self._exact(q, view, sealed, view.n, k)
             cand_rows.append(rows)
@@ -136,6 +140,28 @@ class Shard:
             rows = np.pad(rows, ((0, 0), (0, pad)))
             best = np.pad(best, ((0, 0), (0, pad)), constant_values=np.inf)
         return rows, best
+
+    def _coarse(self, view: View, index: CoarseIndex, q: np.ndarray, k: int, count: int,
+                leaves: int) -> tuple[np.ndarray, np.ndarray]:
+        """ScaNN candidates re-ranked exactly; tombstoned and padded candidates get +inf.
+
+        When deletes leave a query with fewer than k live candidates while the index holds
+        more live rows, those queries are asked again for 4x the candidates (up to 3 times),
+        so clustered deletes cannot crowd out live neighbours.
+        """
+        rows, ok = index.search(q, count, leaves)  # (c, kk)
+        cands = view.vectors[rows]  # (c, kk, d)
+        dist = np.where(ok & view.alive[rows], self.scorer.score_candidates(q, cands), np.inf).astype(np.float32)
+        live_indexed = int(view.alive[: index.size].sum())
+        short = np.flatnonzero(np.isfinite(dist).sum(axis=1) < min(k, live_indexed))
+        if len(short) and count < index.size:
+            more_rows, more_dist = self._coarse(view, index, q[short], k, min(count * 4, index.size), leaves)
+            width = max(rows.shape[1], more_rows.shape[1])
+            rows = np.pad(rows, ((0, 0), (0, width - rows.shape[1])))
+            dist = np.pad(dist, ((0, 0), (0, width - dist.shape[1])), constant_values=np.inf)
+            rows[short, : more_rows.shape[1]] = more_rows
+            dist[short, : more_dist.shape[1]] = more_dist
+        return rows, dist
 
     def _exact(self, q: np.ndarray, view: View, lo: int, hi: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Brute force over rows [lo, hi): a fast matmul pass picks 2k+8 finalists, which are
@@ -171,11 +197,17 @@ class Shard:
                 thread.start()
         if wait:
             thread.join()
-            # A build already running when we asked may have missed the newest rows.
+            if self._build_error:
+                raise FailedPrecondition(f"index build failed: {self._build_error}")
+            # A build already running when we asked may have missed the newest rows: one more pass.
             with self._lock:
                 behind = self._rows.n - (self._index.size if self._index else 0)
-            if behind and self._rows.live >= self.params.min_index_size and thread is not threading.current_thread():
-                self.build_index(wait=True)
+                again = behind and self._rows.live >= self.params.min_index_size
+            if again:
+                self.build_index(wait=False)
+                self._builder.join()
+                if self._build_error:
+                    raise FailedPrecondition(f"index build failed: {self._build_error}")
 
     def _rebuild(self) -> None:
         t0 = time.perf_counter()
@@ -201,6 +233,7 @@ class Shard:
             )
             self._index = index
             self._builds += 1
+            self._build_error = None
         log.info("shard index built over %d rows in %.2fs", len(keep), time.perf_counter() - t0)
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -252,7 +285,8 @@ class Shard:
             self._maybe_rebuild()
 
     def close(self, save: bool = True) -> None:
-        self._closed = True
+        with self._lock:
+            self._closed = True
         if self._builder is not None:
             self._builder.join()
         if save:

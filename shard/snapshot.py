@@ -78,6 +78,7 @@ def save(root: Path, vectors: np.ndarray, ids: np.ndarray, alive: np.ndarray,
     has_index = save_index is not None
     if has_index:
         save_index(tmp / "scann")
+    shutil.rmtree(root / name, ignore_errors=True)  # left by a crash between this rename and the manifest
     os.replace(tmp, root / name)
     _fsync_dir(root)
     write_json_atomic(root / MANIFEST, {

@@ -60,6 +60,7 @@ def test_merge_pads_when_shards_hold_fewer_than_k():
     (["a", "b", "a"], "ids", "'a' appears 2 times"),
     (["ok", ""], "ids[1]", "1 to 256"),
     (["x" * 257], "ids[0]", "1 to 256"),
+    (["a", "a\x00"], "ids[1]", "NUL"),
 ])
 def test_bad_ids_name_the_field(ids, field, needle):
     with pytest.raises(InvalidArgument) as e:

@@ -60,7 +60,7 @@ def test_read_your_writes_and_get(client, fm_collection):
     gen = client.describe_collection("fm").generation
     client.upsert("fm", ["ryw-1"], v)
     res = client.search("fm", v, 1)
-    assert res.ids[0, 0] == "ryw-1" and res.scores[0, 0] == 0.0 and res.generation == gen + 1
+    assert res.ids[0, 0] == "ryw-1" and res.scores[0, 0] == 0.0 and res.generation > gen
     pts = client.get("fm", ["ryw-1", 5, "absent"])
     assert pts.ids == ["ryw-1", "5"] and pts.missing == ["absent"]
     assert np.array_equal(pts.vectors[0], v[0]) and np.array_equal(pts.vectors[1], fm_collection[5])

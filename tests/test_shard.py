@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from simsearch.bench.datasets import exact_neighbors
-from simsearch.protos.errors import InvalidArgument
+from simsearch.protos.errors import FailedPrecondition, InvalidArgument
 from simsearch.shard import IndexParams, Shard
 
 def _ids(n: int, offset: int = 0) -> list[str]:
@@ -132,9 +132,42 @@ def test_snapshot_restart_keeps_every_point_and_is_relocatable(tmp_path, fm_slic
 def test_bad_vectors_are_refused_and_change_nothing():
     shard = Shard(4, "cosine", IndexParams(), background=False)
     shard.upsert(["a"], np.ones((1, 4)))
-    for bad, field in [(np.ones((1, 5)), "vectors"), (np.full((1, 4), np.nan), "vectors"),
-                       (np.zeros((1, 4)), "vectors[0]")]:
+    for bad, field in [(np.ones((1, 5)), "vectors"), (np.full((1, 4), np.nan), "vectors[0]"),
+                       (np.zeros((1, 4)), "vectors[0]"), (np.full((1, 4), 1e-30), "vectors[0]"),
+                       (np.full((1, 4), 1e20), "vectors[0]")]:
         with pytest.raises(InvalidArgument) as e:
             shard.upsert(["b"], bad)
         assert e.value.field == field
     assert shard.stats()["points"] == 1
+
+
+def test_clustered_deletes_do_not_crowd_out_live_neighbours(fm_slice):
+    db, queries = fm_slice
+    shard = Shard(784, "l2", IndexParams(), background=False)
+    shard.upsert(_ids(len(db)), db)
+    shard.build_index()
+    q = queries[:1]
+    nearest = shard.search(q, 300, exact=True).ids[0].tolist()
+    shard.delete(nearest)  # the whole neighbourhood of q is gone, but not yet compacted
+    assert shard.stats()["deleted"] == 300 and shard.stats()["indexed"] == len(db)
+    exact = shard.search(q, 10, exact=True)
+    assert np.isfinite(shard.search(q, 10).distances).all(), "fewer than k results although thousands are live"
+    # Probe every leaf so that only candidate crowding (not leaf coverage) can cost recall.
+    approx = shard.search(q, 10, leaves_to_search=shard.stats()["num_leaves"])
+    assert len(set(approx.ids[0]) & set(exact.ids[0])) >= 9
+    assert not set(nearest) & set(approx.ids[0])
+
+
+def test_a_leftover_snapshot_dir_does_not_block_saving(tmp_path):
+    shard = Shard(4, "l2", IndexParams(), data_dir=tmp_path, background=False)
+    shard.upsert(["a"], np.ones((1, 4)))
+    (tmp_path / "snap-000001" / "junk").mkdir(parents=True)  # a crash after rename, before the manifest
+    shard.close()
+    assert Shard(4, "l2", IndexParams(), data_dir=tmp_path).stats()["points"] == 1
+
+
+def test_a_closed_shard_refuses_writes():
+    shard = Shard(4, "l2", IndexParams(), background=False)
+    shard.close(save=False)
+    with pytest.raises(FailedPrecondition):
+        shard.upsert(["a"], np.ones((1, 4)))
