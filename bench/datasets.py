@@ -72,8 +72,10 @@ def exact_neighbors(train: np.ndarray, test: np.ndarray, k: int = 100, metric: s
 
 def ground_truth(ds: Dataset, k: int = 100) -> np.ndarray:
     """Cached exact neighbours of ds.test in ds.train (keyed by a digest of the data)."""
-    digest = hashlib.blake2b(ds.train.tobytes()[:1 << 20] + ds.test.tobytes() + str(ds.train.shape).encode(),
-                             digest_size=8).hexdigest()
+    h = hashlib.blake2b(digest_size=8)
+    for part in (np.ascontiguousarray(ds.train), np.ascontiguousarray(ds.test), str(ds.train.shape).encode()):
+        h.update(part)  # buffers are hashed in place, no copies
+    digest = h.hexdigest()
     path = cache_dir() / f"gt-{ds.name}-{k}-{digest}.npy"
     if path.exists():
         return np.load(path)

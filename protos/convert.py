@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from simsearch.protos.errors import invalid
-from simsearch.protos.simsearch.v1 import common_pb2
+from simsearch.protos.simsearch.v1 import collections_pb2, common_pb2, points_pb2
 
 
 def matrix_to_proto(a: np.ndarray) -> common_pb2.Matrix:
@@ -47,8 +47,6 @@ def flatten_results(ids: np.ndarray, scores: np.ndarray, valid: np.ndarray) -> t
 
 def search_response(ids: np.ndarray, scores: np.ndarray, valid: np.ndarray):
     """(n, k) results -> a SearchResponse holding only the results (timings are added by the caller)."""
-    from simsearch.protos.simsearch.v1 import points_pb2
-
     counts, flat_ids, flat_scores = flatten_results(ids, scores, valid)
     resp = points_pb2.SearchResponse(counts=counts.tolist(), ids=flat_ids)
     resp.scores.extend(flat_scores.tolist())
@@ -56,8 +54,6 @@ def search_response(ids: np.ndarray, scores: np.ndarray, valid: np.ndarray):
 
 
 def index_params_to_proto(p):
-    from simsearch.protos.simsearch.v1 import collections_pb2
-
     return collections_pb2.IndexParams(
         num_leaves=p.num_leaves, leaves_to_search=p.leaves_to_search, dims_per_block=p.dims_per_block,
         rebuild_threshold=p.rebuild_threshold, min_index_size=p.min_index_size, oversample=p.oversample,
@@ -66,7 +62,7 @@ def index_params_to_proto(p):
 
 def spec_from_proto(req):
     """CreateCollectionRequest -> CollectionSpec (validated by its constructor); unset fields take defaults."""
-    from simsearch.shard import CollectionSpec, IndexParams
+    from simsearch.shard import CollectionSpec, IndexParams  # lazy: protos sits below shard in the import graph
 
     defaults = IndexParams()
     ix = req.index
@@ -82,8 +78,6 @@ def spec_from_proto(req):
 
 def collection_info(spec, generation: int, created_at: float, shard_stats: list[dict | None]):
     """CollectionInfo from the spec and each shard's stats() (None for a shard that did not answer)."""
-    from simsearch.protos.simsearch.v1 import collections_pb2
-
     infos = []
     for i, st in enumerate(shard_stats):
         if st is None or "unavailable" in st:

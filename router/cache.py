@@ -113,7 +113,8 @@ class HotQueryCache:
         self.failures = 0
 
     @staticmethod
-    def key(tenant: str, collection_uid: str, generation: int, k: int, params: str, queries: bytes) -> str:
+    def key(tenant: str, collection_uid: str, generation: int, k: int, params: str, queries) -> str:
+        """`queries` is any contiguous buffer (bytes or a C-contiguous array), hashed without copying."""
         digest = hashlib.blake2b(queries, digest_size=16).hexdigest()
         return f"ss:{tenant}:{collection_uid}:{generation}:{k}:{params}:{digest}"
 

@@ -172,7 +172,7 @@ class Engine:
         key, hot = None, False
         if not opts.no_cache:
             key = HotQueryCache.key(tenant, f"{live.record.uid}.{self._epoch}", generation, opts.k,
-                                    opts.cache_tag(), queries.tobytes())
+                                    opts.cache_tag(), np.ascontiguousarray(queries))
             value, hot = await self.cache.lookup(key)
             timings["cache"] = self._clock() - t0
             metrics.CACHE_LOOKUPS.labels(tenant, "hit" if value is not None else "miss").inc()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simsearch.protos.errors import invalid
-from simsearch.shard.config import MAX_ID_BYTES, MAX_K, MAX_LEAVES, MAX_OVERSAMPLE, CollectionSpec, check_rows
+from simsearch.shard.config import MAX_ID_CHARS, MAX_K, MAX_LEAVES, MAX_OVERSAMPLE, CollectionSpec, check_rows
 
 MAX_BATCH = 100_000  # ids per upsert / delete / get
 MAX_QUERIES = 10_000  # queries per search
@@ -29,11 +29,11 @@ def check_ids(ids: list[str], field: str = "ids") -> list[str]:
         raise invalid(f"{field}[{bad}]", "must not contain NUL characters")
     arr = np.asarray(ids, dtype=np.str_)
     lengths = np.char.str_len(arr)
-    bad = np.flatnonzero((lengths == 0) | (lengths > MAX_ID_BYTES))
+    bad = np.flatnonzero((lengths == 0) | (lengths > MAX_ID_CHARS))
     if len(bad):
-        raise invalid(f"{field}[{bad[0]}]", f"must be 1 to {MAX_ID_BYTES} characters, got {int(lengths[bad[0]])}")
+        raise invalid(f"{field}[{bad[0]}]", f"must be 1 to {MAX_ID_CHARS} characters, got {int(lengths[bad[0]])}")
     if len(set(ids)) != len(ids):
-        uniq, first, counts = np.unique(arr, return_index=True, return_counts=True)
+        uniq, counts = np.unique(arr, return_counts=True)
         dup = uniq[counts > 1][0]
         raise invalid(field, f"must be unique within one request; {str(dup)!r} appears {int(counts[counts > 1][0])} times")
     return ids
