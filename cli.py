@@ -1,4 +1,5 @@
-"""The `simsearch` command: serve, demo, and collection administration."""
+"""The `simsearch` command: serve, demo, collection administration, and encoders (train,
+eval, models list)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,50 @@ def _cmd_collections(args) -> int:
     return 0
 
 
+def _models_dir(args) -> Path | None:
+    return Path(args.models_dir) if args.models_dir else None
+
+
+def _cmd_train(args) -> int:
+    from simsearch.encoder.config import TrainConfig
+
+    cfg = TrainConfig.from_file(args.config)
+    if args.ray_address or args.ray_workers:
+        from simsearch.cluster import start_ray
+        from simsearch.cluster.train import train_on_ray
+
+        start_ray(args.ray_address)
+        ref, metrics = train_on_ray(cfg, num_workers=args.ray_workers or 2, root=_models_dir(args))
+    else:
+        from simsearch.encoder.pipeline import train_and_register
+
+        ref, metrics, _ = train_and_register(cfg, root=_models_dir(args))
+    print(json.dumps({"model": ref, "metrics": metrics}, indent=2, default=float))
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    from simsearch.encoder.pipeline import evaluate_registered
+
+    print(json.dumps(evaluate_registered(args.model, args.dataset, root=_models_dir(args)), indent=2, default=float))
+    return 0
+
+
+def _cmd_models(args) -> int:
+    if args.address:
+        with _client(args) as client:
+            models = client.list_models()
+    else:
+        from simsearch.encoder.registry import list_models
+
+        models = list_models(_models_dir(args))
+    for m in models:
+        shown = {k: round(v, 4) for k, v in m["metrics"].items() if isinstance(v, (int, float))}
+        print(f"{m['ref']}\t{m['kind']}\tdim={m['embedding_dim']}\tinput={m['input_shape']}\t{m['created']}\t"
+              f"{json.dumps(shown)}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="simsearch", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true")
@@ -81,6 +126,27 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--address", default=os.environ.get("SIMSEARCH_ADDRESS", "127.0.0.1:50051"))
     c.add_argument("--api-key", default=None, help="default: $SIMSEARCH_API_KEY")
     c.set_defaults(func=_cmd_collections)
+
+    models_help = "model registry (default: $SIMSEARCH_MODELS, else ./simsearch-data/models, where serve looks)"
+    t = sub.add_parser("train", help="train an encoder from a YAML/JSON config and register it as name@version")
+    t.add_argument("config")
+    t.add_argument("--models-dir", default=None, help=models_help)
+    t.add_argument("--ray-address", default=None, help="train data-parallel on this Ray cluster (Ray Train)")
+    t.add_argument("--ray-workers", type=int, default=0, help="Ray Train workers (a local Ray if no address)")
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("eval", help="score a registered encoder on a dataset's test protocol")
+    e.add_argument("model", help="name@version, or name for the latest")
+    e.add_argument("--dataset", required=True, choices=["fashion-mnist", "digits", "text-pairs"])
+    e.add_argument("--models-dir", default=None, help=models_help)
+    e.set_defaults(func=_cmd_eval)
+
+    m = sub.add_parser("models", help="list registered encoders")
+    m.add_argument("action", choices=["list"])
+    m.add_argument("--models-dir", default=None, help=models_help)
+    m.add_argument("--address", default=None, help="ask a running server instead of reading the registry")
+    m.add_argument("--api-key", default=None, help="default: $SIMSEARCH_API_KEY")
+    m.set_defaults(func=_cmd_models)
     return p
 
 

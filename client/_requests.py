@@ -14,7 +14,7 @@ import numpy as np
 
 from simsearch.protos import convert
 from simsearch.protos.errors import InvalidArgument
-from simsearch.protos.simsearch.v1 import collections_pb2, points_pb2
+from simsearch.protos.simsearch.v1 import collections_pb2, common_pb2, encoders_pb2, points_pb2
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 UPSERT_TARGET_BYTES = 8 * 1024 * 1024  # bulk upserts are cut into requests of about this size
@@ -25,7 +25,7 @@ _RETRY = {
     "retryableStatusCodes": ["UNAVAILABLE"],
 }
 # Idempotent calls only: a retried CreateCollection could answer ALREADY_EXISTS to its own first try.
-_IDEMPOTENT = [{"service": "simsearch.v1.Points"}] + [
+_IDEMPOTENT = [{"service": "simsearch.v1.Points"}, {"service": "simsearch.v1.Encoders"}] + [
     {"service": "simsearch.v1.Collections", "method": m} for m in ("ListCollections", "DescribeCollection", "BuildIndex")
 ]
 CHANNEL_OPTIONS = [
@@ -65,22 +65,76 @@ def upsert_batches(ids: list[str], vectors: np.ndarray, batch_size: int | None) 
     return [slice(i, i + batch_size) for i in range(0, len(ids), batch_size)] or [slice(0, 0)]
 
 
-def upsert_request(collection: str, ids: list[str], vectors: np.ndarray) -> points_pb2.UpsertRequest:
-    return points_pb2.UpsertRequest(collection=collection, ids=ids, vectors=convert.matrix_to_proto(vectors))
+RAW_BATCH = 1024  # raw inputs per request: the server embeds at most 4096 per call
 
 
-def search_request(collection: str, queries: np.ndarray, k: int, *, leaves_to_search: int = 0,
-                   oversample: int = 0, exact: bool = False, timeout_ms: int = 0, allow_partial: bool = False,
-                   no_cache: bool = False) -> points_pb2.SearchRequest:
+def raw_inputs(texts: Sequence[str] | None = None, images: Any = None) -> common_pb2.RawInputs:
+    """Texts, or uint8 images shaped (N, H, W) or (N, C, H, W), as the wire's RawInputs."""
+    if (texts is None) == (images is None):
+        raise InvalidArgument("inputs: pass exactly one of texts or images", field="inputs")
+    if texts is not None:
+        if isinstance(texts, str):
+            raise InvalidArgument("inputs.texts: pass a list of strings, not one string", field="inputs.texts")
+        return common_pb2.RawInputs(texts=list(texts))
+    a = np.asarray(images)
+    if a.dtype != np.uint8:
+        raise InvalidArgument(f"inputs.images: must be uint8 pixels, got dtype {a.dtype}", field="inputs.images")
+    if a.ndim == 3:
+        a = a[:, None]
+    if a.ndim != 4:
+        raise InvalidArgument(f"inputs.images: must be (N, H, W) or (N, C, H, W), got shape {a.shape}",
+                              field="inputs.images")
+    n, c, h, w = a.shape
+    return common_pb2.RawInputs(images=common_pb2.ImageBatch(count=n, channels=c, height=h, width=w,
+                                                             pixels=np.ascontiguousarray(a).tobytes()))
+
+
+def raw_count(texts: Sequence[str] | None, images: Any) -> int:
+    return len(texts) if texts is not None else len(images)
+
+
+def raw_slice(texts: Sequence[str] | None, images: Any, b: slice) -> common_pb2.RawInputs:
+    return raw_inputs(list(texts[b]), None) if texts is not None else raw_inputs(None, np.asarray(images)[b])
+
+
+def upsert_request(collection: str, ids: list[str], vectors: np.ndarray | None, *,
+                   inputs: common_pb2.RawInputs | None = None, encoder: str = "") -> points_pb2.UpsertRequest:
+    if inputs is not None:
+        return points_pb2.UpsertRequest(collection=collection, ids=ids, inputs=inputs)
+    return points_pb2.UpsertRequest(collection=collection, ids=ids, vectors=convert.matrix_to_proto(vectors),
+                                    encoder=encoder or "")
+
+
+def search_request(collection: str, queries: Any, k: int, *, texts: Sequence[str] | None = None, images: Any = None,
+                   encoder: str | None = None, leaves_to_search: int = 0, oversample: int = 0, exact: bool = False,
+                   timeout_ms: int = 0, allow_partial: bool = False, no_cache: bool = False) -> points_pb2.SearchRequest:
     params = points_pb2.SearchParams(leaves_to_search=leaves_to_search, oversample=oversample, exact=exact,
                                      timeout_ms=timeout_ms, allow_partial=allow_partial, no_cache=no_cache)
-    return points_pb2.SearchRequest(collection=collection, queries=convert.matrix_to_proto(queries), k=k,
-                                    params=params)
+    if queries is None:
+        return points_pb2.SearchRequest(collection=collection, inputs=raw_inputs(texts, images), k=k, params=params)
+    return points_pb2.SearchRequest(collection=collection, queries=convert.matrix_to_proto(as_matrix(queries)), k=k,
+                                    params=params, encoder=encoder or "")
 
 
-def create_request(name: str, dim: int, metric: str, shards: int, index: dict[str, int]):
+def create_request(name: str, dim: int, metric: str, shards: int, index: dict[str, int], encoder: str = ""):
     return collections_pb2.CreateCollectionRequest(
-        name=name, dim=dim, metric=metric, shards=shards, index=collections_pb2.IndexParams(**index))
+        name=name, dim=dim, metric=metric, shards=shards, index=collections_pb2.IndexParams(**index), encoder=encoder)
+
+
+@dataclass(frozen=True)
+class Embedding:
+    model: str  # the resolved "name@version": pass it as `encoder=` with these vectors
+    vectors: np.ndarray  # (n, dim) float32, unit norm
+
+
+def parse_embed(resp: encoders_pb2.EmbedResponse) -> Embedding:
+    return Embedding(resp.model, convert.matrix_from_proto(resp.vectors, "vectors"))
+
+
+def parse_models(resp: encoders_pb2.ListModelsResponse) -> list[dict[str, Any]]:
+    return [{"ref": m.ref, "kind": m.kind, "embedding_dim": m.embedding_dim, "input_shape": list(m.input_shape),
+             "created": m.created, "metrics": dict(m.metrics), "data_fingerprint": m.data_fingerprint}
+            for m in resp.models]
 
 
 @dataclass(frozen=True)
@@ -127,10 +181,12 @@ class CollectionInfo:
     index_state: str
     index: dict[str, int]
     shard_info: list[dict[str, Any]]
+    encoder: str = ""
 
 
 def parse_info(m: collections_pb2.CollectionInfo) -> CollectionInfo:
     ix = m.index
     index = {f.name: getattr(ix, f.name) for f in ix.DESCRIPTOR.fields}
     shards = [{f.name: getattr(s, f.name) for f in s.DESCRIPTOR.fields} for s in m.shard_info]
-    return CollectionInfo(m.name, m.dim, m.metric, m.shards, m.points, m.generation, m.index_state, index, shards)
+    return CollectionInfo(m.name, m.dim, m.metric, m.shards, m.points, m.generation, m.index_state, index, shards,
+                          m.encoder)

@@ -8,7 +8,8 @@ import grpc
 import numpy as np
 
 from simsearch.client import _requests as rq
-from simsearch.protos.simsearch.v1 import collections_pb2, collections_pb2_grpc, points_pb2, points_pb2_grpc
+from simsearch.protos.simsearch.v1 import (collections_pb2, collections_pb2_grpc, encoders_pb2, encoders_pb2_grpc,
+                                           points_pb2, points_pb2_grpc)
 from simsearch.protos.status import from_rpc_error
 
 
@@ -17,6 +18,7 @@ class AsyncClient:
         self._channel = grpc.aio.insecure_channel(address, options=rq.CHANNEL_OPTIONS)
         self._collections = collections_pb2_grpc.CollectionsStub(self._channel)
         self._points = points_pb2_grpc.PointsStub(self._channel)
+        self._encoders = encoders_pb2_grpc.EncodersStub(self._channel)
         self._md = rq.metadata(api_key)
         self.timeout = timeout
 
@@ -26,10 +28,10 @@ class AsyncClient:
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
 
-    async def create_collection(self, name: str, dim: int, metric: str = "l2", shards: int = 1,
-                                **index: int) -> rq.CollectionInfo:
+    async def create_collection(self, name: str, dim: int = 0, metric: str = "", shards: int = 1, *,
+                                encoder: str = "", **index: int) -> rq.CollectionInfo:
         return rq.parse_info(await self._call(self._collections.CreateCollection,
-                                              rq.create_request(name, dim, metric, shards, index)))
+                                              rq.create_request(name, dim, metric, shards, index, encoder)))
 
     async def drop_collection(self, name: str) -> None:
         await self._call(self._collections.DropCollection, collections_pb2.DropCollectionRequest(name=name))
@@ -45,12 +47,22 @@ class AsyncClient:
         return rq.parse_info(await self._call(self._collections.BuildIndex,
                                               collections_pb2.BuildIndexRequest(name=name, wait=wait), timeout))
 
-    async def upsert(self, collection: str, ids: Sequence[str | int] | np.ndarray, vectors: Any, *,
+    async def upsert(self, collection: str, ids: Sequence[str | int] | np.ndarray, vectors: Any = None, *,
+                     texts: Sequence[str] | None = None, images: Any = None, encoder: str | None = None,
                      batch_size: int | None = None) -> int:
-        ids, vectors = rq.as_str_ids(ids), rq.as_matrix(vectors)
+        ids = rq.as_str_ids(ids)
+        raw = vectors is None
+        if raw:
+            batches = rq.upsert_batches(ids, np.zeros((rq.raw_count(texts, images), 0), np.float32),
+                                        batch_size or rq.RAW_BATCH)
+        else:
+            vectors = rq.as_matrix(vectors)
+            batches = rq.upsert_batches(ids, vectors, batch_size)
         done = 0
-        for b in rq.upsert_batches(ids, vectors, batch_size):
-            done += (await self._call(self._points.Upsert, rq.upsert_request(collection, ids[b], vectors[b]))).upserted
+        for b in batches:
+            req = (rq.upsert_request(collection, ids[b], None, inputs=rq.raw_slice(texts, images, b)) if raw
+                   else rq.upsert_request(collection, ids[b], vectors[b], encoder=encoder or ""))
+            done += (await self._call(self._points.Upsert, req)).upserted
         return done
 
     async def delete(self, collection: str, ids: Sequence[str | int] | np.ndarray) -> int:
@@ -61,10 +73,18 @@ class AsyncClient:
         return rq.parse_get(await self._call(self._points.Get,
                                              points_pb2.GetRequest(collection=collection, ids=rq.as_str_ids(ids))))
 
-    async def search(self, collection: str, queries: Any, k: int = 10, *, timeout: float | None = None,
+    async def search(self, collection: str, queries: Any = None, k: int = 10, *, texts: Sequence[str] | None = None,
+                     images: Any = None, encoder: str | None = None, timeout: float | None = None,
                      **params: Any) -> rq.SearchResults:
-        req = rq.search_request(collection, rq.as_matrix(queries), k, **params)
+        req = rq.search_request(collection, queries, k, texts=texts, images=images, encoder=encoder, **params)
         return rq.parse_search(await self._call(self._points.Search, req, timeout), k)
+
+    async def embed(self, model: str, *, texts: Sequence[str] | None = None, images: Any = None) -> rq.Embedding:
+        req = encoders_pb2.EmbedRequest(model=model, inputs=rq.raw_inputs(texts, images))
+        return rq.parse_embed(await self._call(self._encoders.Embed, req))
+
+    async def list_models(self) -> list[dict[str, Any]]:
+        return rq.parse_models(await self._call(self._encoders.ListModels, encoders_pb2.ListModelsRequest()))
 
     async def close(self) -> None:
         await self._channel.close()

@@ -9,7 +9,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from simsearch.client import _requests as rq
-from simsearch.protos.simsearch.v1 import collections_pb2, collections_pb2_grpc, points_pb2, points_pb2_grpc
+from simsearch.protos.simsearch.v1 import (collections_pb2, collections_pb2_grpc, encoders_pb2, encoders_pb2_grpc,
+                                           points_pb2, points_pb2_grpc)
 from simsearch.protos.status import from_rpc_error
 
 
@@ -20,6 +21,7 @@ class Client:
         self._channel = grpc.insecure_channel(address, options=rq.CHANNEL_OPTIONS)
         self._collections = collections_pb2_grpc.CollectionsStub(self._channel)
         self._points = points_pb2_grpc.PointsStub(self._channel)
+        self._encoders = encoders_pb2_grpc.EncodersStub(self._channel)
         self._md = rq.metadata(api_key)
         self.timeout = timeout
 
@@ -31,11 +33,13 @@ class Client:
 
     # ---- collections ----
 
-    def create_collection(self, name: str, dim: int, metric: str = "l2", shards: int = 1,
+    def create_collection(self, name: str, dim: int = 0, metric: str = "", shards: int = 1, *, encoder: str = "",
                           **index: int) -> rq.CollectionInfo:
-        """index: num_leaves, leaves_to_search, dims_per_block, rebuild_threshold, min_index_size, oversample."""
+        """metric "" = l2 (cosine when bound to an encoder); encoder = "name@version" binds the
+        collection so upsert/search take texts= or images=, and dim may be 0 (the encoder's).
+        index: num_leaves, leaves_to_search, dims_per_block, rebuild_threshold, min_index_size, oversample."""
         return rq.parse_info(self._call(self._collections.CreateCollection,
-                                        rq.create_request(name, dim, metric, shards, index)))
+                                        rq.create_request(name, dim, metric, shards, index, encoder)))
 
     def drop_collection(self, name: str) -> None:
         self._call(self._collections.DropCollection, collections_pb2.DropCollectionRequest(name=name))
@@ -54,15 +58,26 @@ class Client:
 
     # ---- points ----
 
-    def upsert(self, collection: str, ids: Sequence[str | int] | np.ndarray, vectors: Any, *,
+    def upsert(self, collection: str, ids: Sequence[str | int] | np.ndarray, vectors: Any = None, *,
+               texts: Sequence[str] | None = None, images: Any = None, encoder: str | None = None,
                batch_size: int | None = None, progress: bool | None = None) -> int:
-        """Upsert in batches of about 8 MiB with a progress bar (shown on a terminal when progress is None)."""
-        ids, vectors = rq.as_str_ids(ids), rq.as_matrix(vectors)
-        batches = rq.upsert_batches(ids, vectors, batch_size)
+        """Upsert vectors, or raw texts/images for a collection bound to an encoder, in batches
+        (about 8 MiB of vectors, or 1,024 raw inputs) with a progress bar (on a terminal when
+        progress is None). `encoder` names the "name@version" that produced `vectors`."""
+        ids = rq.as_str_ids(ids)
+        raw = vectors is None
+        if raw:
+            batches = rq.upsert_batches(ids, np.zeros((rq.raw_count(texts, images), 0), np.float32),
+                                        batch_size or rq.RAW_BATCH)
+        else:
+            vectors = rq.as_matrix(vectors)
+            batches = rq.upsert_batches(ids, vectors, batch_size)
         done = 0
         with tqdm(total=len(ids), unit="vec", desc=f"upsert {collection}", disable=None if progress is None else not progress) as bar:
             for b in batches:
-                done += self._call(self._points.Upsert, rq.upsert_request(collection, ids[b], vectors[b])).upserted
+                req = (rq.upsert_request(collection, ids[b], None, inputs=rq.raw_slice(texts, images, b)) if raw
+                       else rq.upsert_request(collection, ids[b], vectors[b], encoder=encoder or ""))
+                done += self._call(self._points.Upsert, req).upserted
                 bar.update(len(ids[b]))
         return done
 
@@ -72,11 +87,23 @@ class Client:
     def get(self, collection: str, ids: Sequence[str | int] | np.ndarray) -> rq.Points:
         return rq.parse_get(self._call(self._points.Get, points_pb2.GetRequest(collection=collection, ids=rq.as_str_ids(ids))))
 
-    def search(self, collection: str, queries: Any, k: int = 10, *, timeout: float | None = None,
+    def search(self, collection: str, queries: Any = None, k: int = 10, *, texts: Sequence[str] | None = None,
+               images: Any = None, encoder: str | None = None, timeout: float | None = None,
                **params: Any) -> rq.SearchResults:
-        """params: leaves_to_search, oversample, exact, timeout_ms, allow_partial, no_cache."""
-        req = rq.search_request(collection, rq.as_matrix(queries), k, **params)
+        """Query vectors, or texts=/images= for a collection bound to an encoder. params:
+        leaves_to_search, oversample, exact, timeout_ms, allow_partial, no_cache."""
+        req = rq.search_request(collection, queries, k, texts=texts, images=images, encoder=encoder, **params)
         return rq.parse_search(self._call(self._points.Search, req, timeout), k)
+
+    # ---- encoders ----
+
+    def embed(self, model: str, *, texts: Sequence[str] | None = None, images: Any = None) -> rq.Embedding:
+        """Embed raw inputs with a registered encoder ("name@version" or "name" for the latest)."""
+        req = encoders_pb2.EmbedRequest(model=model, inputs=rq.raw_inputs(texts, images))
+        return rq.parse_embed(self._call(self._encoders.Embed, req))
+
+    def list_models(self) -> list[dict[str, Any]]:
+        return rq.parse_models(self._call(self._encoders.ListModels, encoders_pb2.ListModelsRequest()))
 
     # ---- lifecycle ----
 

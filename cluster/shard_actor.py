@@ -13,9 +13,8 @@ from typing import Any
 
 import numpy as np
 import ray
-from ray.exceptions import RayActorError, RayTaskError
 
-from simsearch.protos.errors import Internal, SimsearchError, Unavailable
+from simsearch.cluster._calls import call_actor
 from simsearch.shard import IndexParams, SearchResult, Shard
 
 ACTOR_CONCURRENCY = 8
@@ -45,17 +44,7 @@ class ShardHandle:
         return cls(actor, label)
 
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await getattr(self._actor, method).remote(*args, **kwargs)
-        except RayTaskError as e:
-            cause = e.cause
-            if isinstance(cause, SimsearchError):
-                raise cause from None
-            if isinstance(cause, RayActorError):
-                raise Unavailable(f"{self.label} is unavailable: {cause}") from None
-            raise Internal(f"{self.label} failed in {method}: {type(cause).__name__}: {cause}") from e
-        except RayActorError as e:
-            raise Unavailable(f"{self.label} is unavailable: {type(e).__name__}") from None
+        return await call_actor(self._actor, self.label, method, *args, **kwargs)
 
     async def upsert(self, ids: list[str], vectors: np.ndarray) -> int:
         return await self._call("upsert", ids, vectors)

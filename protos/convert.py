@@ -73,7 +73,8 @@ def spec_from_proto(req):
         min_index_size=ix.min_index_size or defaults.min_index_size,
         oversample=ix.oversample or defaults.oversample,
     )
-    return CollectionSpec(name=req.name, dim=req.dim, metric=req.metric or "l2", shards=req.shards or 1, index=params)
+    return CollectionSpec(name=req.name, dim=req.dim, metric=req.metric or ("cosine" if req.encoder else "l2"),
+                          shards=req.shards or 1, index=params, encoder=req.encoder)
 
 
 def collection_info(spec, generation: int, created_at: float, shard_stats: list[dict | None]):
@@ -96,5 +97,5 @@ def collection_info(spec, generation: int, created_at: float, shard_stats: list[
     return collections_pb2.CollectionInfo(
         name=spec.name, dim=spec.dim, metric=spec.metric, shards=spec.shards,
         index=index_params_to_proto(spec.index), points=sum(s.points for s in infos),
-        generation=generation, index_state=state, shard_info=infos, created_at=created_at,
+        generation=generation, index_state=state, shard_info=infos, created_at=created_at, encoder=spec.encoder,
     )

@@ -24,6 +24,7 @@ from simsearch.reranker import to_score
 from simsearch.router import metrics
 from simsearch.router.cache import HotQueryCache, make_cache
 from simsearch.router.catalog import Catalog, CollectionRecord
+from simsearch.router.encoders import EncoderHub
 from simsearch.router.hashing import group_by_shard
 from simsearch.router.merge import merge
 from simsearch.router.validate import MAX_QUERIES, SearchOptions, check_ids, check_vectors
@@ -51,8 +52,9 @@ class LiveCollection:
 class Engine:
     def __init__(self, catalog: Catalog, *, cache: HotQueryCache | None = None,
                  shard_factory: ShardFactory = _default_factory, default_timeout_s: float = 30.0,
-                 clock: Callable[[], float] = time.perf_counter):
+                 clock: Callable[[], float] = time.perf_counter, encoders: EncoderHub | None = None):
         self.catalog = catalog
+        self.encoders = encoders or EncoderHub(catalog.root / "models")
         self.cache = cache or make_cache(None)
         self._factory = shard_factory
         self._timeout_s = default_timeout_s
@@ -68,6 +70,9 @@ class Engine:
         handles = [self._factory(f"{rec.tenant}/{rec.spec.name}-{rec.uid}/shard-{i}", rec, i,
                                  self.catalog.shard_dir(rec, i)) for i in range(rec.spec.shards)]
         return LiveCollection(rec, handles)
+
+    def spec(self, tenant: str, name: str) -> CollectionSpec:
+        return self._get(tenant, name).spec
 
     def _get(self, tenant: str, name: str, field: str = "collection") -> LiveCollection:
         live = self._live.get((tenant, name))
@@ -252,4 +257,5 @@ class Engine:
             for h in live.shards:
                 h.kill()
         self._live.clear()
+        self.encoders.close()
         await self.cache.close()

@@ -13,15 +13,17 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from simsearch.protos.simsearch.v1 import collections_pb2, collections_pb2_grpc, points_pb2, points_pb2_grpc
+from simsearch.protos.simsearch.v1 import (collections_pb2, collections_pb2_grpc, encoders_pb2, encoders_pb2_grpc,
+                                           points_pb2, points_pb2_grpc)
 from simsearch.router.engine import Engine
-from simsearch.router.servicers import CollectionsServicer, PointsServicer
+from simsearch.router.servicers import CollectionsServicer, EncodersServicer, PointsServicer
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 SERVICE_NAMES = (
     collections_pb2.DESCRIPTOR.services_by_name["Collections"].full_name,
     points_pb2.DESCRIPTOR.services_by_name["Points"].full_name,
+    encoders_pb2.DESCRIPTOR.services_by_name["Encoders"].full_name,
 )
 
 
@@ -54,6 +56,7 @@ def create_server(engine: Engine, address: str = "127.0.0.1:0", *,
     ])
     collections_pb2_grpc.add_CollectionsServicer_to_server(CollectionsServicer(engine), server)
     points_pb2_grpc.add_PointsServicer_to_server(PointsServicer(engine), server)
+    encoders_pb2_grpc.add_EncodersServicer_to_server(EncodersServicer(engine), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

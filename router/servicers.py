@@ -13,7 +13,8 @@ import grpc
 
 from simsearch.protos import convert
 from simsearch.protos.errors import Internal, SimsearchError, Unauthenticated
-from simsearch.protos.simsearch.v1 import collections_pb2, collections_pb2_grpc, points_pb2, points_pb2_grpc
+from simsearch.protos.simsearch.v1 import (collections_pb2, collections_pb2_grpc, encoders_pb2, encoders_pb2_grpc,
+                                           points_pb2, points_pb2_grpc)
 from simsearch.protos.status import to_status
 from simsearch.router.auth import key_from_metadata
 from simsearch.router.engine import Engine
@@ -46,7 +47,8 @@ class CollectionsServicer(collections_pb2_grpc.CollectionsServicer):
 
     @rpc
     async def CreateCollection(self, request, context, tenant):
-        return await self.engine.create_collection(tenant, convert.spec_from_proto(request))
+        bound = self.engine.encoders.bind(request)
+        return await self.engine.create_collection(tenant, convert.spec_from_proto(bound))
 
     @rpc
     async def DropCollection(self, request, context, tenant):
@@ -72,7 +74,9 @@ class PointsServicer(points_pb2_grpc.PointsServicer):
 
     @rpc
     async def Upsert(self, request, context, tenant):
-        vectors = convert.matrix_from_proto(request.vectors, "vectors")
+        vectors = await self.engine.encoders.vectors_for(
+            self.engine.spec(tenant, request.collection), lambda: convert.matrix_from_proto(request.vectors, "vectors"),
+            request.inputs, request.encoder, "vectors")
         n, generation = await self.engine.upsert(tenant, request.collection, list(request.ids), vectors)
         return points_pb2.UpsertResponse(upserted=n, generation=generation)
 
@@ -91,5 +95,21 @@ class PointsServicer(points_pb2_grpc.PointsServicer):
         p = request.params
         opts = check_search(request.k, p.leaves_to_search, p.oversample, p.exact, p.timeout_ms,
                             p.allow_partial, p.no_cache)
-        queries = convert.matrix_from_proto(request.queries, "queries")
+        queries = await self.engine.encoders.vectors_for(
+            self.engine.spec(tenant, request.collection), lambda: convert.matrix_from_proto(request.queries, "queries"),
+            request.inputs, request.encoder, "queries")
         return await self.engine.search(tenant, request.collection, queries, opts, context.time_remaining())
+
+
+class EncodersServicer(encoders_pb2_grpc.EncodersServicer):
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    @rpc
+    async def Embed(self, request, context, tenant):
+        ref, vectors = await self.engine.encoders.embed(request.model, request.inputs)
+        return encoders_pb2.EmbedResponse(model=ref, vectors=convert.matrix_to_proto(vectors))
+
+    @rpc
+    async def ListModels(self, request, context, tenant):
+        return self.engine.encoders.list_models()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything simsearch needs on a fresh Debian machine, idempotently:
-# system packages (redis-server, Fashion-MNIST), a venv in .venv, torch 2.13.0 first
+# system packages (redis-server, Fashion-MNIST, WordNet, GCIDE), a venv in .venv, torch 2.13.0 first
 # (the CPU wheel; a plain `torch` requirement would pull GBs of CUDA), then the project.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need_apt+=(dataset-fashion-mnist)
+[ -f /usr/share/wordnet/data.noun ] || need_apt+=(wordnet-base)
+[ -f /usr/share/dictd/gcide.index ] || need_apt+=(dict-gcide)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq

@@ -87,6 +87,7 @@ class CollectionSpec:
     metric: str = "l2"
     shards: int = 1
     index: IndexParams = field(default_factory=IndexParams)
+    encoder: str = ""  # "name@version" of the bound encoder, or "" for plain vectors
 
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.name):

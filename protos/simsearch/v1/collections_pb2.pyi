@@ -23,18 +23,20 @@ class IndexParams(_message.Message):
     def __init__(self, num_leaves: _Optional[int] = ..., leaves_to_search: _Optional[int] = ..., dims_per_block: _Optional[int] = ..., rebuild_threshold: _Optional[int] = ..., min_index_size: _Optional[int] = ..., oversample: _Optional[int] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "dim", "metric", "shards", "index")
+    __slots__ = ("name", "dim", "metric", "shards", "index", "encoder")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
     SHARDS_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
+    ENCODER_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: str
     shards: int
     index: IndexParams
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., shards: _Optional[int] = ..., index: _Optional[_Union[IndexParams, _Mapping]] = ...) -> None: ...
+    encoder: str
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., shards: _Optional[int] = ..., index: _Optional[_Union[IndexParams, _Mapping]] = ..., encoder: _Optional[str] = ...) -> None: ...
 
 class ShardInfo(_message.Message):
     __slots__ = ("shard", "available", "points", "indexed", "fresh", "deleted", "index_state", "num_leaves", "builds", "error")
@@ -61,7 +63,7 @@ class ShardInfo(_message.Message):
     def __init__(self, shard: _Optional[int] = ..., available: _Optional[bool] = ..., points: _Optional[int] = ..., indexed: _Optional[int] = ..., fresh: _Optional[int] = ..., deleted: _Optional[int] = ..., index_state: _Optional[str] = ..., num_leaves: _Optional[int] = ..., builds: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
-    __slots__ = ("name", "dim", "metric", "shards", "index", "points", "generation", "index_state", "shard_info", "created_at")
+    __slots__ = ("name", "dim", "metric", "shards", "index", "points", "generation", "index_state", "shard_info", "created_at", "encoder")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +74,7 @@ class CollectionInfo(_message.Message):
     INDEX_STATE_FIELD_NUMBER: _ClassVar[int]
     SHARD_INFO_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    ENCODER_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: str
@@ -82,7 +85,8 @@ class CollectionInfo(_message.Message):
     index_state: str
     shard_info: _containers.RepeatedCompositeFieldContainer[ShardInfo]
     created_at: float
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., shards: _Optional[int] = ..., index: _Optional[_Union[IndexParams, _Mapping]] = ..., points: _Optional[int] = ..., generation: _Optional[int] = ..., index_state: _Optional[str] = ..., shard_info: _Optional[_Iterable[_Union[ShardInfo, _Mapping]]] = ..., created_at: _Optional[float] = ...) -> None: ...
+    encoder: str
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., shards: _Optional[int] = ..., index: _Optional[_Union[IndexParams, _Mapping]] = ..., points: _Optional[int] = ..., generation: _Optional[int] = ..., index_state: _Optional[str] = ..., shard_info: _Optional[_Iterable[_Union[ShardInfo, _Mapping]]] = ..., created_at: _Optional[float] = ..., encoder: _Optional[str] = ...) -> None: ...
 
 class DropCollectionRequest(_message.Message):
     __slots__ = ("name",)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*simsearch/protos/simsearch/v1/common.proto\x12\x0csimsearch.v1\"2\n\x06Matrix\x12\x0c\n\x04rows\x18\x01 \x01(\x05\x12\x0c\n\x04\x63ols\x18\x02 \x01(\x05\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*simsearch/protos/simsearch/v1/common.proto\x12\x0csimsearch.v1\"2\n\x06Matrix\x12\x0c\n\x04rows\x18\x01 \x01(\x05\x12\x0c\n\x04\x63ols\x18\x02 \x01(\x05\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"D\n\tRawInputs\x12\r\n\x05texts\x18\x01 \x03(\t\x12(\n\x06images\x18\x02 \x01(\x0b\x32\x18.simsearch.v1.ImageBatch\"\\\n\nImageBatch\x12\r\n\x05\x63ount\x18\x01 \x01(\x05\x12\x10\n\x08\x63hannels\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x12\r\n\x05width\x18\x04 \x01(\x05\x12\x0e\n\x06pixels\x18\x05 \x01(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,4 +33,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MATRIX']._serialized_start=60
   _globals['_MATRIX']._serialized_end=110
+  _globals['_RAWINPUTS']._serialized_start=112
+  _globals['_RAWINPUTS']._serialized_end=180
+  _globals['_IMAGEBATCH']._serialized_start=182
+  _globals['_IMAGEBATCH']._serialized_end=274
 # @@protoc_insertion_point(module_scope)

@@ -8,14 +8,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class UpsertRequest(_message.Message):
-    __slots__ = ("collection", "ids", "vectors")
+    __slots__ = ("collection", "ids", "vectors", "inputs", "encoder")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     IDS_FIELD_NUMBER: _ClassVar[int]
     VECTORS_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    ENCODER_FIELD_NUMBER: _ClassVar[int]
     collection: str
     ids: _containers.RepeatedScalarFieldContainer[str]
     vectors: _common_pb2.Matrix
-    def __init__(self, collection: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ..., vectors: _Optional[_Union[_common_pb2.Matrix, _Mapping]] = ...) -> None: ...
+    inputs: _common_pb2.RawInputs
+    encoder: str
+    def __init__(self, collection: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ..., vectors: _Optional[_Union[_common_pb2.Matrix, _Mapping]] = ..., inputs: _Optional[_Union[_common_pb2.RawInputs, _Mapping]] = ..., encoder: _Optional[str] = ...) -> None: ...
 
 class UpsertResponse(_message.Message):
     __slots__ = ("upserted", "generation")
@@ -76,16 +80,20 @@ class SearchParams(_message.Message):
     def __init__(self, leaves_to_search: _Optional[int] = ..., oversample: _Optional[int] = ..., exact: _Optional[bool] = ..., timeout_ms: _Optional[int] = ..., allow_partial: _Optional[bool] = ..., no_cache: _Optional[bool] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("collection", "queries", "k", "params")
+    __slots__ = ("collection", "queries", "k", "params", "inputs", "encoder")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     QUERIES_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    ENCODER_FIELD_NUMBER: _ClassVar[int]
     collection: str
     queries: _common_pb2.Matrix
     k: int
     params: SearchParams
-    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Union[_common_pb2.Matrix, _Mapping]] = ..., k: _Optional[int] = ..., params: _Optional[_Union[SearchParams, _Mapping]] = ...) -> None: ...
+    inputs: _common_pb2.RawInputs
+    encoder: str
+    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Union[_common_pb2.Matrix, _Mapping]] = ..., k: _Optional[int] = ..., params: _Optional[_Union[SearchParams, _Mapping]] = ..., inputs: _Optional[_Union[_common_pb2.RawInputs, _Mapping]] = ..., encoder: _Optional[str] = ...) -> None: ...
 
 class StageTiming(_message.Message):
     __slots__ = ("stage", "ms")

@@ -1,0 +1,25 @@
+"""One mapping from Ray's failures to the platform's errors, for every actor facade."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.exceptions import RayActorError, RayTaskError
+
+from simsearch.protos.errors import Internal, SimsearchError, Unavailable
+
+
+async def call_actor(actor: Any, label: str, method: str, *args: Any, **kwargs: Any) -> Any:
+    """Await actor.method(...); raises SimsearchError subclasses only: the actor's own
+    SimsearchError as is, a dead actor as Unavailable, anything else as Internal."""
+    try:
+        return await getattr(actor, method).remote(*args, **kwargs)
+    except RayTaskError as e:
+        cause = e.cause
+        if isinstance(cause, SimsearchError):
+            raise cause from None
+        if isinstance(cause, RayActorError):
+            raise Unavailable(f"{label} is unavailable: {cause}") from None
+        raise Internal(f"{label} failed in {method}: {type(cause).__name__}: {cause}") from e
+    except RayActorError as e:
+        raise Unavailable(f"{label} is unavailable: {type(e).__name__}") from None

@@ -1,0 +1,117 @@
+"""One frozen training config, validated at construction, loadable from YAML or JSON, so a
+run is fully described by a file that the registry stores next to the model."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DATASETS = ("fashion-mnist", "digits", "text-pairs")
+BACKBONES = ("mlp", "cnn", "minilm")
+LOSSES = ("contrastive", "triplet-batch-hard", "triplet-semihard", "proxy-anchor", "proxy-nca",
+          "ntxent", "supcon", "hybrid")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+
+
+def _in_range(name: str, value: float, lo: float, hi: float) -> None:
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be in [{lo}, {hi}], got {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    name: str = "encoder"
+    dataset: str = "fashion-mnist"
+    backbone: str = "cnn"
+    loss: str = "hybrid"
+    # hybrid = this metric loss + classification_weight * normalized-softmax classification
+    hybrid_metric_loss: str = "triplet-semihard"
+    classification_weight: float = 1.0
+    embedding_dim: int = 128
+    width: int = 32  # CNN channels in the first block / MLP hidden units
+    dropout: float = 0.1
+    margin: float = 0.2
+    temperature: float = 0.1
+    memory_size: int = 0  # cross-batch memory for ntxent/supcon; 0 = in-batch negatives only
+    epochs: int = 10
+    batch_size: int = 256
+    m_per_class: int = 32
+    lr: float = 1e-3
+    proxy_lr: float = 1e-2  # proxies and classifier weights learn faster than the network
+    weight_decay: float = 1e-4
+    patience: int = 3  # epochs without validation gain before stopping
+    augment: bool = True  # horizontal flips + small shifts for images
+    val_fraction: float = 0.1  # held out of the train split for early stopping
+    max_train: int = 0  # 0 = the whole train split
+    max_steps_per_epoch: int = 0  # 0 = one pass over the data
+    seed: int = 0
+    device: str = "auto"
+    num_threads: int = 0  # torch intra-op threads; 0 = torch's default
+
+    def __post_init__(self) -> None:
+        if not self.name or "@" in self.name or "/" in self.name:
+            raise ValueError(f"name must be non-empty without '@' or '/', got {self.name!r}")
+        _one_of("dataset", self.dataset, DATASETS)
+        _one_of("backbone", self.backbone, BACKBONES)
+        _one_of("loss", self.loss, LOSSES)
+        _one_of("hybrid_metric_loss", self.hybrid_metric_loss, tuple(x for x in LOSSES if x != "hybrid"))
+        _one_of("device", self.device, DEVICES)
+        _in_range("embedding_dim", self.embedding_dim, 2, 4096)
+        _in_range("width", self.width, 4, 4096)
+        _in_range("dropout", self.dropout, 0.0, 0.9)
+        _in_range("margin", self.margin, 0.0, 10.0)
+        _in_range("temperature", self.temperature, 1e-3, 10.0)
+        _in_range("memory_size", self.memory_size, 0, 1_000_000)
+        _in_range("epochs", self.epochs, 1, 10_000)
+        _in_range("m_per_class", self.m_per_class, 2, 10_000)
+        _in_range("batch_size", self.batch_size, 2 * self.m_per_class, 1_000_000)
+        if self.batch_size % self.m_per_class:
+            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of m_per_class ({self.m_per_class})")
+        _in_range("lr", self.lr, 1e-7, 10.0)
+        _in_range("proxy_lr", self.proxy_lr, 1e-7, 100.0)
+        _in_range("weight_decay", self.weight_decay, 0.0, 1.0)
+        _in_range("classification_weight", self.classification_weight, 0.0, 100.0)
+        _in_range("patience", self.patience, 1, 10_000)
+        _in_range("val_fraction", self.val_fraction, 0.01, 0.5)
+        _in_range("max_train", self.max_train, 0, 10**9)
+        _in_range("max_steps_per_epoch", self.max_steps_per_epoch, 0, 10**9)
+        _in_range("num_threads", self.num_threads, 0, 1024)
+        if (self.dataset == "text-pairs") != (self.backbone == "minilm"):
+            raise ValueError(f"backbone 'minilm' goes with dataset 'text-pairs' (got backbone={self.backbone!r}, "
+                             f"dataset={self.dataset!r})")
+        if self.backbone == "minilm" and self.embedding_dim != 384:
+            raise ValueError(f"embedding_dim must be 384 for backbone 'minilm' (the adapter keeps MiniLM's "
+                             f"space), got {self.embedding_dim}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        allowed = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; allowed: {sorted(allowed)}")
+        return cls(**data)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> TrainConfig:
+        path = Path(path)
+        text = path.read_text()
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
+        return cls.from_dict(data)

@@ -1,0 +1,74 @@
+"""An encoder is a backbone plus a projection head whose output is L2-normalised, so every
+encoder's distances live on the unit sphere (cosine and l2 rank alike)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from simsearch.encoder.backbones import MINILM_DIM, MLP, SmallCNN, TextAdapter
+from simsearch.encoder.config import TrainConfig
+
+
+class ProjectionHead(nn.Module):
+    """Dropout -> Linear -> BN -> ReLU -> Linear -> L2 normalise."""
+
+    def __init__(self, in_dim: int, out_dim: int, dropout: float, hidden: int = 256) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden),
+                                 nn.ReLU(), nn.Linear(hidden, out_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.net(x), dim=-1)  # (B, out_dim), unit norm
+
+
+class ImageInput(nn.Module):
+    """Raw pixel values (0..255) to the normalised float tensor the CNN trained on; part of
+    the exported artefact so that callers send pixels, not our preprocessing."""
+
+    def __init__(self, mean: float, std: float) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean))
+        self.register_buffer("std", torch.tensor(std))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.float() / 255.0 - self.mean) / self.std
+
+
+class Encoder(nn.Module):
+    def __init__(self, backbone: nn.Module, head: nn.Module, pre: nn.Module | None = None) -> None:
+        super().__init__()
+        self.pre = pre if pre is not None else nn.Identity()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(self.pre(x)))
+
+
+class NormalizeOnly(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x, dim=-1)
+
+
+def build_encoder(cfg: TrainConfig, input_shape: tuple[int, ...], *, pixel_mean: float = 0.0,
+                  pixel_std: float = 1.0) -> Encoder:
+    """input_shape excludes the batch: (C, H, W) for images, (D,) for vectors, (384,) for text."""
+    if cfg.backbone == "cnn":
+        if len(input_shape) != 3:
+            raise ValueError(f"backbone 'cnn' needs (C, H, W) inputs, got shape {input_shape}")
+        backbone = SmallCNN(input_shape[0], cfg.width)
+        return Encoder(backbone, ProjectionHead(backbone.out_dim, cfg.embedding_dim, cfg.dropout),
+                       ImageInput(pixel_mean, pixel_std))
+    if cfg.backbone == "mlp":
+        dim = 1
+        for s in input_shape:
+            dim *= s
+        backbone = MLP(dim, cfg.width, cfg.dropout)
+        pre = ImageInput(pixel_mean, pixel_std) if len(input_shape) == 3 else None
+        return Encoder(backbone, ProjectionHead(backbone.out_dim, cfg.embedding_dim, cfg.dropout), pre)
+    if input_shape != (MINILM_DIM,):
+        raise ValueError(f"backbone 'minilm' adapts {MINILM_DIM}-d MiniLM embeddings, got shape {input_shape}")
+    # The adapter keeps MiniLM's 384 dims and its unit sphere: the head only normalises.
+    return Encoder(TextAdapter(cfg.width, cfg.dropout), NormalizeOnly())

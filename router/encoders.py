@@ -1,0 +1,103 @@
+"""The router's side of server-side embedding: bind collections to registered encoders,
+check raw inputs against the encoder's manifest, embed them on replica actors, and refuse
+vectors that another encoder version produced."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simsearch.cluster.encoder_actor import EncoderReplicas
+from simsearch.encoder import registry
+from simsearch.encoder.inputs import check_images, check_texts
+from simsearch.protos.errors import FailedPrecondition, NotFound, invalid
+from simsearch.protos.simsearch.v1 import collections_pb2, common_pb2, encoders_pb2
+from simsearch.shard import CollectionSpec
+
+ReplicaFactory = Callable[[str, Path], EncoderReplicas]
+
+
+def has_inputs(inputs: common_pb2.RawInputs) -> bool:
+    return bool(len(inputs.texts) or inputs.images.count or inputs.images.pixels)
+
+
+class EncoderHub:
+    def __init__(self, models_dir: Path, *, replicas: int = 1,
+                 factory: ReplicaFactory | None = None) -> None:
+        self.models_dir = models_dir
+        self._factory = factory or (lambda ref, root: EncoderReplicas.create(ref, root, replicas=replicas))
+        self._pools: dict[str, EncoderReplicas] = {}
+
+    def manifest(self, ref: str, field: str) -> dict[str, Any]:
+        try:
+            return registry.manifest(ref, self.models_dir)
+        except ValueError as e:
+            raise invalid(field, str(e)) from None
+        except LookupError as e:
+            raise NotFound(f"{field}: {e}", field=field) from None
+
+    def bind(self, req: collections_pb2.CreateCollectionRequest) -> collections_pb2.CreateCollectionRequest:
+        """Resolve `encoder` to name@version and fill dim/metric from its manifest."""
+        if not req.encoder:
+            return req
+        m = self.manifest(req.encoder, "encoder")
+        if req.dim not in (0, m["embedding_dim"]):
+            raise invalid("dim", f"must be 0 or {m['embedding_dim']} (the embedding_dim of {m['ref']}), got {req.dim}")
+        bound = collections_pb2.CreateCollectionRequest()
+        bound.CopyFrom(req)
+        bound.encoder, bound.dim = m["ref"], m["embedding_dim"]
+        return bound
+
+    def _pool(self, ref: str) -> EncoderReplicas:
+        if ref not in self._pools:
+            self._pools[ref] = self._factory(ref, self.models_dir)
+        return self._pools[ref]
+
+    async def embed(self, ref: str, inputs: common_pb2.RawInputs, field: str = "inputs") -> tuple[str, np.ndarray]:
+        m = self.manifest(ref, "model" if field == "inputs" else "encoder")
+        texts, images = len(inputs.texts), inputs.images.count or len(inputs.images.pixels)
+        if bool(texts) == bool(images):
+            raise invalid(field, "set exactly one of texts or images")
+        pool = self._pool(m["ref"])
+        if texts:
+            vectors = await pool.embed_texts(check_texts(list(inputs.texts), m["kind"], f"{field}.texts"))
+        else:
+            im = inputs.images
+            arr = check_images(im.count, (im.channels, im.height, im.width), im.pixels, m["kind"],
+                               tuple(m["input_shape"]), f"{field}.images")
+            vectors = await pool.embed_images(arr)
+        return m["ref"], np.ascontiguousarray(vectors, np.float32)
+
+    async def vectors_for(self, spec: CollectionSpec, vectors: Callable[[], np.ndarray],
+                          inputs: common_pb2.RawInputs, claim: str, field: str) -> np.ndarray:
+        """The request's vectors: embedded from raw inputs, or as sent after checking `claim`
+        (the encoder version the client says produced them) against the collection's."""
+        if has_inputs(inputs):
+            if not spec.encoder:
+                raise FailedPrecondition(f"collection {spec.name!r} is not bound to an encoder: send {field} "
+                                         f"as vectors, or create it with an encoder", field="inputs")
+            return (await self.embed(spec.encoder, inputs, "inputs"))[1]
+        if claim and claim != spec.encoder:
+            bound = spec.encoder or "no encoder"
+            raise FailedPrecondition(f"{field} were embedded by {claim} but collection {spec.name!r} is bound to "
+                                     f"{bound}; re-embed with {bound}" if spec.encoder else
+                                     f"{field} were embedded by {claim} but collection {spec.name!r} has no encoder",
+                                     field="encoder")
+        return vectors()
+
+    def list_models(self) -> encoders_pb2.ListModelsResponse:
+        out = encoders_pb2.ListModelsResponse()
+        for m in registry.list_models(self.models_dir):
+            metrics = {k: float(v) for k, v in m["metrics"].items() if isinstance(v, (int, float))}
+            out.models.add(ref=m["ref"], kind=m["kind"], embedding_dim=m["embedding_dim"],
+                           input_shape=m["input_shape"], created=m["created"], metrics=metrics,
+                           data_fingerprint=m["data_fingerprint"])
+        return out
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.kill()
+        self._pools.clear()
