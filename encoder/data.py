@@ -93,21 +93,22 @@ def text_pairs_task(cfg: TrainConfig) -> Task:
     """GCIDE definitions (queries) and WordNet definitions (documents) of the same word,
     embedded by frozen MiniLM; label = word, so each query has exactly one relevant document.
     Test words (1,000) are never seen in training; validation words are carved from training."""
-    from simsearch.encoder.text_pairs import definition_pairs, embed_texts, split_by_word
+    from simsearch.encoder.text_pairs import definition_pairs, embed_texts, split_indices
 
-    train, test = split_by_word(definition_pairs(), test_size=1000, seed=cfg.seed)
-    n = len(train.words)
+    pairs = definition_pairs()
+    q_all, d_all = embed_texts(pairs.queries), embed_texts(pairs.documents)  # cached once for every split
+    train_idx, test_idx = split_indices(len(pairs.words), test_size=1000, seed=cfg.seed)
     if cfg.max_train:
-        n = min(n, cfg.max_train)
-    q = embed_texts(train.queries)[:n]
-    d = embed_texts(train.documents)[:n]
+        train_idx = train_idx[: cfg.max_train]
+    n = len(train_idx)
+    q, d = q_all[train_idx], d_all[train_idx]
     labels = np.arange(n, dtype=np.int64)
     n_val = min(1000, max(1, int(n * cfg.val_fraction)))
     perm = np.random.default_rng(cfg.seed).permutation(n)
     val, fit = perm[:n_val], perm[n_val:]
     fit_labels = np.searchsorted(np.sort(fit), fit)  # dense 0..n_fit-1 (proxy losses need dense labels)
-    tq, td = embed_texts(test.queries), embed_texts(test.documents)
-    tl = np.arange(len(test.words), dtype=np.int64)
+    tq, td = q_all[test_idx], d_all[test_idx]
+    tl = np.arange(len(test_idx), dtype=np.int64)
     return Task("text-pairs", "text", np.concatenate([q[fit], d[fit]]), np.concatenate([fit_labels, fit_labels]),
                 Retrieval(q[val], labels[val], d[val], labels[val]), Retrieval(tq, tl, td, tl))
 

@@ -37,12 +37,15 @@ def retrieval_metrics(query: np.ndarray, query_labels: np.ndarray, ref: np.ndarr
                       recall_ks: tuple[int, ...] = RECALL_KS, device: str = "cpu") -> dict[str, float]:
     """Rank `ref` for every query. With ref_includes_query the query's own row (at rank 0)
     is skipped, as when a set is evaluated against itself. MAP@R uses R = the number of
-    relevant references, so k-NN depth = the largest class (6,000 on Fashion-MNIST)."""
+    relevant references, so k-NN depth = the largest class (6,000 on Fashion-MNIST), and at
+    least the largest K of recall@K (one relevant item per query still needs a top 10); MRR
+    counts a relevant item found beyond that depth as 0."""
     distance = LpDistance(normalize_embeddings=False) if metric == "l2" else CosineSimilarity()
     calc = _Calculator(recall_ks, include=("precision_at_1", "mean_average_precision_at_r", "r_precision",
                                            "mean_reciprocal_rank", *[f"recall_at_{k}" for k in recall_ks]),
                        knn_func=CustomKNN(distance, batch_size=256), device=torch.device(device),
-                       k="max_bin_count")
+                       k=min(max(int(np.bincount(np.asarray(ref_labels)).max()), max(recall_ks)),
+                             len(ref) - int(ref_includes_query)))
     t = lambda a: torch.from_numpy(np.require(a, requirements=["C", "W"])).to(device)  # noqa: E731
     out = calc.get_accuracy(t(query).float(), t(query_labels), t(ref).float(), t(ref_labels),
                             ref_includes_query=ref_includes_query)

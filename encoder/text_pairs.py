@@ -191,12 +191,18 @@ def definition_pairs() -> TextPairs:
     return TextPairs(words, [gcide[w][0] for w in words], [wordnet[w] for w in words])
 
 
+def split_indices(n: int, *, test_size: int = 1000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) row indices of n pairs, disjoint, each sorted."""
+    if not 0 < test_size < n:
+        raise ValueError(f"test_size must be in (0, {n}), got {test_size}")
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[test_size:]), np.sort(perm[:test_size])
+
+
 def split_by_word(pairs: TextPairs, *, test_size: int = 1000, seed: int = 0) -> tuple[TextPairs, TextPairs]:
     """(train, test) with disjoint words; test holds exactly `test_size` words, both keep the word order."""
-    if not 0 < test_size < len(pairs.words):
-        raise ValueError(f"test_size must be in (0, {len(pairs.words)}), got {test_size}")
-    perm = np.random.default_rng(seed).permutation(len(pairs.words))
-    return pairs.subset(np.sort(perm[test_size:])), pairs.subset(np.sort(perm[:test_size]))
+    train, test = split_indices(len(pairs.words), test_size=test_size, seed=seed)
+    return pairs.subset(train), pairs.subset(test)
 
 
 @lru_cache(maxsize=1)

@@ -51,6 +51,10 @@ class EncoderHub:
         bound.encoder, bound.dim = m["ref"], m["embedding_dim"]
         return bound
 
+    def warm(self, ref: str) -> None:
+        """Start the replicas now (actor start-up imports torch: seconds) rather than on first use."""
+        self._pool(ref)
+
     def _pool(self, ref: str) -> EncoderReplicas:
         if ref not in self._pools:
             self._pools[ref] = self._factory(ref, self.models_dir)

@@ -48,7 +48,10 @@ class CollectionsServicer(collections_pb2_grpc.CollectionsServicer):
     @rpc
     async def CreateCollection(self, request, context, tenant):
         bound = self.engine.encoders.bind(request)
-        return await self.engine.create_collection(tenant, convert.spec_from_proto(bound))
+        info = await self.engine.create_collection(tenant, convert.spec_from_proto(bound))
+        if bound.encoder:
+            self.engine.encoders.warm(bound.encoder)
+        return info
 
     @rpc
     async def DropCollection(self, request, context, tenant):

@@ -1,0 +1,122 @@
+"""Encoder-bound collections end to end over gRPC: a registered image encoder and a text
+encoder (MiniLM + adapter) served by Ray actor replicas; raw inputs in, neighbours out;
+vectors from another encoder version refused; bad raw inputs refused by name, nothing lost."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import pytest
+import torch
+from conftest import API_KEY, start_server
+
+from simsearch import FailedPrecondition, InvalidArgument, NotFound
+from simsearch.client import Client
+from simsearch.encoder import TrainConfig, load, registry
+from simsearch.encoder.data import digits_task
+from simsearch.encoder.model import build_encoder
+from simsearch.encoder.pipeline import train_and_register
+
+CFG = TrainConfig(name="digits-cnn", dataset="digits", backbone="cnn", loss="proxy-anchor", width=8,
+                  embedding_dim=32, epochs=2, batch_size=128, m_per_class=8, augment=False, num_threads=2)
+TEXTS = ["a large cat with a mane that lives in Africa", "a machine for flying through the air with wings",
+         "the frozen form of water", "a building where books are kept and lent",
+         "a tool with a heavy head for driving nails", "a sweet yellow fruit that monkeys like"]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return digits_task(CFG)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, digits):
+    data = tmp_path_factory.mktemp("enc-data")
+    models = data / "models"  # where `simsearch serve --data-dir` looks
+    train_and_register(CFG, root=models, task=digits, progress=False)  # digits-cnn@1
+    train_and_register(CFG.replace(seed=1), root=models, task=digits, progress=False)  # digits-cnn@2
+    # An untrained adapter is the identity, i.e. frozen MiniLM: enough to test text serving.
+    adapter = build_encoder(TrainConfig(dataset="text-pairs", backbone="minilm", embedding_dim=384), (384,))
+    registry.save(adapter, name="minilm-id", kind="text", input_shape=(384,), config={}, fingerprint="untrained",
+                  metrics={}, root=models)
+    server = start_server(data)
+    client = Client(server.address, api_key=API_KEY)
+    yield server, client, models
+    client.close()
+    server.stop()
+
+
+def test_models_are_listed(served):
+    _, client, _ = served
+    refs = {m["ref"]: m for m in client.list_models()}
+    assert set(refs) == {"digits-cnn@1", "digits-cnn@2", "minilm-id@1"}
+    assert refs["digits-cnn@2"]["input_shape"] == [1, 8, 8] and refs["digits-cnn@2"]["embedding_dim"] == 32
+    assert "p@1" in refs["digits-cnn@1"]["metrics"]
+
+
+def test_image_collection_end_to_end(served, digits):
+    _, client, models = served
+    info = client.create_collection("digits", encoder="digits-cnn")  # latest version
+    assert (info.encoder, info.dim, info.metric) == ("digits-cnn@2", 32, "cosine")
+    ref_x = digits.test.ref_x[:, 0]  # (N, 8, 8) uint8
+    assert client.upsert("digits", np.arange(len(ref_x)), images=ref_x) == len(ref_x)
+    res = client.search("digits", images=digits.test.query_x, k=5)
+    # congruence: the same artefact loaded locally + exact cosine search gives the same top-1
+    local = load("digits-cnn@2", models)
+    q, r = local.embed(digits.test.query_x), local.embed(ref_x)
+    want = np.argmax(q @ r.T, axis=1)
+    assert (res.ids[:, 0].astype(int) == want).mean() > 0.99
+    p_at_1 = (digits.test.ref_y[res.ids[:, 0].astype(int)] == digits.test.query_y).mean()
+    assert p_at_1 > 0.8
+    emb = client.embed("digits-cnn@2", images=digits.test.query_x[:10])
+    assert emb.model == "digits-cnn@2"
+    np.testing.assert_allclose(emb.vectors, q[:10], atol=1e-5)
+    # vectors embedded by the bound version are accepted, another version's are refused
+    ok = client.search("digits", emb.vectors, k=1, encoder=emb.model)
+    assert (ok.ids[:, 0] == res.ids[:10, 0]).all()
+    old = client.embed("digits-cnn@1", images=digits.test.query_x[:10])
+    with pytest.raises(FailedPrecondition, match="digits-cnn@1.*bound to digits-cnn@2") as e:
+        client.search("digits", old.vectors, k=1, encoder=old.model)
+    assert e.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    with pytest.raises(FailedPrecondition):
+        client.upsert("digits", ["x"], old.vectors[:1], encoder=old.model)
+    assert client.describe_collection("digits").points == len(ref_x)
+
+
+def test_text_collection_end_to_end(served):
+    _, client, _ = served
+    client.create_collection("defs", encoder="minilm-id@1", shards=2)
+    client.upsert("defs", [f"d{i}" for i in range(len(TEXTS))], texts=TEXTS)
+    res = client.search("defs", texts=["ice", "a hammer", "lion", "an aeroplane"], k=2)
+    assert list(res.ids[:, 0]) == ["d2", "d4", "d0", "d1"]
+
+
+def test_bad_raw_inputs_are_refused_by_name_and_lose_nothing(served, digits):
+    _, client, _ = served
+    if "digits" not in client.list_collections():
+        client.create_collection("digits", encoder="digits-cnn@2")
+        client.upsert("digits", np.arange(50), images=digits.test.ref_x[:50, 0])
+    before = client.describe_collection("digits").points
+    cases = [
+        (lambda: client.search("digits", images=np.zeros((2, 28, 28), np.uint8)), "inputs.images.shape", "1x8x8"),
+        (lambda: client.search("digits", texts=["a digit"]), "inputs.texts", "images"),
+        (lambda: client.upsert("digits", ["a", "b"], images=np.zeros((2, 9, 8), np.uint8)), "inputs.images.shape", ""),
+        (lambda: client.search("defs", texts=["fine", "  "]), "inputs.texts[1]", "empty"),
+        (lambda: client.search("defs", texts=["x" * 9000]), "inputs.texts[0]", "8192"),
+        (lambda: client.embed("digits-cnn", texts=["x"]), "inputs.texts", "images"),
+        (lambda: client.create_collection("bad", dim=16, encoder="digits-cnn"), "dim", "32"),
+        (lambda: client.create_collection("bad", encoder="digits-cnn@x"), "encoder", "version"),
+    ]
+    for call, field, words in cases:
+        with pytest.raises(InvalidArgument) as e:
+            call()
+        assert e.value.field == field and words in str(e.value), (field, str(e.value))
+    with pytest.raises(NotFound):
+        client.create_collection("bad", encoder="no-such-model")
+    with pytest.raises(NotFound):
+        client.embed("no-such-model", texts=["x"])
+    client.create_collection("plain", dim=32)
+    with pytest.raises(FailedPrecondition, match="not bound to an encoder"):
+        client.search("plain", texts=["x"])
+    assert "bad" not in client.list_collections()
+    assert client.describe_collection("digits").points == before
