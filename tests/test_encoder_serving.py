@@ -40,7 +40,8 @@ def served(tmp_path_factory, digits):
     registry.save(adapter, name="minilm-id", kind="text", input_shape=(384,), config={}, fingerprint="untrained",
                   metrics={}, root=models)
     server = start_server(data)
-    client = Client(server.address, api_key=API_KEY)
+    # generous deadline: the first raw-input call waits for replica start-up (torch, MiniLM)
+    client = Client(server.address, api_key=API_KEY, timeout=600)
     yield server, client, models
     client.close()
     server.stop()
