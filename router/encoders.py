@@ -30,14 +30,21 @@ class EncoderHub:
         self.models_dir = models_dir
         self._factory = factory or (lambda ref, root: EncoderReplicas.create(ref, root, replicas=replicas))
         self._pools: dict[str, EncoderReplicas] = {}
+        self._manifests: dict[str, dict[str, Any]] = {}  # name@version -> manifest (versions never change)
 
     def manifest(self, ref: str, field: str) -> dict[str, Any]:
+        """Read once per published version: every search on a bound collection asks for it."""
+        if ref in self._manifests:
+            return self._manifests[ref]
         try:
-            return registry.manifest(ref, self.models_dir)
+            m = registry.manifest(ref, self.models_dir)
         except ValueError as e:
             raise invalid(field, str(e)) from None
         except LookupError as e:
             raise NotFound(f"{field}: {e}", field=field) from None
+        if registry.parse_ref(ref)[1] is not None:  # "name" alone must keep resolving to the latest
+            self._manifests[ref] = m
+        return m
 
     def bind(self, req: collections_pb2.CreateCollectionRequest) -> collections_pb2.CreateCollectionRequest:
         """Resolve `encoder` to name@version and fill dim/metric from its manifest."""
