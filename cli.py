@@ -24,7 +24,8 @@ def _cmd_serve(args) -> int:
 
     config = ServeConfig(host=args.host, port=args.port, data_dir=Path(args.data_dir), redis_url=args.redis_url,
                          ray_address=args.ray_address, bootstrap_key=args.bootstrap_key,
-                         cache_min_hits=args.cache_min_hits, cache_ttl_s=args.cache_ttl, metrics_port=args.metrics_port)
+                         cache_min_hits=args.cache_min_hits, cache_ttl_s=args.cache_ttl, metrics_port=args.metrics_port,
+                         placement=args.placement)
     asyncio.run(serve(config))
     return 0
 
@@ -110,6 +111,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--cache-min-hits", type=int, default=2, help="sightings before a query is cached")
     s.add_argument("--cache-ttl", type=float, default=300.0, help="cache entry lifetime, seconds")
     s.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics on this port")
+    s.add_argument("--placement", choices=("auto", "local", "ray"), default="auto",
+                   help="where shards live: in this process (local) or in Ray actors (ray); "
+                        "auto = local without --ray-address, ray with it")
     s.set_defaults(func=_cmd_serve)
 
     d = sub.add_parser("demo", help="Fashion-MNIST end to end on embedded defaults; prints recall and latency")

@@ -64,9 +64,10 @@ def raw_scann(ds: Dataset, queries: np.ndarray, truth: np.ndarray, shards: int, 
 
 
 def simsearch_sdk(ds: Dataset, queries: np.ndarray, truth: np.ndarray, shards: int, single: int,
-                  batch: int, k: int = 10) -> dict:
+                  batch: int, k: int = 10, placement: str = "auto") -> dict:
     key = "bench-" + secrets.token_hex(8)
-    config = ServeConfig(port=0, data_dir=Path(tempfile.mkdtemp(prefix="simsearch-bench-")), bootstrap_key=key)
+    config = ServeConfig(port=0, data_dir=Path(tempfile.mkdtemp(prefix="simsearch-bench-")), bootstrap_key=key,
+                         placement=placement)
     with EmbeddedServer(config) as server, Client(server.address, api_key=key) as c:
         c.create_collection("fm", ds.train.shape[1], metric="l2", shards=shards)
         t0 = time.perf_counter()
@@ -131,16 +132,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--single", type=int, default=2000, help="queries timed one per call")
     ap.add_argument("--batch", type=int, default=1000, help="queries per batched request")
     ap.add_argument("--shards", type=int, default=4)
+    ap.add_argument("--placement", choices=("auto", "local", "ray"), default="auto")
     ap.add_argument("--out", default="bench-results")
     args = ap.parse_args(argv)
     ds = fashion_mnist()
     queries = ds.test[: args.queries]
     truth = ground_truth(ds)[: len(queries)].astype(str)
     raw = raw_scann(ds, queries, truth, args.shards, args.single)
-    ours = simsearch_sdk(ds, queries, truth, args.shards, args.single, args.batch)
+    ours = simsearch_sdk(ds, queries, truth, args.shards, args.single, args.batch, placement=args.placement)
     table = report(raw, ours)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    ours["placement"] = args.placement
     (out / "serving.json").write_text(json.dumps({"dataset": ds.name, "machine": platform.processor() or platform.machine(),
                                                   "raw_scann": raw, "simsearch": ours}, indent=2))
     (out / "serving.md").write_text(table + "\n")

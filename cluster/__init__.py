@@ -1,6 +1,10 @@
-"""Everything Ray: starting/joining a cluster and the actor facades that host shards."""
+"""Placement: starting/joining a Ray cluster, the actor facade that hosts a shard in Ray,
+and the in-process facade that hosts it inside the router (the single-machine default)."""
 
+from simsearch.cluster.local_shard import LocalShardHandle
 from simsearch.cluster.runtime import NAMESPACE, start_ray, stop_ray
 from simsearch.cluster.shard_actor import ShardHandle, share
 
-__all__ = ["NAMESPACE", "ShardHandle", "share", "start_ray", "stop_ray"]
+PLACEMENTS = ("local", "ray")
+
+__all__ = ["NAMESPACE", "PLACEMENTS", "LocalShardHandle", "ShardHandle", "share", "start_ray", "stop_ray"]

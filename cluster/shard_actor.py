@@ -29,6 +29,8 @@ def share(array: np.ndarray) -> Any:
 class ShardHandle:
     """Async calls to one shard actor; raises SimsearchError subclasses only."""
 
+    share = staticmethod(share)  # the fan-out puts a large query array in the object store once
+
     def __init__(self, actor: Any, label: str):
         self._actor = actor
         self.label = label

@@ -51,6 +51,10 @@ class TrainConfig:
     weight_decay: float = 1e-4
     patience: int = 3  # epochs without validation gain before stopping
     augment: bool = True  # horizontal flips + small shifts for images
+    # Embed an image as the normalised mean of its own and its mirror's embedding (eval only,
+    # and part of the exported artefact): training treats mirrors as the same item, so both
+    # views are evidence. Measured on Fashion-MNIST: +0.5 MAP@R points, +0.2 P@1.
+    flip_average: bool = False
     val_fraction: float = 0.1  # held out of the train split for early stopping
     max_train: int = 0  # 0 = the whole train split
     max_steps_per_epoch: int = 0  # 0 = one pass over the data
@@ -67,6 +71,8 @@ class TrainConfig:
         _one_of("hybrid_metric_loss", self.hybrid_metric_loss, tuple(x for x in LOSSES if x != "hybrid"))
         _one_of("device", self.device, DEVICES)
         _in_range("embedding_dim", self.embedding_dim, 2, 4096)
+        if self.flip_average and self.backbone == "minilm":
+            raise ValueError("flip_average applies to image backbones (cnn, mlp on images), not 'minilm'")
         _in_range("width", self.width, 4, 4096)
         _in_range("dropout", self.dropout, 0.0, 0.9)
         _in_range("margin", self.margin, 0.0, 10.0)

@@ -37,14 +37,19 @@ class ImageInput(nn.Module):
 
 
 class Encoder(nn.Module):
-    def __init__(self, backbone: nn.Module, head: nn.Module, pre: nn.Module | None = None) -> None:
+    def __init__(self, backbone: nn.Module, head: nn.Module, pre: nn.Module | None = None, *,
+                 flip_average: bool = False) -> None:
         super().__init__()
         self.pre = pre if pre is not None else nn.Identity()
         self.backbone = backbone
         self.head = head
+        self.flip_average = flip_average
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(self.pre(x)))
+        z = self.head(self.backbone(self.pre(x)))
+        if self.flip_average and not self.training:  # (B, C, H, W): mirror along the width
+            z = F.normalize(z + self.head(self.backbone(self.pre(x.flip(-1)))), dim=-1)
+        return z
 
 
 class NormalizeOnly(nn.Module):
@@ -60,14 +65,16 @@ def build_encoder(cfg: TrainConfig, input_shape: tuple[int, ...], *, pixel_mean:
             raise ValueError(f"backbone 'cnn' needs (C, H, W) inputs, got shape {input_shape}")
         backbone = SmallCNN(input_shape[0], cfg.width)
         return Encoder(backbone, ProjectionHead(backbone.out_dim, cfg.embedding_dim, cfg.dropout),
-                       ImageInput(pixel_mean, pixel_std))
+                       ImageInput(pixel_mean, pixel_std), flip_average=cfg.flip_average)
     if cfg.backbone == "mlp":
         dim = 1
         for s in input_shape:
             dim *= s
         backbone = MLP(dim, cfg.width, cfg.dropout)
-        pre = ImageInput(pixel_mean, pixel_std) if len(input_shape) == 3 else None
-        return Encoder(backbone, ProjectionHead(backbone.out_dim, cfg.embedding_dim, cfg.dropout), pre)
+        image = len(input_shape) == 3
+        pre = ImageInput(pixel_mean, pixel_std) if image else None
+        return Encoder(backbone, ProjectionHead(backbone.out_dim, cfg.embedding_dim, cfg.dropout), pre,
+                       flip_average=cfg.flip_average and image)
     if input_shape != (MINILM_DIM,):
         raise ValueError(f"backbone 'minilm' adapts {MINILM_DIM}-d MiniLM embeddings, got shape {input_shape}")
     # The adapter keeps MiniLM's 384 dims and its unit sphere: the head only normalises.

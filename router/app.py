@@ -14,10 +14,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from simsearch.cluster import start_ray
+from simsearch.cluster import PLACEMENTS, start_ray
 from simsearch.router.cache import make_cache
 from simsearch.router.catalog import Catalog
-from simsearch.router.engine import Engine
+from simsearch.router.engine import FACTORIES, Engine
 from simsearch.router.server import Server, create_server
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,19 @@ class ServeConfig:
     cache_window_s: float = 60.0
     cache_ttl_s: float = 300.0
     metrics_port: int = 0
+    # Where shards live: "local" hosts them in the router process (no per-query actor hop),
+    # "ray" in Ray actors. "auto" is local on one machine and ray when joining a cluster.
+    placement: str = "auto"
+
+    @property
+    def shard_placement(self) -> str:
+        if self.placement == "auto":
+            return "ray" if self.ray_address else "local"
+        return self.placement
 
     def __post_init__(self) -> None:
+        if self.placement not in ("auto", *PLACEMENTS):
+            raise ValueError(f"placement must be one of auto, {', '.join(PLACEMENTS)}; got {self.placement!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in [0, 65535], got {self.port}")
         if self.cache_min_hits < 1:
@@ -51,7 +62,7 @@ async def build(config: ServeConfig) -> tuple[Server, str | None]:
     generated = catalog.ensure_default_tenant(key)
     cache = make_cache(config.redis_url, min_hits=config.cache_min_hits, window_s=config.cache_window_s,
                        ttl_s=config.cache_ttl_s)
-    engine = Engine(catalog, cache=cache)
+    engine = Engine(catalog, cache=cache, shard_factory=FACTORIES[config.shard_placement])
     server = create_server(engine, f"{config.host}:{config.port}")
     await server.start()
     if config.metrics_port:
@@ -67,7 +78,7 @@ async def serve(config: ServeConfig) -> None:
         print(f"created the default tenant; its API key (shown once): {generated}", flush=True)
     print(f"simsearch listening on {config.host}:{server.port} (data: {config.data_dir}, "
           f"cache: {'redis ' + config.redis_url if config.redis_url else 'in-process'}, "
-          f"ray: {config.ray_address or 'local'})", flush=True)
+          f"ray: {config.ray_address or 'local'}, shards: {config.shard_placement})", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

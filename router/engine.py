@@ -1,4 +1,4 @@
-"""The router's async core: catalog, fan-out to shard actors, merge, cache.
+"""The router's async core: catalog, fan-out to shards (in-process or Ray actors), merge, cache.
 
 Servicers convert protos to the arguments here and back; this class owns no gRPC. Search
 results come back in their wire form (a SearchResponse) because that is also what the
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simsearch.cluster import ShardHandle, share
+from simsearch.cluster import LocalShardHandle, ShardHandle
 from simsearch.protos import convert
 from simsearch.protos.errors import DeadlineExceeded, Unavailable
 from simsearch.protos.simsearch.v1 import collections_pb2, points_pb2
@@ -31,17 +31,25 @@ from simsearch.router.validate import MAX_QUERIES, SearchOptions, check_ids, che
 from simsearch.shard import CollectionSpec
 
 log = logging.getLogger(__name__)
-ShardFactory = Callable[[str, CollectionRecord, int, Path], ShardHandle]
+Handle = ShardHandle | LocalShardHandle
+ShardFactory = Callable[[str, CollectionRecord, int, Path], Handle]
 
 
-def _default_factory(label: str, rec: CollectionRecord, shard: int, path: Path) -> ShardHandle:
+def ray_factory(label: str, rec: CollectionRecord, shard: int, path: Path) -> ShardHandle:
     return ShardHandle.create(label, rec.spec.dim, rec.spec.metric, rec.spec.index, path)
+
+
+def local_factory(label: str, rec: CollectionRecord, shard: int, path: Path) -> LocalShardHandle:
+    return LocalShardHandle.create(label, rec.spec.dim, rec.spec.metric, rec.spec.index, path)
+
+
+FACTORIES: dict[str, ShardFactory] = {"ray": ray_factory, "local": local_factory}
 
 
 @dataclass
 class LiveCollection:
     record: CollectionRecord
-    shards: list[ShardHandle]
+    shards: list[Handle]
     generation: int = 0
 
     @property
@@ -51,7 +59,7 @@ class LiveCollection:
 
 class Engine:
     def __init__(self, catalog: Catalog, *, cache: HotQueryCache | None = None,
-                 shard_factory: ShardFactory = _default_factory, default_timeout_s: float = 30.0,
+                 shard_factory: ShardFactory = local_factory, default_timeout_s: float = 30.0,
                  clock: Callable[[], float] = time.perf_counter, encoders: EncoderHub | None = None):
         self.catalog = catalog
         self.encoders = encoders or EncoderHub(catalog.root / "models")
@@ -207,7 +215,7 @@ class Engine:
             timeout = min(timeout, opts.timeout_ms / 1000)
         if deadline_s is not None:
             timeout = min(timeout, deadline_s)
-        arg = share(queries)
+        arg = live.shards[0].share(queries)
         tasks = [asyncio.ensure_future(h.search(arg, opts.k, leaves_to_search=opts.leaves_to_search,
                                                 oversample=opts.oversample, exact=opts.exact))
                  for h in live.shards]

@@ -72,10 +72,12 @@ def redis_proc() -> Iterator[RedisProcess]:
     proc.kill()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, redis_proc) -> Iterator[EmbeddedServer]:
+@pytest.fixture(scope="module", params=["local", "ray"])
+def server(request, tmp_path_factory, redis_proc) -> Iterator[EmbeddedServer]:
+    """Every test on this fixture runs against both placements: shards in the router process
+    and shards in real Ray actors."""
     config = ServeConfig(port=0, data_dir=tmp_path_factory.mktemp("data"), bootstrap_key=API_KEY,
-                         redis_url=redis_proc.url, cache_min_hits=2)
+                         redis_url=redis_proc.url, cache_min_hits=2, placement=request.param)
     with EmbeddedServer(config) as s:
         yield s
 

@@ -59,15 +59,19 @@ def test_clean_restart_keeps_every_point(tmp_path, fmnist):
         server.stop()
 
 
-def test_a_dead_shard_is_unavailable_or_flagged_when_partial_is_allowed(tmp_path):
-    server = start_server(tmp_path)
+@pytest.mark.parametrize("placement", ["ray", "local"])
+def test_a_dead_shard_is_unavailable_or_flagged_when_partial_is_allowed(tmp_path, placement):
+    server = start_server(tmp_path, placement=placement)
     try:
         with Client(server.address, api_key=API_KEY) as c:
             c.create_collection("frail", 8, shards=3)
             vecs = random_vectors(300, 8)
             c.upsert("frail", np.arange(300), vecs)
             live = server.engine._live[("default", "frail")]
-            ray.kill(live.shards[1]._actor, no_restart=True)
+            if placement == "ray":
+                ray.kill(live.shards[1]._actor, no_restart=True)  # the actor process dies
+            else:
+                live.shards[1].kill()  # the in-process shard is stopped
             with pytest.raises(Unavailable, match="1 of 3 shards did not answer"):
                 c.search("frail", vecs[:4], 5, no_cache=True)
             res = c.search("frail", vecs[:4], 5, allow_partial=True, no_cache=True)

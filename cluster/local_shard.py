@@ -1,0 +1,102 @@
+"""The in-process placement: a shard hosted inside the router's own process.
+
+Why it exists: on this 2-core machine one Ray actor call from the router costs ~1.5 ms and
+a 4-way fan-out ~3.7 ms, while one shard's search work for one query is ~0.1 ms
+(BENCHMARKS.md, "Where the time goes"). On a single machine the actor hop buys nothing but
+that cost, so the embedded default hosts shards here; `placement="ray"` (and any
+`--ray-address`) keeps them in Ray actors, which is what a cluster needs.
+
+Same async surface as `ShardHandle`, so the engine does not know which placement it has.
+Small searches run inline on the event loop (a thread hand-off costs more than the work);
+larger ones and every write, build and snapshot run on a small thread pool. ScaNN, numpy's
+BLAS and the gather/score kernels release the GIL, so shards of one fan-out overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simsearch.protos.errors import Internal, SimsearchError, Unavailable
+from simsearch.shard import IndexParams, SearchResult, Shard
+
+INLINE_MAX_QUERIES = 8  # searches this small run on the event loop: the hand-off would cost more
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """One pool for every in-process shard: its size is the CPU parallelism we want, not per shard."""
+    global _POOL
+    if _POOL is None:
+        import os
+
+        _POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="shard")
+    return _POOL
+
+
+class LocalShardHandle:
+    """Async calls to a shard living in this process; raises SimsearchError subclasses only."""
+
+    def __init__(self, shard: Shard, label: str):
+        self._shard: Shard | None = shard
+        self.label = label
+
+    @classmethod
+    def create(cls, label: str, dim: int, metric: str, params: IndexParams, data_dir: Path | None) -> "LocalShardHandle":
+        return cls(Shard(dim, metric, params, data_dir=data_dir), label)
+
+    @staticmethod
+    def share(array: np.ndarray) -> np.ndarray:
+        """Shards in this process read the request's array as is: nothing to copy."""
+        return array
+
+    def _live(self) -> Shard:
+        if self._shard is None:
+            raise Unavailable(f"{self.label} is unavailable: it was stopped")
+        return self._shard
+
+    def _run_inline(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return getattr(self._live(), method)(*args, **kwargs)
+        except SimsearchError:
+            raise
+        except Exception as e:  # a bug in the shard: INTERNAL, named
+            raise Internal(f"{self.label} failed in {method}: {type(e).__name__}: {e}") from e
+
+    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_pool(), functools.partial(self._run_inline, method, *args, **kwargs))
+
+    async def upsert(self, ids: list[str], vectors: np.ndarray) -> int:
+        return await self._call("upsert", ids, vectors)
+
+    async def delete(self, ids: list[str]) -> int:
+        return await self._call("delete", ids)
+
+    async def get(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        return await self._call("get", ids)
+
+    async def search(self, queries: np.ndarray, k: int, **params: Any) -> SearchResult:
+        if len(queries) <= INLINE_MAX_QUERIES:
+            return self._run_inline("search", queries, k, **params)
+        return await self._call("search", queries, k, **params)
+
+    async def stats(self) -> dict:
+        return self._run_inline("stats")
+
+    async def build_index(self, wait: bool) -> None:
+        await self._call("build_index", wait)
+
+    async def close(self, save: bool = True) -> None:
+        await self._call("close", save)
+
+    def kill(self) -> None:
+        """Stop serving from this shard at once (drop_collection); nothing is saved."""
+        shard, self._shard = self._shard, None
+        if shard is not None:
+            _pool().submit(shard.close, False)
