@@ -42,10 +42,11 @@ def top_k(dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     if m == 0 or k <= 0:
         return np.empty((n, 0), np.int64), np.empty((n, 0), np.float32)
     kk = min(k, m)
+    rows = np.arange(n)[:, None]  # plain fancy indexing: take_along_axis's checks cost more than the work
     part = np.argpartition(dist, kk - 1, axis=1)[:, :kk] if kk < m else np.broadcast_to(np.arange(m), (n, m))
-    part_d = np.take_along_axis(dist, part, axis=1)
+    part_d = dist[rows, part]
     order = np.argsort(part_d, axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_d, order, axis=1)
+    return part[rows, order], part_d[rows, order]
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:

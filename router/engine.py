@@ -217,7 +217,7 @@ class Engine:
             timeout = min(timeout, deadline_s)
         arg = live.shards[0].share(queries)
         tasks = [asyncio.ensure_future(h.search(arg, opts.k, leaves_to_search=opts.leaves_to_search,
-                                                oversample=opts.oversample, exact=opts.exact))
+                                                oversample=opts.oversample, exact=opts.exact, rows_checked=True))
                  for h in live.shards]
         done, pending = await asyncio.wait(tasks, timeout=max(timeout, 0.0))
         for t in pending:

@@ -62,11 +62,12 @@ class Shard:
 
     # ---- writes -------------------------------------------------------------------------
 
-    def _check_vectors(self, vectors: np.ndarray, field: str) -> np.ndarray:
+    def _check_vectors(self, vectors: np.ndarray, field: str, *, rows_checked: bool = False) -> np.ndarray:
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
             raise invalid(field, f"must have shape (n, {self.dim}), got {vectors.shape}")
-        check_rows(vectors, self.metric, field)
+        if not rows_checked:
+            check_rows(vectors, self.metric, field)
         if self.metric == "cosine":
             vectors = normalize(vectors)
         return vectors
@@ -97,8 +98,9 @@ class Shard:
     # ---- search -------------------------------------------------------------------------
 
     def search(self, queries: np.ndarray, k: int, *, leaves_to_search: int = 0, oversample: int = 0,
-               exact: bool = False) -> SearchResult:
-        queries = self._check_vectors(queries, "queries")
+               exact: bool = False, rows_checked: bool = False) -> SearchResult:
+        """rows_checked: the caller (the router) already ran check_rows on these queries."""
+        queries = self._check_vectors(queries, "queries", rows_checked=rows_checked)
         with self._lock:
             view, index = self._rows.view(), self._index
         if exact or index is None:
@@ -108,10 +110,13 @@ class Shard:
         # the exact scan holds ~3 (n,) float rows per query.
         per_query = max(2 * k * oversample * self.dim, 3 * (view.n - (index.size if index else 0))) * 4
         step = _chunk(per_query)
-        parts = [self._search_chunk(view, index, queries[i : i + step], k, leaves_to_search, oversample)
-                 for i in range(0, len(queries), step)]
-        rows = np.concatenate([p[0] for p in parts]) if parts else np.empty((0, 0), np.int64)
-        dist = np.concatenate([p[1] for p in parts]) if parts else np.empty((0, 0), np.float32)
+        if len(queries) <= step:
+            rows, dist = self._search_chunk(view, index, queries, k, leaves_to_search, oversample)
+        else:
+            parts = [self._search_chunk(view, index, queries[i : i + step], k, leaves_to_search, oversample)
+                     for i in range(0, len(queries), step)]
+            rows = np.concatenate([p[0] for p in parts])
+            dist = np.concatenate([p[1] for p in parts])
         valid = np.isfinite(dist)
         ids = np.where(valid, view.ids[np.where(valid, rows, 0)], "")
         return SearchResult(ids=ids, distances=dist)
@@ -131,10 +136,10 @@ class Shard:
             cand_dist.append(dist)
         if not cand_rows:
             return np.zeros((len(q), k), np.int64), np.full((len(q), k), np.inf, np.float32)
-        rows = np.concatenate(cand_rows, axis=1)
-        dist = np.concatenate(cand_dist, axis=1)
+        rows = np.concatenate(cand_rows, axis=1) if len(cand_rows) > 1 else cand_rows[0]
+        dist = np.concatenate(cand_dist, axis=1) if len(cand_dist) > 1 else cand_dist[0]
         pos, best = top_k(dist, k)
-        rows = np.take_along_axis(rows, pos, axis=1)
+        rows = rows[np.arange(len(rows))[:, None], pos]
         if best.shape[1] < k:  # fewer candidates than k: pad
             pad = k - best.shape[1]
             rows = np.pad(rows, ((0, 0), (0, pad)))
@@ -152,8 +157,9 @@ class Shard:
         rows, ok = index.search(q, count, leaves)  # (c, kk)
         cands = view.vectors[rows]  # (c, kk, d)
         dist = np.where(ok & view.alive[rows], self.scorer.score_candidates(q, cands), np.inf).astype(np.float32)
-        live_indexed = int(view.alive[: index.size].sum())
-        short = np.flatnonzero(np.isfinite(dist).sum(axis=1) < min(k, live_indexed))
+        short = np.flatnonzero(np.isfinite(dist).sum(axis=1) < k)
+        if len(short):  # only then count the live indexed rows (O(N)): fewer than k may exist at all
+            short = short[np.isfinite(dist[short]).sum(axis=1) < min(k, int(view.alive[: index.size].sum()))]
         if len(short) and count < index.size:
             more_rows, more_dist = self._coarse(view, index, q[short], k, min(count * 4, index.size), leaves)
             width = max(rows.shape[1], more_rows.shape[1])
