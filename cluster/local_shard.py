@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from simsearch.cluster._shard_calls import ShardCalls
 from simsearch.protos.errors import Internal, SimsearchError, Unavailable
 from simsearch.shard import IndexParams, SearchResult, Shard
 
@@ -33,14 +35,13 @@ def _pool() -> ThreadPoolExecutor:
     """One pool for every in-process shard: its size is the CPU parallelism we want, not per shard."""
     global _POOL
     if _POOL is None:
-        import os
-
         _POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="shard")
     return _POOL
 
 
-class LocalShardHandle:
-    """Async calls to a shard living in this process; raises SimsearchError subclasses only."""
+class LocalShardHandle(ShardCalls):
+    """Async calls to a shard living in this process; raises SimsearchError subclasses only.
+    Shards here read the fan-out's query array as is (the default `share`)."""
 
     def __init__(self, shard: Shard, label: str):
         self._shard: Shard | None = shard
@@ -49,11 +50,6 @@ class LocalShardHandle:
     @classmethod
     def create(cls, label: str, dim: int, metric: str, params: IndexParams, data_dir: Path | None) -> "LocalShardHandle":
         return cls(Shard(dim, metric, params, data_dir=data_dir), label)
-
-    @staticmethod
-    def share(array: np.ndarray) -> np.ndarray:
-        """Shards in this process read the request's array as is: nothing to copy."""
-        return array
 
     def _live(self) -> Shard:
         if self._shard is None:
@@ -72,15 +68,6 @@ class LocalShardHandle:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(_pool(), functools.partial(self._run_inline, method, *args, **kwargs))
 
-    async def upsert(self, ids: list[str], vectors: np.ndarray) -> int:
-        return await self._call("upsert", ids, vectors)
-
-    async def delete(self, ids: list[str]) -> int:
-        return await self._call("delete", ids)
-
-    async def get(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        return await self._call("get", ids)
-
     async def search(self, queries: np.ndarray, k: int, **params: Any) -> SearchResult:
         if len(queries) <= INLINE_MAX_QUERIES:
             return self._run_inline("search", queries, k, **params)
@@ -88,12 +75,6 @@ class LocalShardHandle:
 
     async def stats(self) -> dict:
         return self._run_inline("stats")
-
-    async def build_index(self, wait: bool) -> None:
-        await self._call("build_index", wait)
-
-    async def close(self, save: bool = True) -> None:
-        await self._call("close", save)
 
     def kill(self) -> None:
         """Stop serving from this shard at once (drop_collection); nothing is saved."""

@@ -15,7 +15,8 @@ import numpy as np
 import ray
 
 from simsearch.cluster._calls import call_actor
-from simsearch.shard import IndexParams, SearchResult, Shard
+from simsearch.cluster._shard_calls import ShardCalls
+from simsearch.shard import IndexParams, Shard
 
 ACTOR_CONCURRENCY = 8
 INLINE_BYTES = 100_000  # below this Ray inlines arguments anyway
@@ -26,7 +27,7 @@ def share(array: np.ndarray) -> Any:
     return ray.put(array) if array.nbytes > INLINE_BYTES else array
 
 
-class ShardHandle:
+class ShardHandle(ShardCalls):
     """Async calls to one shard actor; raises SimsearchError subclasses only."""
 
     share = staticmethod(share)  # the fan-out puts a large query array in the object store once
@@ -47,27 +48,6 @@ class ShardHandle:
 
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         return await call_actor(self._actor, self.label, method, *args, **kwargs)
-
-    async def upsert(self, ids: list[str], vectors: np.ndarray) -> int:
-        return await self._call("upsert", ids, vectors)
-
-    async def delete(self, ids: list[str]) -> int:
-        return await self._call("delete", ids)
-
-    async def get(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        return await self._call("get", ids)
-
-    async def search(self, queries: np.ndarray, k: int, **params: Any) -> SearchResult:
-        return await self._call("search", queries, k, **params)
-
-    async def stats(self) -> dict:
-        return await self._call("stats")
-
-    async def build_index(self, wait: bool) -> None:
-        await self._call("build_index", wait)
-
-    async def close(self, save: bool = True) -> None:
-        await self._call("close", save)
 
     def kill(self) -> None:
         ray.kill(self._actor, no_restart=True)

@@ -46,9 +46,10 @@ class Encoder(nn.Module):
         self.flip_average = flip_average
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.head(self.backbone(self.pre(x)))
+        x = self.pre(x)  # elementwise, so mirroring after it is the same as before it
+        z = self.head(self.backbone(x))
         if self.flip_average and not self.training:  # (B, C, H, W): mirror along the width
-            z = F.normalize(z + self.head(self.backbone(self.pre(x.flip(-1)))), dim=-1)
+            z = F.normalize(z + self.head(self.backbone(x.flip(-1))), dim=-1)
         return z
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from simsearch.cluster import LocalShardHandle, ShardHandle
+from simsearch.cluster._shard_calls import ShardCalls
 from simsearch.protos import convert
 from simsearch.protos.errors import DeadlineExceeded, Unavailable
 from simsearch.protos.simsearch.v1 import collections_pb2, points_pb2
@@ -31,8 +32,7 @@ from simsearch.router.validate import MAX_QUERIES, SearchOptions, check_ids, che
 from simsearch.shard import CollectionSpec
 
 log = logging.getLogger(__name__)
-Handle = ShardHandle | LocalShardHandle
-ShardFactory = Callable[[str, CollectionRecord, int, Path], Handle]
+ShardFactory = Callable[[str, CollectionRecord, int, Path], ShardCalls]
 
 
 def ray_factory(label: str, rec: CollectionRecord, shard: int, path: Path) -> ShardHandle:
@@ -49,7 +49,7 @@ FACTORIES: dict[str, ShardFactory] = {"ray": ray_factory, "local": local_factory
 @dataclass
 class LiveCollection:
     record: CollectionRecord
-    shards: list[Handle]
+    shards: list[ShardCalls]
     generation: int = 0
 
     @property

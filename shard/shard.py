@@ -157,9 +157,10 @@ class Shard:
         rows, ok = index.search(q, count, leaves)  # (c, kk)
         cands = view.vectors[rows]  # (c, kk, d)
         dist = np.where(ok & view.alive[rows], self.scorer.score_candidates(q, cands), np.inf).astype(np.float32)
-        short = np.flatnonzero(np.isfinite(dist).sum(axis=1) < k)
+        found = np.isfinite(dist).sum(axis=1)
+        short = np.flatnonzero(found < k)
         if len(short):  # only then count the live indexed rows (O(N)): fewer than k may exist at all
-            short = short[np.isfinite(dist[short]).sum(axis=1) < min(k, int(view.alive[: index.size].sum()))]
+            short = short[found[short] < min(k, int(view.alive[: index.size].sum()))]
         if len(short) and count < index.size:
             more_rows, more_dist = self._coarse(view, index, q[short], k, min(count * 4, index.size), leaves)
             width = max(rows.shape[1], more_rows.shape[1])
