@@ -124,6 +124,9 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--redis-url", default=None)
     d.set_defaults(func=_cmd_demo)
 
+    sub.add_parser("bench", add_help=False,  # main() hands its arguments to simsearch.bench.run
+                   help="benchmarks: recall/QPS against raw ScaNN, brute force and peers (simsearch bench --help)")
+
     c = sub.add_parser("collections", help="list, describe or drop collections")
     c.add_argument("action", choices=["list", "describe", "drop"])
     c.add_argument("name", nargs="?")
@@ -155,6 +158,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        from simsearch.bench.run import main as bench_main
+
+        return bench_main(argv[1:])
     args = parser().parse_args(argv)
     if args.command == "collections" and args.action != "list" and not args.name:
         parser().error(f"collections {args.action} needs a collection name")

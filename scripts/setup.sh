@@ -24,6 +24,6 @@ want=$(sha256sum pyproject.toml | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   python -m pip install -q --upgrade pip
   python -m pip install -q torch==2.13.0
-  python -m pip install -q -e ".[dev]"
+  python -m pip install -q -e ".[dev,bench]"
   echo "$want" > "$stamp"
 fi

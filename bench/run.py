@@ -1,0 +1,158 @@
+"""`simsearch bench`: every system over the same queries in one run, then JSON, PNG plots and a
+markdown table (bench-results/ by default). `simsearch bench --scale` runs the shard/size sweep.
+
+    simsearch bench --dataset fashion-mnist                    # the issue's comparison
+    simsearch bench --dataset wordnet-minilm --systems raw-scann,simsearch,hnswlib
+    simsearch bench --scale --sizes 100k,300k,1m --shards 1,2,4
+    simsearch bench --dataset tiny                             # seconds; what CI runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from simsearch.bench import datasets as D
+from simsearch.bench.measure import first_at, measure
+from simsearch.bench.report import plot, table
+from simsearch.bench.services import ChromaServer, MilvusLite
+from simsearch.bench.simsearch_system import SimsearchServer
+from simsearch.bench.systems import FaissHNSW, FaissIVFPQ, Hnswlib, NumpyBruteForce, RawScann, System
+
+DATASETS: dict[str, Callable[[int], D.Dataset]] = {
+    "fashion-mnist": lambda q: D.fashion_mnist().head(60_000, q),
+    "wordnet-minilm": lambda q: D.wordnet_minilm().head(117_659, q),
+    "synthetic-100k": lambda q: D.synthetic_gmm(100_000, queries=q),
+    "synthetic-300k": lambda q: D.synthetic_gmm(300_000, queries=q),
+    "synthetic-1m": lambda q: D.synthetic_gmm(1_000_000, queries=q),
+    "tiny": lambda q: D.synthetic_gmm(4_000, 32, queries=min(q, 300)),
+}
+SYSTEMS = ("raw-scann", "simsearch", "numpy", "hnswlib", "faiss-hnsw", "faiss-ivfpq", "milvus", "chroma")
+
+
+def make_system(name: str, shards: int, placement: str, batch: int) -> System:
+    return {
+        "raw-scann": lambda: RawScann(shards=shards),
+        "simsearch": lambda: SimsearchServer(shards=shards, placement=placement, batch=batch),
+        "numpy": NumpyBruteForce,
+        "hnswlib": Hnswlib,
+        "faiss-hnsw": FaissHNSW,
+        "faiss-ivfpq": FaissIVFPQ,
+        "milvus": MilvusLite,
+        "chroma": ChromaServer,
+    }[name]()
+
+
+def machine() -> dict[str, Any]:
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        lscpu = ""
+    keep = ("Architecture", "Model name", "CPU(s)", "Thread(s) per core", "L3 cache", "Flags")
+    info = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in lscpu.splitlines())
+            if k.strip() in keep}
+    if "Flags" in info:  # only the SIMD flags matter here
+        info["Flags"] = " ".join(f for f in info["Flags"].split() if f.startswith(("avx", "sse4", "fma")))
+    import psutil
+
+    info["Memory GiB"] = f"{psutil.virtual_memory().total / 2**30:.0f}"
+    info["python"] = platform.python_version()
+    return info
+
+
+def dataset_info(ds: D.Dataset) -> dict[str, Any]:
+    return {"name": ds.name, "train": len(ds.train), "queries": len(ds.test), "dim": ds.train.shape[1],
+            "metric": ds.metric, "synthetic": ds.synthetic}
+
+
+def compare(ds: D.Dataset, systems: list[str], *, k: int, single: int, shards: int, placement: str, batch: int,
+            clients: tuple[int, ...], log: Callable[[str], None] = print) -> dict[str, Any]:
+    truth = D.ground_truth(ds)[:, :k]
+    result: dict[str, Any] = {"dataset": dataset_info(ds), "k": k, "machine": machine(), "systems": [],
+                              "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    for name in systems:
+        system = make_system(name, shards, placement, batch)
+        try:
+            result["systems"].append(measure(system, ds, truth, k=k, single=single, log=log))
+            if isinstance(system, SimsearchServer):
+                result["simsearch_extra"] = simsearch_extra(system, ds, truth, result["systems"][-1], k, clients, log)
+        finally:
+            system.close()
+    return result
+
+
+def simsearch_extra(system: SimsearchServer, ds: D.Dataset, truth: np.ndarray, measured: dict[str, Any], k: int,
+                    clients: tuple[int, ...], log: Callable[[str], None]) -> dict[str, Any]:
+    """Concurrent clients and the cache, at the cheapest setting with recall@10 >= 0.95 (else the most thorough)."""
+    point = first_at(measured["points"], 0.95) or measured["points"][-1]
+    system.set_knob(point["knob"])
+    queries = ds.test[: min(len(ds.test), 3000)]
+    conc = []
+    for c in clients:
+        conc.append(system.concurrent(queries, k, c))
+        log(f"  {c} concurrent clients: {conc[-1]['qps']:,.0f} QPS, p50 {conc[-1]['p50_ms']:.2f} ms, "
+            f"p99 {conc[-1]['p99_ms']:.2f} ms")
+    cache = system.cache(ds.test, k, hot=min(200, len(ds.test)))
+    log(f"  cache hit p50 {cache['hit']['p50_ms']:.3f} ms (in server {cache['hit_inside_server']['p50_ms']:.3f}), "
+        f"miss p50 {cache['miss']['p50_ms']:.3f} ms")
+    return {"knob": point["knob"], "recall": point["recall"], "concurrency": conc, "cache": cache}
+
+
+def write(result: dict[str, Any], out: Path, stem: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
+    md = table(result)
+    (out / f"{stem}.md").write_text(md + "\n")
+    pngs = plot(result, out)
+    print(md)
+    print(f"wrote {out / (stem + '.json')}, {out / (stem + '.md')}, " + ", ".join(str(p) for p in pngs))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="simsearch bench", description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("--dataset", choices=sorted(DATASETS), default="fashion-mnist")
+    ap.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated, from {', '.join(SYSTEMS)}")
+    ap.add_argument("--queries", type=int, default=10_000, help="queries per setting (batched)")
+    ap.add_argument("--single", type=int, default=1000, help="queries timed one per call, per setting (or 10 s)")
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--shards", default="1", help="simsearch shards (a list for --scale, e.g. 1,2,4)")
+    ap.add_argument("--placement", choices=("local", "ray"), default="local")
+    ap.add_argument("--batch", type=int, default=1000, help="queries per batched simsearch request")
+    ap.add_argument("--clients", default="1,4,16", help="concurrent client counts for simsearch")
+    ap.add_argument("--scale", action="store_true", help="run the synthetic size x shards sweep instead")
+    ap.add_argument("--sizes", default="100k,300k,1m", help="with --scale")
+    ap.add_argument("--out", default="bench-results")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    shards = [int(s) for s in args.shards.split(",")]
+    if args.scale:
+        from simsearch.bench.scale import run_scale, write_scale
+
+        result = run_scale([D.parse_size(s) for s in args.sizes.split(",")], shards, queries=args.queries,
+                           single=args.single, k=args.k, placement=args.placement)
+        result["machine"] = machine()
+        write_scale(result, out)
+        return 0
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    unknown = sorted(set(systems) - set(SYSTEMS))
+    if unknown:
+        ap.error(f"--systems: unknown {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
+    ds = DATASETS[args.dataset](args.queries)
+    result = compare(ds, systems, k=args.k, single=args.single, shards=shards[0], placement=args.placement,
+                     batch=args.batch, clients=tuple(int(c) for c in args.clients.split(",")))
+    result["command"] = "simsearch bench " + " ".join(sys.argv[1:] if argv is None else argv)
+    write(result, out, f"bench-{ds.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,171 @@
+"""simsearch as users run it: `simsearch serve` in its own process, driven through the SDK
+over gRPC on 127.0.0.1. Besides the common System surface (one query per call, batched
+requests), it measures concurrent clients and the hot-query cache.
+
+The knob is leaves_to_search per shard, as a fraction of each shard's leaves (the same
+fractions raw ScaNN sweeps over its leaves).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simsearch.bench.datasets import Dataset
+from simsearch.bench.services import tree_rss
+from simsearch.bench.systems import LEAF_FRACTIONS
+from simsearch.client import AsyncClient, Client
+from simsearch.shard import IndexParams
+
+
+def ids_to_rows(ids: np.ndarray) -> np.ndarray:
+    """SDK ids ("17", padded with "") -> int64 rows with -1 for padding."""
+    flat = ids.ravel()
+    out = np.full(flat.shape, -1, np.int64)
+    have = flat != ""
+    out[have] = flat[have].astype(np.int64)
+    return out.reshape(ids.shape)
+
+
+@dataclass
+class SimsearchServer:
+    """A `simsearch serve` subprocess with a fresh data directory, plus one SDK client."""
+
+    shards: int = 1
+    placement: str = "local"
+    batch: int = 1000
+    fractions: tuple[float, ...] = LEAF_FRACTIONS
+    name: str = "simsearch (gRPC, SDK)"
+    kind: str = "simsearch"
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.params = {"shards": self.shards, "placement": self.placement, "batch": self.batch,
+                       "oversample": IndexParams().oversample, "server": "own process"}
+        self.ingest_s = self.index_s = 0.0
+
+    def start(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="bench-simsearch-"))
+        self.key = "bench-" + secrets.token_hex(8)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "simsearch", "serve", "--port", "0", "--data-dir", str(self.dir / "data"),
+             "--bootstrap-key", self.key, "--placement", self.placement],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        deadline = time.monotonic() + 120
+        for line in self.proc.stdout:  # "simsearch listening on 127.0.0.1:PORT (...)"; stdout drained below
+            if line.startswith("simsearch listening on "):
+                self.address = line.split()[3]
+                break
+            if time.monotonic() > deadline:
+                break
+        else:
+            raise RuntimeError(f"simsearch serve exited with {self.proc.wait()} before listening")
+        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+        self.client = Client(self.address, api_key=self.key)
+        self.rss_before = tree_rss(self.proc.pid)
+
+    def build(self, ds: Dataset) -> None:
+        self.start()
+        self.dim = ds.train.shape[1]
+        self.client.create_collection("bench", ds.train.shape[1], metric=ds.metric, shards=self.shards)
+        t0 = time.perf_counter()
+        self.client.upsert("bench", np.arange(len(ds.train)), ds.train, progress=False)
+        self.ingest_s = time.perf_counter() - t0  # searchable once acknowledged
+        t0 = time.perf_counter()
+        info = self.client.build_index("bench")
+        self.index_s = time.perf_counter() - t0
+        self.leaves = max(s["num_leaves"] for s in info.shard_info)
+        self.params["leaves_per_shard"] = self.leaves
+        for q in ds.test[:50]:  # warm the channel
+            self.client.search("bench", q, 10, no_cache=True)
+
+    def memory_bytes(self) -> int:
+        return tree_rss(self.proc.pid) - self.rss_before
+
+    def knobs(self) -> list[dict[str, Any]]:
+        return [{"leaves_to_search": max(1, math.ceil(self.leaves * f))} for f in self.fractions]
+
+    def set_knob(self, knob: dict[str, Any]) -> None:
+        self.probe = knob["leaves_to_search"]
+
+    def search_batch(self, queries: np.ndarray, k: int) -> np.ndarray:
+        return np.concatenate([ids_to_rows(self.client.search("bench", queries[i:i + self.batch], k, no_cache=True,
+                                                              leaves_to_search=self.probe).ids)
+                               for i in range(0, len(queries), self.batch)])
+
+    def search_one(self, query: np.ndarray, k: int) -> np.ndarray:
+        return ids_to_rows(self.client.search("bench", query, k, no_cache=True, leaves_to_search=self.probe).ids)[0]
+
+    # ---- beyond the common surface ----------------------------------------------------------
+
+    def concurrent(self, queries: np.ndarray, k: int, clients: int, seconds: float = 0.0) -> dict[str, Any]:
+        """`clients` SDK clients (each its own channel), each sending one query per call back to back over
+        the same query list, in this process (the server is elsewhere). Returns QPS and latency."""
+
+        async def one(client: AsyncClient, start: int, lat: list[float]) -> None:
+            for i in range(start, len(queries), clients):
+                t = time.perf_counter()
+                await client.search("bench", queries[i], k, no_cache=True, leaves_to_search=self.probe)
+                lat.append(time.perf_counter() - t)
+
+        async def run() -> tuple[float, list[float]]:
+            pool = [AsyncClient(self.address, api_key=self.key) for _ in range(clients)]
+            for c in pool:  # connect before the clock starts
+                await c.search("bench", queries[0], k, no_cache=True)
+            lat: list[float] = []
+            t0 = time.perf_counter()
+            await asyncio.gather(*(one(c, i, lat) for i, c in enumerate(pool)))
+            wall = time.perf_counter() - t0
+            for c in pool:
+                await c.close()
+            return wall, lat
+
+        wall, lat = asyncio.run(run())
+        ms = np.asarray(lat) * 1000
+        return {"clients": clients, "queries": len(lat), "qps": len(lat) / wall,
+                "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+
+    def cache(self, queries: np.ndarray, k: int, hot: int = 200, rounds: int = 5) -> dict[str, Any]:
+        """Hot repeated queries: the first sightings admit them (a miss each), later rounds are hits.
+        Reports hit and miss latency end to end and inside the server (its `total` stage)."""
+        hot_q = queries[:hot]
+        hit, hit_in, miss, miss_in = [], [], [], []
+        for _ in range(rounds):
+            for q in hot_q:
+                t = time.perf_counter()
+                r = self.client.search("bench", q, k, leaves_to_search=self.probe)
+                dt = time.perf_counter() - t
+                (hit if r.cached else miss).append(dt)
+                (hit_in if r.cached else miss_in).append(r.timings_ms.get("total", float("nan")) / 1000)
+
+        def lat(xs: list[float]) -> dict[str, float]:
+            ms = np.asarray(xs or [np.nan]) * 1000
+            return {"n": len(xs), "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+
+        return {"hot_queries": hot, "rounds": rounds, "hit": lat(hit), "hit_inside_server": lat(hit_in),
+                "miss": lat(miss), "miss_inside_server": lat(miss_in)}
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        finally:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,68 @@
+"""Smoke test of the benchmark suite on a tiny synthetic dataset: every system (raw ScaNN, the
+simsearch server in its own process, numpy, hnswlib, faiss, Milvus Lite, Chroma's server)
+runs through the same sweep and the outputs are written. Speed is not asserted here (that is
+what the benchmark is for); correctness of what it measures is."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from simsearch.bench import datasets as D
+from simsearch.bench.measure import best_at, recall
+from simsearch.bench.run import SYSTEMS, main
+
+
+def test_exact_ground_truth_matches_a_direct_float64_computation() -> None:
+    ds = D.synthetic_gmm(1500, 16, queries=40, seed=3)
+    gt = D.exact_neighbors(ds.train, ds.test, k=5, chunk=7)
+    d = ((ds.test[:, None, :].astype(np.float64) - ds.train[None].astype(np.float64)) ** 2).sum(-1)
+    assert np.array_equal(gt, np.argsort(d, axis=1, kind="stable")[:, :5])
+    assert ds.synthetic and ds.name == "synthetic-gmm-16-1500"
+
+
+def test_recall_counts_overlap_and_ignores_padding() -> None:
+    truth = np.array([[1, 2, 3], [4, 5, 6]])
+    assert recall(np.array([[3, 2, 1], [4, -1, -1]]), truth, 3) == pytest.approx(4 / 6)
+
+
+def test_sizes_parse() -> None:
+    assert [D.parse_size(s) for s in ("100k", "1m", "2500", "0.5m")] == [100_000, 1_000_000, 2500, 500_000]
+
+
+def test_bench_runs_every_system_and_writes_its_outputs(tmp_path) -> None:
+    assert main(["--dataset", "tiny", "--queries", "200", "--single", "40", "--clients", "1,4",
+                 "--out", str(tmp_path)]) == 0
+    name = "synthetic-gmm-32-4k"
+    result = json.loads((tmp_path / f"bench-{name}.json").read_text())
+    assert result["dataset"]["synthetic"] is True
+    by_kind = {s["kind"]: s for s in result["systems"]}
+    assert len(result["systems"]) == len(SYSTEMS)
+    for s in result["systems"]:
+        assert s["points"], s["name"]
+        assert all(p["batched_qps"] > 0 and p["single"]["p50_ms"] > 0 for p in s["points"])
+        assert s["build_s"] > 0 and s["ingest_rows_per_s"] > 0
+        # every system's best setting finds most true neighbours: the ids really map back to rows
+        assert max(p["recall"] for p in s["points"]) > 0.9, s["name"]
+    assert by_kind["floor"]["points"][0]["recall"] == 1.0  # exact search agrees with the float64 ground truth
+    assert best_at(by_kind["simsearch"]["points"], 0.9) is not None
+    extra = result["simsearch_extra"]
+    assert [c["clients"] for c in extra["concurrency"]] == [1, 4]
+    assert extra["cache"]["hit"]["n"] > 0 and extra["cache"]["miss"]["n"] > 0
+    table = (tmp_path / f"bench-{name}.md").read_text()
+    assert "| 0.95 | simsearch" in table and "(synthetic)" in table
+    for png in (f"recall-qps-{name}.png", f"latency-cdf-{name}.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_scale_sweep_reports_growth(tmp_path) -> None:
+    assert main(["--scale", "--sizes", "3000,6000", "--shards", "1,2", "--queries", "100", "--single", "30",
+                 "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "scale-synthetic.json").read_text())
+    assert {(r["system"], r["shards"], r["n"]) for r in result["rows"]} == {
+        (sys, s, n) for n in (3000, 6000) for sys, s in (("raw ScaNN", 1), ("simsearch", 1), ("simsearch", 2))}
+    assert all(r["recall"] > 0.8 for r in result["rows"])
+    assert set(result["growth"]) == {"raw ScaNN x1", "simsearch x1", "simsearch x2"}
+    assert (tmp_path / "scale-synthetic.png").exists()
