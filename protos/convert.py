@@ -32,6 +32,9 @@ def unflatten_results(counts, ids, scores, k: int) -> tuple[np.ndarray, np.ndarr
     assignment fills row-major, which is exactly the flat order, so no per-query loop.
     """
     counts = np.asarray(counts, dtype=np.int64)
+    if len(ids) == len(counts) * k:  # every row full (the usual case): a reshape, no mask
+        return (np.array(ids, dtype=object).reshape(len(counts), k),
+                np.asarray(scores, dtype=np.float32).reshape(len(counts), k))
     mask = np.arange(k)[None, :] < counts[:, None]  # (n, k)
     out_ids = np.full(mask.shape, "", dtype=object)
     out_scores = np.full(mask.shape, np.nan, dtype=np.float32)

@@ -30,6 +30,9 @@ MAX_CHUNK = 256
 CHUNK_BYTES = 64 << 20  # bounds each chunk's temporaries (candidate gather, distance matrix)
 
 
+RERANK_CHUNK = 16  # queries re-ranked together (measured best of 8..128 on 784-d, 40 candidates)
+
+
 def _chunk(per_query_bytes: int) -> int:
     """Queries per chunk so that a chunk's temporaries stay near CHUNK_BYTES."""
     return max(1, min(MAX_CHUNK, CHUNK_BYTES // max(1, per_query_bytes)))
@@ -155,8 +158,7 @@ class Shard:
         so clustered deletes cannot crowd out live neighbours.
         """
         rows, ok = index.search(q, count, leaves)  # (c, kk)
-        cands = view.vectors[rows]  # (c, kk, d)
-        dist = np.where(ok & view.alive[rows], self.scorer.score_candidates(q, cands), np.inf).astype(np.float32)
+        dist = np.where(ok & view.alive[rows], self._rerank(q, view.vectors, rows), np.inf).astype(np.float32)
         found = np.isfinite(dist).sum(axis=1)
         short = np.flatnonzero(found < k)
         if len(short):  # only then count the live indexed rows (O(N)): fewer than k may exist at all
@@ -169,6 +171,16 @@ class Shard:
             rows[short, : more_rows.shape[1]] = more_rows
             dist[short, : more_dist.shape[1]] = more_dist
         return rows, dist
+
+    def _rerank(self, q: np.ndarray, vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Exact distances to the candidates, RERANK_CHUNK queries at a time: the gathered candidates then
+        stay in cache for the scoring pass (1,000 FMNIST queries x 40 candidates: 87 -> 50 ms)."""
+        if len(q) <= RERANK_CHUNK:
+            return self.scorer.score_candidates(q, vectors[rows])
+        out = np.empty(rows.shape, np.float32)
+        for i in range(0, len(q), RERANK_CHUNK):
+            out[i:i + RERANK_CHUNK] = self.scorer.score_candidates(q[i:i + RERANK_CHUNK], vectors[rows[i:i + RERANK_CHUNK]])
+        return out
 
     def _exact(self, q: np.ndarray, view: View, lo: int, hi: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Brute force over rows [lo, hi): a fast matmul pass picks 2k+8 finalists, which are
