@@ -17,6 +17,7 @@ import numpy as np
 
 from simsearch.bench.datasets import Dataset
 from simsearch.shard import IndexParams
+from simsearch.shard.scann_index import TRAINING_SAMPLE
 
 THREADS = os.cpu_count() or 1
 # Fractions of the ScaNN leaves probed per query, cheap to thorough (simsearch's default is 0.07).
@@ -80,7 +81,7 @@ class RawScann:
         db = prepare(ds.train, ds.metric)
         self.searcher = (scann.scann_ops_pybind.builder(db, 10, scann_distance(ds.metric))
                          .tree(num_leaves=self.leaves, num_leaves_to_search=max(1, self.leaves // 14),
-                               training_sample_size=len(db))
+                               training_sample_size=min(len(db), TRAINING_SAMPLE))
                          .score_ah(p.block_dims_for(db.shape[1]),  # the shards' choice: anisotropic for ip
                                    anisotropic_quantization_threshold=float("nan") if ds.metric == "l2" else 0.2)
                          .reorder(10 * p.oversample).build())

@@ -11,6 +11,7 @@ import numpy as np
 import ray
 
 from simsearch.cluster._calls import call_actor
+from simsearch.cluster.runtime import start_ray
 from simsearch.encoder.service import EmbeddingService
 
 
@@ -22,6 +23,7 @@ class EncoderReplicas:
 
     @classmethod
     def create(cls, ref: str, root: Path, *, replicas: int = 1, threads: int = 1) -> "EncoderReplicas":
+        start_ray()  # no-op when the server already started or joined one; else the embedded local Ray
         # num_cpus=0 like the shards: embedding is bursty and must not be starved by Ray's accounting
         remote = ray.remote(EmbeddingService).options(num_cpus=0, max_concurrency=2, max_restarts=2)
         return cls([remote.remote(ref, str(root), threads=threads) for _ in range(replicas)], ref)

@@ -56,8 +56,8 @@ class ServeConfig:
 
 async def build(config: ServeConfig) -> tuple[Server, str | None]:
     """Start everything but the serving loop. Returns the server and a generated key (first start only)."""
-    if config.shard_placement == "ray":  # in-process shards need no Ray (and its ~1 GiB of processes)
-        start_ray(config.ray_address)
+    if config.shard_placement == "ray" or config.ray_address:  # in-process shards need no Ray; encoder
+        start_ray(config.ray_address)                          # replicas start a local one on first use
     catalog = Catalog(config.data_dir)
     key = config.bootstrap_key or os.environ.get("SIMSEARCH_BOOTSTRAP_KEY") or None
     generated = catalog.ensure_default_tenant(key)
