@@ -142,6 +142,7 @@ def ground_truth(ds: Dataset, k: int = 100) -> np.ndarray:
 
 
 def recall_at(found_ids: np.ndarray, true_ids: np.ndarray, k: int) -> float:
-    """Mean |found[:k] ∩ true[:k]| / k over queries; both arrays hold ids as str."""
+    """Mean |found[:k] ∩ true[:k]| / k over queries. Both arrays hold ids of one kind (str ids, or int rows
+    with -1 padding, which never matches)."""
     hits = (found_ids[:, :k, None] == true_ids[:, None, :k]).any(axis=2).sum()
     return float(hits) / (len(true_ids) * k)

@@ -12,21 +12,16 @@ from typing import Any, Callable
 import numpy as np
 import psutil
 
-from simsearch.bench.datasets import Dataset
+from simsearch.bench.datasets import Dataset, recall_at
 from simsearch.bench.systems import System
 
 SATURATED = 0.9995  # stop sweeping a knob once recall reaches this: more effort only costs speed
 
 
-def recall(found: np.ndarray, truth: np.ndarray, k: int) -> float:
-    """Mean |found[:k] ∩ truth[:k]| / k over queries (rows; -1 padding never matches)."""
-    hits = (found[:, :k, None] == truth[:, None, :k]).any(axis=2).sum()
-    return float(hits) / (len(truth) * k)
-
-
 def latency(samples: list[float]) -> dict[str, Any]:
-    ms = np.asarray(samples) * 1000
-    return {"n": len(ms), "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+    """p50/p99/mean and a 101-point CDF in ms (NaN when there are no samples)."""
+    ms = np.asarray(samples or [np.nan]) * 1000
+    return {"n": len(samples), "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
             "mean_ms": float(ms.mean()), "cdf_ms": np.percentile(ms, np.arange(101)).round(4).tolist()}
 
 
@@ -62,7 +57,7 @@ def measure(system: System, ds: Dataset, truth: np.ndarray, *, k: int = 10, sing
         t = time.perf_counter()
         found = system.search_batch(ds.test, k)
         batched_s = time.perf_counter() - t
-        r = recall(found, truth, k)
+        r = recall_at(found, truth, k)
         lat = single_loop(system, ds.test, k, single, single_budget_s)
         point = {"knob": knob, "recall": r, "batched_qps": len(ds.test) / batched_s,
                  "single_qps": len(lat) / sum(lat), "single": latency(lat)}

@@ -16,8 +16,9 @@ from simsearch.bench import datasets as D
 from simsearch.bench.measure import measure
 from simsearch.bench.simsearch_system import SimsearchServer
 from simsearch.bench.systems import RawScann
+from simsearch.shard.config import DEFAULT_PROBE_FRACTION
 
-DEFAULT_FRACTION = (0.07,)
+DEFAULT_FRACTION = (DEFAULT_PROBE_FRACTION,)
 
 
 def run_scale(sizes: list[int], shards: list[int], *, queries: int = 2000, single: int = 500, k: int = 10,

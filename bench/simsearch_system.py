@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 
 from simsearch.bench.datasets import Dataset
+from simsearch.bench.measure import latency
 from simsearch.bench.services import tree_rss
 from simsearch.bench.systems import LEAF_FRACTIONS
 from simsearch.client import AsyncClient, Client
@@ -98,8 +100,6 @@ class SimsearchServer:
         """Wait until the server process is idle (under 10% of a core) before anything is timed. Without it
         the first setting swept ran at about half the batched speed of the next (4,876 vs 9,852 QPS on
         Fashion-MNIST), which points at work still running after the build returns."""
-        import psutil
-
         proc = psutil.Process(self.proc.pid)
         deadline = time.monotonic() + limit_s
         while time.monotonic() < deadline and proc.cpu_percent(interval=0.5) > 10.0:
@@ -124,7 +124,7 @@ class SimsearchServer:
 
     # ---- beyond the common surface ----------------------------------------------------------
 
-    def concurrent(self, queries: np.ndarray, k: int, clients: int, seconds: float = 0.0) -> dict[str, Any]:
+    def concurrent(self, queries: np.ndarray, k: int, clients: int) -> dict[str, Any]:
         """`clients` SDK clients (each its own channel), each sending one query per call back to back over
         the same query list, in this process (the server is elsewhere). Returns QPS and latency."""
 
@@ -147,9 +147,7 @@ class SimsearchServer:
             return wall, lat
 
         wall, lat = asyncio.run(run())
-        ms = np.asarray(lat) * 1000
-        return {"clients": clients, "queries": len(lat), "qps": len(lat) / wall,
-                "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+        return {"clients": clients, "queries": len(lat), "qps": len(lat) / wall, **latency(lat)}
 
     def cache(self, queries: np.ndarray, k: int, hot: int = 200, rounds: int = 5) -> dict[str, Any]:
         """Hot repeated queries: the first sightings admit them (a miss each), later rounds are hits.
@@ -163,13 +161,8 @@ class SimsearchServer:
                 dt = time.perf_counter() - t
                 (hit if r.cached else miss).append(dt)
                 (hit_in if r.cached else miss_in).append(r.timings_ms.get("total", float("nan")) / 1000)
-
-        def lat(xs: list[float]) -> dict[str, float]:
-            ms = np.asarray(xs or [np.nan]) * 1000
-            return {"n": len(xs), "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
-
-        return {"hot_queries": hot, "rounds": rounds, "hit": lat(hit), "hit_inside_server": lat(hit_in),
-                "miss": lat(miss), "miss_inside_server": lat(miss_in)}
+        return {"hot_queries": hot, "rounds": rounds, "hit": latency(hit), "hit_inside_server": latency(hit_in),
+                "miss": latency(miss), "miss_inside_server": latency(miss_in)}
 
     def close(self) -> None:
         try:

@@ -16,11 +16,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from simsearch.bench.datasets import Dataset
+from simsearch.reranker.kernels import normalize, pairwise_distance, top_k
 from simsearch.shard import IndexParams
 from simsearch.shard.scann_index import TRAINING_SAMPLE
 
 THREADS = os.cpu_count() or 1
-# Fractions of the ScaNN leaves probed per query, cheap to thorough (simsearch's default is 0.07).
+# Fractions of the ScaNN leaves probed per query, cheap to thorough (simsearch's default,
+# shard.config.DEFAULT_PROBE_FRACTION, is 0.07).
 LEAF_FRACTIONS = (0.01, 0.02, 0.035, 0.05, 0.07, 0.1, 0.15, 0.25)
 EF_SEARCH = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384)
 NPROBE = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 128)
@@ -53,9 +55,7 @@ def scann_distance(metric: str) -> str:
 def prepare(vectors: np.ndarray, metric: str) -> np.ndarray:
     """float32 C-contiguous; unit rows for cosine (what simsearch does on ingest)."""
     x = np.ascontiguousarray(vectors, np.float32)
-    if metric == "cosine":
-        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    return x
+    return normalize(x) if metric == "cosine" else x
 
 
 @dataclass
@@ -110,7 +110,8 @@ class RawScann:
 
 @dataclass
 class NumpyBruteForce:
-    """Exact search with one BLAS matmul per chunk of queries (float32): the floor every index must beat."""
+    """Exact search with one BLAS matmul per chunk of queries (float32, the shards' exact kernels): the floor
+    every index must beat."""
 
     name: str = "numpy brute force"
     kind: str = "floor"
@@ -119,7 +120,6 @@ class NumpyBruteForce:
     def build(self, ds: Dataset) -> None:
         self.metric = ds.metric
         self.db = prepare(ds.train, ds.metric)
-        self.norms = np.einsum("ij,ij->i", self.db, self.db)
 
     def knobs(self) -> list[dict[str, Any]]:
         return [{"exact": True}]
@@ -129,19 +129,14 @@ class NumpyBruteForce:
 
     def search_batch(self, queries: np.ndarray, k: int) -> np.ndarray:
         q = prepare(queries, self.metric)
-        out = np.empty((len(q), k), np.int64)
-        for i in range(0, len(q), 256):
-            d = (self.norms[None, :] - 2 * (q[i:i + 256] @ self.db.T)) if self.metric == "l2" else -(q[i:i + 256] @ self.db.T)
-            part = np.argpartition(d, k, axis=1)[:, :k]
-            order = np.argsort(np.take_along_axis(d, part, 1), axis=1)
-            out[i:i + 256] = np.take_along_axis(part, order, 1)
-        return out
+        return np.concatenate([top_k(pairwise_distance(q[i:i + 256], self.db, self.metric), k)[0]
+                               for i in range(0, len(q), 256)])
 
     def search_one(self, query: np.ndarray, k: int) -> np.ndarray:
         return self.search_batch(query[None, :], k)[0]
 
     def close(self) -> None:
-        self.db = self.norms = None
+        self.db = None
 
 
 @dataclass
@@ -252,6 +247,7 @@ class FaissIVFPQ:
         factory = pq_factory(len(db), db.shape[1])
         self.params = {"factory": factory, "k_factor": 10}
         self.index = faiss.index_factory(db.shape[1], factory, _faiss_metric(ds.metric))
+        faiss.downcast_index(self.index).k_factor = self.params["k_factor"]  # candidates refined exactly, / k
         self.index.train(db)
         self.index.add(db)
         self.ivf = faiss.extract_index_ivf(self.index)
@@ -261,11 +257,7 @@ class FaissIVFPQ:
         return [{"nprobe": p} for p in NPROBE if p <= self.nlist]
 
     def set_knob(self, knob: dict[str, Any]) -> None:
-        import faiss
-
         self.ivf.nprobe = knob["nprobe"]
-        self.index.k_factor = self.params["k_factor"]
-        faiss.downcast_index(self.index).k_factor = self.params["k_factor"]
 
     def search_batch(self, queries: np.ndarray, k: int) -> np.ndarray:
         return faiss_search(self.index, prepare(queries, self.metric), k, THREADS)

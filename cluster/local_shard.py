@@ -29,6 +29,7 @@ from simsearch.shard import IndexParams, SearchResult, Shard
 
 INLINE_MAX_QUERIES = 8  # searches this small run on the event loop: the hand-off would cost more
 SPLIT_MIN_QUERIES = 128  # a batch at least twice this is split across the pool's threads
+POOL_THREADS = max(2, os.cpu_count() or 2)  # the CPU parallelism we want, shared by every shard
 _POOL: ThreadPoolExecutor | None = None
 
 
@@ -36,7 +37,7 @@ def _pool() -> ThreadPoolExecutor:
     """One pool for every in-process shard: its size is the CPU parallelism we want, not per shard."""
     global _POOL
     if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="shard")
+        _POOL = ThreadPoolExecutor(max_workers=POOL_THREADS, thread_name_prefix="shard")
     return _POOL
 
 
@@ -75,7 +76,7 @@ class LocalShardHandle(ShardCalls):
         n = len(queries)
         if n <= INLINE_MAX_QUERIES:
             return self._run_inline("search", queries, k, **params)
-        parts = min(_pool()._max_workers, n // SPLIT_MIN_QUERIES)
+        parts = min(POOL_THREADS, n // SPLIT_MIN_QUERIES)
         if parts < 2:
             return await self._call("search", queries, k, **params)
         bounds = np.linspace(0, n, parts + 1).astype(int)

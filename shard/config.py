@@ -34,6 +34,9 @@ def _check_range(fieldname: str, value: int, lo: int, hi: int, *, zero_ok: bool 
         raise invalid(fieldname, f"must be {zero}in [{lo}, {hi}], got {value}")
 
 
+DEFAULT_PROBE_FRACTION = 0.07  # leaves searched per query when a request names none
+
+
 @dataclass(frozen=True, kw_only=True)
 class IndexParams:
     """ScaNN and buffering parameters; 0 means "derive from the shard's size"."""
@@ -69,7 +72,7 @@ class IndexParams:
         return self.dims_per_block or (1 if dim <= 128 else 2)
 
     def search_leaves_for(self, num_leaves: int) -> int:
-        return min(num_leaves, self.leaves_to_search or max(1, math.ceil(num_leaves * 0.07)))
+        return min(num_leaves, self.leaves_to_search or max(1, math.ceil(num_leaves * DEFAULT_PROBE_FRACTION)))
 
     def rebuild_after(self, indexed: int) -> int:
         """Fresh points that trigger a background rebuild: a quarter of the index, within bounds."""

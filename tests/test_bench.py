@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from simsearch.bench import datasets as D
-from simsearch.bench.measure import best_at, recall
+from simsearch.bench.measure import best_at
 from simsearch.bench.run import SYSTEMS, main
 
 
@@ -25,7 +25,7 @@ def test_exact_ground_truth_matches_a_direct_float64_computation() -> None:
 
 def test_recall_counts_overlap_and_ignores_padding() -> None:
     truth = np.array([[1, 2, 3], [4, 5, 6]])
-    assert recall(np.array([[3, 2, 1], [4, -1, -1]]), truth, 3) == pytest.approx(4 / 6)
+    assert D.recall_at(np.array([[3, 2, 1], [4, -1, -1]]), truth, 3) == pytest.approx(4 / 6)
 
 
 def test_sizes_parse() -> None:
