@@ -51,6 +51,11 @@ def table(result: dict[str, Any]) -> str:
         base = extra["concurrency"][0]["qps"]
         for c in extra["concurrency"]:
             lines.append(f"| {c['clients']} | {c['qps']:,.0f} | {c['qps'] / base:.2f} | {c['p50_ms']:.2f} | {c['p99_ms']:.2f} |")
+        if "transports" in extra:
+            lines += ["", "| call path (one query per call, same setting) | QPS | p50 ms | p99 ms |", "|---|---|---|---|"]
+            for name, t in extra["transports"].items():
+                label = {"unary": "unary Search", "stream": "SearchStream (the SDK default)"}.get(name, name)
+                lines.append(f"| {label} | {t['qps']:,.0f} | {t['p50_ms']:.2f} | {t['p99_ms']:.2f} |")
         cache = extra["cache"]
         lines += ["", "| cache path | p50 ms | p99 ms |", "|---|---|---|"]
         for key, label in (("miss", "miss, end to end"), ("miss_inside_server", "miss, inside the server"),

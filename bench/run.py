@@ -100,10 +100,14 @@ def simsearch_extra(system: SimsearchServer, ds: D.Dataset, truth: np.ndarray, m
         conc.append(system.concurrent(queries, k, c))
         log(f"  {c} concurrent clients: {conc[-1]['qps']:,.0f} QPS, p50 {conc[-1]['p50_ms']:.2f} ms, "
             f"p99 {conc[-1]['p99_ms']:.2f} ms")
+    transports = system.transports(queries[:1000], k)
+    log("  one query per call: " + ", ".join(f"{n} p50 {t['p50_ms']:.2f} ms ({t['qps']:,.0f} QPS)"
+                                             for n, t in transports.items()))
     cache = system.cache(ds.test, k, hot=min(200, len(ds.test)))
     log(f"  cache hit p50 {cache['hit']['p50_ms']:.3f} ms (in server {cache['hit_inside_server']['p50_ms']:.3f}), "
         f"miss p50 {cache['miss']['p50_ms']:.3f} ms")
-    return {"knob": point["knob"], "recall": point["recall"], "concurrency": conc, "cache": cache}
+    return {"knob": point["knob"], "recall": point["recall"], "concurrency": conc, "transports": transports,
+            "cache": cache}
 
 
 def write(result: dict[str, Any], out: Path, stem: str) -> None:

@@ -149,6 +149,22 @@ class SimsearchServer:
         wall, lat = asyncio.run(run())
         return {"clients": clients, "queries": len(lat), "qps": len(lat) / wall, **latency(lat)}
 
+    def transports(self, queries: np.ndarray, k: int) -> dict[str, Any]:
+        """One query per call, back to back, over unary Search and over SearchStream: the same
+        server, setting and queries, so the difference is the call path alone."""
+        out = {}
+        for name, stream in (("unary", False), ("stream", True)):
+            with Client(self.address, api_key=self.key, stream=stream) as c:
+                for q in queries[:50]:  # connect and warm up before the clock starts
+                    c.search("bench", q, k, no_cache=True, leaves_to_search=self.probe)
+                lat = []
+                for q in queries:
+                    t = time.perf_counter()
+                    c.search("bench", q, k, no_cache=True, leaves_to_search=self.probe)
+                    lat.append(time.perf_counter() - t)
+            out[name] = {"queries": len(lat), "qps": len(lat) / sum(lat), **latency(lat)}
+        return out
+
     def cache(self, queries: np.ndarray, k: int, hot: int = 200, rounds: int = 5) -> dict[str, Any]:
         """Hot repeated queries: the first sightings admit them (a miss each), later rounds are hits.
         Reports hit and miss latency end to end and inside the server (its `total` stage)."""

@@ -8,19 +8,26 @@ import grpc
 import numpy as np
 
 from simsearch.client import _requests as rq
+from simsearch.client._streams import AsyncSearchStreams, with_timeout
 from simsearch.protos.simsearch.v1 import (collections_pb2, collections_pb2_grpc, encoders_pb2, encoders_pb2_grpc,
                                            points_pb2, points_pb2_grpc)
 from simsearch.protos.status import from_rpc_error
 
 
 class AsyncClient:
-    def __init__(self, address: str, api_key: str | None = None, *, timeout: float | None = 60.0):
+    """AsyncClient("localhost:50051", api_key=...); stream= as for Client."""
+
+    def __init__(self, address: str, api_key: str | None = None, *, timeout: float | None = 60.0,
+                 stream: bool = True):
         self._channel = grpc.aio.insecure_channel(address, options=rq.CHANNEL_OPTIONS)
         self._collections = collections_pb2_grpc.CollectionsStub(self._channel)
         self._points = points_pb2_grpc.PointsStub(self._channel)
         self._encoders = encoders_pb2_grpc.EncodersStub(self._channel)
         self._md = rq.metadata(api_key)
         self.timeout = timeout
+        self._streams = AsyncSearchStreams(self._points.SearchStream, self._md,
+                                           lambda req: self._call(self._points.Search, req, req.params.timeout_ms / 1000))
+        self._streams.enabled = stream
 
     async def _call(self, method, request, timeout: float | None = None):
         try:
@@ -69,7 +76,7 @@ class AsyncClient:
                      images: Any = None, encoder: str | None = None, timeout: float | None = None,
                      **params: Any) -> rq.SearchResults:
         req = rq.search_request(collection, queries, k, texts=texts, images=images, encoder=encoder, **params)
-        return rq.parse_search(await self._call(self._points.Search, req, timeout), k)
+        return rq.parse_search(await self._streams.search(with_timeout(req, timeout or self.timeout)), k)
 
     async def embed(self, model: str, *, texts: Sequence[str] | None = None, images: Any = None) -> rq.Embedding:
         req = encoders_pb2.EmbedRequest(model=model, inputs=rq.raw_inputs(texts, images))
@@ -79,6 +86,7 @@ class AsyncClient:
         return rq.parse_models(await self._call(self._encoders.ListModels, encoders_pb2.ListModelsRequest()))
 
     async def close(self) -> None:
+        await self._streams.close()
         await self._channel.close()
 
     async def __aenter__(self) -> "AsyncClient":

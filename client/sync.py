@@ -9,6 +9,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from simsearch.client import _requests as rq
+from simsearch.client._streams import SyncSearchStreams, with_timeout
 from simsearch.protos.simsearch.v1 import (collections_pb2, collections_pb2_grpc, encoders_pb2, encoders_pb2_grpc,
                                            points_pb2, points_pb2_grpc)
 from simsearch.protos.status import from_rpc_error
@@ -17,13 +18,19 @@ from simsearch.protos.status import from_rpc_error
 class Client:
     """Client("localhost:50051", api_key=...). Every gRPC failure is raised as a SimsearchError subclass."""
 
-    def __init__(self, address: str, api_key: str | None = None, *, timeout: float | None = 60.0):
+    def __init__(self, address: str, api_key: str | None = None, *, timeout: float | None = 60.0,
+                 stream: bool = True):
+        """stream: send searches as messages on long-lived SearchStream calls (about half the
+        round trip of a unary call for a small query); False sends one unary Search each."""
         self._channel = grpc.insecure_channel(address, options=rq.CHANNEL_OPTIONS)
         self._collections = collections_pb2_grpc.CollectionsStub(self._channel)
         self._points = points_pb2_grpc.PointsStub(self._channel)
         self._encoders = encoders_pb2_grpc.EncodersStub(self._channel)
         self._md = rq.metadata(api_key)
         self.timeout = timeout
+        self._streams = SyncSearchStreams(self._points.SearchStream, self._md,
+                                          lambda req: self._call(self._points.Search, req, req.params.timeout_ms / 1000))
+        self._streams.enabled = stream
 
     def _call(self, method, request, timeout: float | None = None):
         try:
@@ -85,7 +92,7 @@ class Client:
         """Query vectors, or texts=/images= for a collection bound to an encoder. params:
         leaves_to_search, oversample, exact, timeout_ms, allow_partial, no_cache."""
         req = rq.search_request(collection, queries, k, texts=texts, images=images, encoder=encoder, **params)
-        return rq.parse_search(self._call(self._points.Search, req, timeout), k)
+        return rq.parse_search(self._streams.search(with_timeout(req, timeout or self.timeout)), k)
 
     # ---- encoders ----
 
@@ -100,6 +107,7 @@ class Client:
     # ---- lifecycle ----
 
     def close(self) -> None:
+        self._streams.close()
         self._channel.close()
 
     def __enter__(self) -> "Client":

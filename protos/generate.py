@@ -22,11 +22,17 @@ def generate(out_dir: Path) -> list[Path]:
     """Write the generated modules for every .proto into out_dir; return their paths."""
     from grpc_tools import protoc  # dev-only dependency
 
+    from google.rpc import status_pb2  # google/rpc/status.proto ships beside it (googleapis-common-protos)
+
+    googleapis = Path(status_pb2.__file__).resolve().parents[2]
+    well_known = Path(protoc.__file__).resolve().parent / "_proto"  # google/protobuf/*.proto
     protos = sorted(PROTO_DIR.glob("*.proto"))
     with tempfile.TemporaryDirectory() as tmp:
         args = [
             "protoc",
             f"-Isimsearch/protos={PROTO_ROOT}",
+            f"-I{googleapis}",
+            f"-I{well_known}",
             f"--python_out={tmp}",
             f"--pyi_out={tmp}",
             f"--grpc_python_out={tmp}",

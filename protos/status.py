@@ -13,8 +13,20 @@ from grpc_status import rpc_status
 
 from simsearch.protos.errors import BY_CODE, SimsearchError
 
+_CODES = {c.value[0]: c for c in grpc.StatusCode}
+
+
+def error_from_status_proto(proto: status_pb2.Status) -> SimsearchError:
+    """The SimsearchError a google.rpc.Status stands for (a stream's per-request error)."""
+    return error_from_status(_CODES.get(proto.code, grpc.StatusCode.UNKNOWN), proto.message, proto)
+
 
 def to_status(err: SimsearchError) -> grpc.Status:
+    return rpc_status.to_status(status_proto(err))
+
+
+def status_proto(err: SimsearchError) -> status_pb2.Status:
+    """The google.rpc.Status of an error: what a unary call's trailer and a stream's reply carry."""
     details = []
     if err.field:
         violation = error_details_pb2.BadRequest.FieldViolation(field=err.field, description=err.message)
@@ -26,19 +38,23 @@ def to_status(err: SimsearchError) -> grpc.Status:
     proto = status_pb2.Status(code=getattr(code_pb2, err.code.name), message=err.message)
     for d in details:
         proto.details.add().Pack(d)
-    return rpc_status.to_status(proto)
+    return proto
 
 
 def from_rpc_error(e: grpc.RpcError) -> SimsearchError:
     """Turn a failed call into the matching SimsearchError subclass (details included)."""
-    code = e.code()
-    message = e.details() or code.name
-    field = None
-    retry = None
     try:
         proto = rpc_status.from_call(e)
     except (ValueError, AttributeError):  # aio errors and mismatched trailers carry no rich status
         proto = None
+    return error_from_status(e.code(), e.details(), proto)
+
+
+def error_from_status(code: grpc.StatusCode, message: str | None, proto: status_pb2.Status | None) -> SimsearchError:
+    """The SimsearchError for a status code, its message and (when there is one) its rich status."""
+    message = message or code.name
+    field = None
+    retry = None
     if proto is not None:
         for any_msg in proto.details:
             if any_msg.Is(error_details_pb2.BadRequest.DESCRIPTOR):

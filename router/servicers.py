@@ -15,7 +15,7 @@ from simsearch.protos import convert
 from simsearch.protos.errors import Internal, SimsearchError, Unauthenticated
 from simsearch.protos.simsearch.v1 import (collections_pb2, collections_pb2_grpc, encoders_pb2, encoders_pb2_grpc,
                                            points_pb2, points_pb2_grpc)
-from simsearch.protos.status import to_status
+from simsearch.protos.status import status_proto, to_status
 from simsearch.router.auth import key_from_metadata
 from simsearch.router.engine import Engine
 from simsearch.router.validate import check_search
@@ -23,20 +23,28 @@ from simsearch.router.validate import check_search
 log = logging.getLogger(__name__)
 
 
+def tenant_of(engine: Engine, key: str | None) -> str:
+    tenant = engine.catalog.tenant_for_key(key)
+    if tenant is None:
+        raise Unauthenticated("API key not recognised")
+    return tenant
+
+
+def bug(name: str) -> Internal:
+    log.exception("bug in %s", name)
+    return Internal(f"internal error in {name}; see the server log")
+
+
 def rpc(method):
     @functools.wraps(method)
     async def wrapper(self, request, context: grpc.aio.ServicerContext):
         try:
-            key = key_from_metadata(context.invocation_metadata())
-            tenant = self.engine.catalog.tenant_for_key(key)
-            if tenant is None:
-                raise Unauthenticated("API key not recognised")
+            tenant = tenant_of(self.engine, key_from_metadata(context.invocation_metadata()))
             return await method(self, request, context, tenant)
         except SimsearchError as e:
             await context.abort_with_status(to_status(e))
         except Exception:
-            log.exception("bug in %s", method.__name__)
-            await context.abort_with_status(to_status(Internal(f"internal error in {method.__name__}; see the server log")))
+            await context.abort_with_status(to_status(bug(method.__name__)))
 
     return wrapper
 
@@ -95,13 +103,36 @@ class PointsServicer(points_pb2_grpc.PointsServicer):
 
     @rpc
     async def Search(self, request, context, tenant):
+        return await self._search(request, tenant, context.time_remaining())
+
+    async def SearchStream(self, request_iterator, context: grpc.aio.ServicerContext):
+        """Answers each request in order on one call. A failed request gets its own error
+        status and the stream goes on; the key is checked once up front (so a bad key fails
+        the call itself) and again per request (so revoking it takes effect at once)."""
+        try:
+            key = key_from_metadata(context.invocation_metadata())
+            tenant_of(self.engine, key)
+        except SimsearchError as e:
+            await context.abort_with_status(to_status(e))
+            return
+        async for request in request_iterator:
+            try:
+                reply = points_pb2.SearchStreamResponse(
+                    result=await self._search(request, tenant_of(self.engine, key), None))
+            except SimsearchError as e:
+                reply = points_pb2.SearchStreamResponse(error=status_proto(e))
+            except Exception:
+                reply = points_pb2.SearchStreamResponse(error=status_proto(bug("SearchStream")))
+            yield reply
+
+    async def _search(self, request, tenant: str, deadline_s: float | None) -> points_pb2.SearchResponse:
         p = request.params
         opts = check_search(request.k, p.leaves_to_search, p.oversample, p.exact, p.timeout_ms,
                             p.allow_partial, p.no_cache)
         queries = await self.engine.encoders.vectors_for(
             self.engine.spec(tenant, request.collection), lambda: convert.matrix_from_proto(request.queries, "queries"),
             request.inputs, request.encoder, "queries")
-        return await self.engine.search(tenant, request.collection, queries, opts, context.time_remaining())
+        return await self.engine.search(tenant, request.collection, queries, opts, deadline_s)
 
 
 class EncodersServicer(encoders_pb2_grpc.EncodersServicer):

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from simsearch.protos.errors import invalid
-from simsearch.shard.config import MAX_ID_CHARS, MAX_K, MAX_LEAVES, MAX_OVERSAMPLE, CollectionSpec, check_rows
+from simsearch.shard.config import (MAX_ID_CHARS, MAX_K, MAX_LEAVES, MAX_OVERSAMPLE, MAX_TIMEOUT_MS, CollectionSpec,
+                                    check_rows)
 
 MAX_BATCH = 100_000  # ids per upsert / delete / get
 MAX_QUERIES = 10_000  # queries per search
-MAX_TIMEOUT_MS = 600_000
 
 
 def check_ids(ids: list[str], field: str = "ids") -> list[str]:

@@ -18,6 +18,7 @@ from simsearch.reranker.kernels import METRICS
 MAX_DIM = 4096
 MAX_SHARDS = 64
 MAX_K = 1024
+MAX_TIMEOUT_MS = 600_000  # a search's params.timeout_ms
 MAX_OVERSAMPLE = 64
 MAX_LEAVES = 100_000
 MAX_ID_CHARS = 256

@@ -93,8 +93,9 @@ def fmnist():
     return fashion_mnist()
 
 
-def start_server(data_dir: Path, redis_url: str | None = None, **kw) -> EmbeddedServer:
-    return EmbeddedServer(ServeConfig(port=0, data_dir=data_dir, bootstrap_key=API_KEY, redis_url=redis_url, **kw)).start()
+def start_server(data_dir: Path, redis_url: str | None = None, port: int = 0, **kw) -> EmbeddedServer:
+    return EmbeddedServer(ServeConfig(port=port, data_dir=data_dir, bootstrap_key=API_KEY, redis_url=redis_url,
+                                      **kw)).start()
 
 
 def random_vectors(n: int, dim: int, seed: int = 0) -> np.ndarray:

@@ -51,6 +51,8 @@ def test_bench_runs_every_system_and_writes_its_outputs(tmp_path) -> None:
     extra = result["simsearch_extra"]
     assert [c["clients"] for c in extra["concurrency"]] == [1, 4]
     assert extra["cache"]["hit"]["n"] > 0 and extra["cache"]["miss"]["n"] > 0
+    assert set(extra["transports"]) == {"unary", "stream"}
+    assert all(t["n"] > 0 and t["p50_ms"] > 0 for t in extra["transports"].values())
     table = (tmp_path / f"bench-{name}.md").read_text()
     assert "| 0.95 | simsearch" in table and "(synthetic)" in table
     for png in (f"recall-qps-{name}.png", f"latency-cdf-{name}.png"):

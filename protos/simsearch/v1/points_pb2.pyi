@@ -1,3 +1,4 @@
+from google.rpc import status_pb2 as _status_pb2
 from simsearch.protos.simsearch.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -102,6 +103,14 @@ class StageTiming(_message.Message):
     stage: str
     ms: float
     def __init__(self, stage: _Optional[str] = ..., ms: _Optional[float] = ...) -> None: ...
+
+class SearchStreamResponse(_message.Message):
+    __slots__ = ("result", "error")
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    result: SearchResponse
+    error: _status_pb2.Status
+    def __init__(self, result: _Optional[_Union[SearchResponse, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
     __slots__ = ("counts", "ids", "scores", "timings", "missing_shards", "partial", "cached", "generation")

@@ -54,6 +54,11 @@ class PointsStub:
                 request_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.SearchRequest.SerializeToString,
                 response_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.SearchResponse.FromString,
                 _registered_method=True)
+        self.SearchStream = channel.stream_stream(
+                '/simsearch.v1.Points/SearchStream',
+                request_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.SearchRequest.SerializeToString,
+                response_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.SearchStreamResponse.FromString,
+                _registered_method=True)
 
 
 class PointsServicer:
@@ -85,6 +90,19 @@ class PointsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SearchStream(self, request_iterator, context):
+        """Many searches over one long-lived call: each request is answered, in order, by one
+        SearchStreamResponse holding its result or its own error, and the stream stays open
+        after a failed request. Same validation, cache and semantics as Search; it saves the
+        per-call cost of a unary RPC (HTTP/2 stream set-up, metadata, auth), about half of
+        the round trip on a small query. The API key is read from the call's metadata and
+        checked again for every request. A request's deadline is params.timeout_ms (0 = the
+        server default), since one call's gRPC deadline would cover the whole stream.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PointsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -107,6 +125,11 @@ def add_PointsServicer_to_server(servicer, server):
                     servicer.Search,
                     request_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.SearchRequest.FromString,
                     response_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.SearchResponse.SerializeToString,
+            ),
+            'SearchStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.SearchStream,
+                    request_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.SearchRequest.FromString,
+                    response_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.SearchStreamResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -217,6 +240,33 @@ class Points:
             '/simsearch.v1.Points/Search',
             simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.SearchRequest.SerializeToString,
             simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.SearchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/simsearch.v1.Points/SearchStream',
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.SearchRequest.SerializeToString,
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.SearchStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,
