@@ -31,10 +31,11 @@ def unflatten_results(counts, ids, scores, k: int) -> tuple[np.ndarray, np.ndarr
     Rows with fewer than k results are padded with "" ids and NaN scores. A boolean mask
     assignment fills row-major, which is exactly the flat order, so no per-query loop.
     """
+    n = len(counts)
+    if len(ids) == n * k:  # every row full (the usual case): a reshape, no mask. Lists first: numpy
+        return (np.array(list(ids), dtype=object).reshape(n, k),  # reads a list ~2x faster than a
+                np.array(list(scores), dtype=np.float32).reshape(n, k))  # protobuf repeated field
     counts = np.asarray(counts, dtype=np.int64)
-    if len(ids) == len(counts) * k:  # every row full (the usual case): a reshape, no mask
-        return (np.array(ids, dtype=object).reshape(len(counts), k),
-                np.asarray(scores, dtype=np.float32).reshape(len(counts), k))
     mask = np.arange(k)[None, :] < counts[:, None]  # (n, k)
     out_ids = np.full(mask.shape, "", dtype=object)
     out_scores = np.full(mask.shape, np.nan, dtype=np.float32)

@@ -28,8 +28,9 @@ from simsearch.router.catalog import Catalog, CollectionRecord
 from simsearch.router.encoders import EncoderHub
 from simsearch.router.hashing import group_by_shard
 from simsearch.router.merge import merge
-from simsearch.router.validate import MAX_QUERIES, SearchOptions, check_ids, check_vectors
+from simsearch.router.validate import MAX_QUERIES, SearchOptions, check_ids, check_shape, check_vectors
 from simsearch.shard import CollectionSpec
+from simsearch.shard.config import check_rows
 
 log = logging.getLogger(__name__)
 ShardFactory = Callable[[str, CollectionRecord, int, Path], ShardCalls]
@@ -179,7 +180,9 @@ class Engine:
                      deadline_s: float | None = None) -> points_pb2.SearchResponse:
         t0 = self._clock()
         live = self._get(tenant, name)
-        check_vectors(queries, live.spec, "queries", max_rows=MAX_QUERIES)
+        # Shape first, values after the cache: a cached entry's bytes passed check_rows when they
+        # were computed (the key holds them and the collection's uid), so a hit skips re-checking.
+        check_shape(queries, live.spec, "queries", max_rows=MAX_QUERIES)
         generation = live.generation  # read before fan-out: a write during the search invalidates this key
         timings: dict[str, float] = {}
         key, hot = None, False
@@ -188,12 +191,14 @@ class Engine:
                                     opts.cache_tag(), np.ascontiguousarray(queries))
             value, hot = await self.cache.lookup(key)
             timings["cache"] = self._clock() - t0
-            metrics.CACHE_LOOKUPS.labels(tenant, "hit" if value is not None else "miss").inc()
+            m = metrics.tenant_search(tenant)
+            (m.cache_hit if value is not None else m.cache_miss).inc()
             if value is not None:
                 resp = points_pb2.SearchResponse.FromString(value)
                 resp.cached = True
                 return self._finish(resp, tenant, timings, t0, generation, len(queries))
 
+        check_rows(queries, live.spec.metric, "queries")
         t1 = self._clock()
         missing, results = await self._fan_out(live, queries, opts, deadline_s)
         t2 = self._clock()
@@ -246,10 +251,11 @@ class Engine:
         timings["total"] = self._clock() - t0
         for stage, seconds in timings.items():
             resp.timings.add(stage=stage, ms=seconds * 1000)
-            metrics.STAGE_SECONDS.labels(stage).observe(seconds)
+            metrics.STAGES[stage].observe(seconds)
         resp.generation = generation
-        metrics.SEARCHES.labels(tenant, "cached" if resp.cached else ("partial" if resp.partial else "ok")).inc()
-        metrics.QUERIES.labels(tenant).inc(n)
+        m = metrics.tenant_search(tenant)
+        m.outcomes["cached" if resp.cached else ("partial" if resp.partial else "ok")].inc()
+        m.queries.inc(n)
         return resp
 
     # ---- lifecycle ----

@@ -1,4 +1,14 @@
-"""Prometheus metrics of the router, labelled by tenant where a tenant is known."""
+"""Prometheus metrics of the router, labelled by tenant where a tenant is known.
+
+`labels()` costs a lock and a tuple lookup per call, and a cached search records five
+metrics (a third of its in-server time when looked up per call), so the search path uses
+children resolved once: `STAGES` per stage, `tenant_search(tenant)` per tenant.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
 
 from prometheus_client import Counter, Histogram
 
@@ -11,3 +21,25 @@ STAGE_SECONDS = Histogram(
     "simsearch_search_stage_seconds", "Time per search stage", ["stage"],
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
 )
+
+
+class _StageChildren(dict):
+    def __missing__(self, stage: str) -> Any:
+        child = self[stage] = STAGE_SECONDS.labels(stage)
+        return child
+
+
+STAGES: dict[str, Any] = _StageChildren()
+
+
+class TenantSearch(NamedTuple):
+    outcomes: dict[str, Any]  # "ok" / "cached" / "partial" -> SEARCHES child
+    queries: Any
+    cache_hit: Any
+    cache_miss: Any
+
+
+@functools.lru_cache(maxsize=4096)
+def tenant_search(tenant: str) -> TenantSearch:
+    return TenantSearch({o: SEARCHES.labels(tenant, o) for o in ("ok", "cached", "partial")},
+                        QUERIES.labels(tenant), CACHE_LOOKUPS.labels(tenant, "hit"), CACHE_LOOKUPS.labels(tenant, "miss"))

@@ -41,6 +41,15 @@ def check_ids(ids: list[str], field: str = "ids") -> list[str]:
 
 def check_vectors(vectors: np.ndarray, spec: CollectionSpec, field: str, rows: int | None = None,
                   max_rows: int = MAX_BATCH) -> np.ndarray:
+    check_shape(vectors, spec, field, rows, max_rows)
+    check_rows(vectors, spec.metric, field)
+    return vectors
+
+
+def check_shape(vectors: np.ndarray, spec: CollectionSpec, field: str, rows: int | None = None,
+                max_rows: int = MAX_BATCH) -> None:
+    """Row count and dimension only: what must hold before a query's bytes are looked up in the
+    cache (the values are checked before anything is computed from them, or admitted)."""
     n, d = vectors.shape
     if n == 0:
         raise invalid(field, f"must hold 1 to {max_rows} rows, got 0")
@@ -50,8 +59,6 @@ def check_vectors(vectors: np.ndarray, spec: CollectionSpec, field: str, rows: i
         raise invalid(field, f"must have dimension {spec.dim} (collection {spec.name!r}), got {d}")
     if rows is not None and n != rows:
         raise invalid(field, f"must have one row per id ({rows}), got {n}")
-    check_rows(vectors, spec.metric, field)
-    return vectors
 
 
 @dataclass(frozen=True)

@@ -101,3 +101,21 @@ def test_a_restarted_server_is_reached_again_through_a_fresh_call(tmp_path):
             assert old not in c._streams._idle and len(c._streams._idle) == 1
     finally:
         server.stop()
+
+
+def test_searches_are_counted_per_tenant_and_outcome(server, client, coll):
+    from prometheus_client import REGISTRY
+
+    tenant = server.engine.catalog.tenant_for_key(API_KEY)
+
+    def count(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, {"tenant": tenant, **labels}) or 0.0
+
+    before = (count("simsearch_searches_total", outcome="ok"), count("simsearch_queries_total"),
+              count("simsearch_cache_lookups_total", result="miss"))
+    client.search(coll, VECS[100:103] + 0.5, 5)
+    after = (count("simsearch_searches_total", outcome="ok"), count("simsearch_queries_total"),
+             count("simsearch_cache_lookups_total", result="miss"))
+    assert after == (before[0] + 1, before[1] + 3, before[2] + 1)
+    stages = REGISTRY.get_sample_value("simsearch_search_stage_seconds_count", {"stage": "total"})
+    assert stages and stages >= 1
