@@ -16,6 +16,7 @@ BACKBONES = ("mlp", "cnn", "minilm")
 LOSSES = ("contrastive", "triplet-batch-hard", "triplet-semihard", "proxy-anchor", "proxy-nca",
           "ntxent", "supcon", "hybrid")
 DEVICES = ("auto", "cpu", "cuda")
+CLASSIFIERS = ("normalized-softmax", "cosface", "arcface")
 
 
 def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -37,6 +38,9 @@ class TrainConfig:
     # hybrid = this metric loss + classification_weight * normalized-softmax classification
     hybrid_metric_loss: str = "triplet-semihard"
     classification_weight: float = 1.0
+    # the hybrid's classification loss: cosface/arcface add a margin on the class angle, which
+    # pulls each class tighter around its weight vector than plain normalized softmax does
+    classifier: str = "normalized-softmax"
     embedding_dim: int = 128
     width: int = 32  # CNN channels in the first block / MLP hidden units
     dropout: float = 0.1
@@ -70,6 +74,7 @@ class TrainConfig:
         _one_of("loss", self.loss, LOSSES)
         _one_of("hybrid_metric_loss", self.hybrid_metric_loss, tuple(x for x in LOSSES if x != "hybrid"))
         _one_of("device", self.device, DEVICES)
+        _one_of("classifier", self.classifier, CLASSIFIERS)
         _in_range("embedding_dim", self.embedding_dim, 2, 4096)
         if self.flip_average and self.backbone == "minilm":
             raise ValueError("flip_average applies to image backbones (cnn, mlp on images), not 'minilm'")

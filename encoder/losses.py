@@ -62,5 +62,13 @@ def build_objective(cfg: TrainConfig, num_classes: int) -> Objective:
         metric, miner = _metric(cfg.loss, cfg, num_classes)
         return Objective(metric, miner)
     metric, miner = _metric(cfg.hybrid_metric_loss, cfg, num_classes)
-    classifier = losses.NormalizedSoftmaxLoss(num_classes, cfg.embedding_dim, temperature=0.05)
-    return Objective(metric, miner, classifier, cfg.classification_weight)
+    return Objective(metric, miner, _classifier(cfg, num_classes), cfg.classification_weight)
+
+
+def _classifier(cfg: TrainConfig, num_classes: int) -> nn.Module:
+    dim = cfg.embedding_dim
+    if cfg.classifier == "cosface":
+        return losses.CosFaceLoss(num_classes, dim, margin=0.35, scale=30)
+    if cfg.classifier == "arcface":
+        return losses.ArcFaceLoss(num_classes, dim, margin=28.6, scale=30)  # margin in degrees (0.5 rad)
+    return losses.NormalizedSoftmaxLoss(num_classes, dim, temperature=0.05)

@@ -37,10 +37,12 @@ def trained(tmp_path_factory, digits):
     return root, ref, metrics, result
 
 
-@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("loss", [*LOSSES, "hybrid+cosface", "hybrid+arcface"])
 def test_each_loss_decreases_on_a_real_batch(loss):
+    loss, _, classifier = loss.partition("+")
     cfg = TrainConfig(loss=loss, width=8, embedding_dim=32, m_per_class=16, batch_size=128, dropout=0.0,
-                      memory_size=256 if loss in ("ntxent", "supcon") else 0)
+                      memory_size=256 if loss in ("ntxent", "supcon") else 0,
+                      classifier=classifier or "normalized-softmax")
     task = fashion_mnist_task(cfg.replace(max_train=2000))
     idx = _epoch_batches(task.fit_y, cfg, 0, 0, 1)[0]
     x, y = torch.from_numpy(task.fit_x[idx]).float(), torch.from_numpy(task.fit_y[idx])  # (128, 1, 28, 28)
