@@ -42,6 +42,16 @@ def with_timeout(req: points_pb2.SearchRequest, timeout: float | None) -> points
     return req
 
 
+def after_stream_failure(streams: "SyncSearchStreams | AsyncSearchStreams", e: BaseException) -> None:
+    """The stream itself failed: return if the search should be resent as a unary call (and turn
+    streaming off for a server without SearchStream), else raise the failure as a SimsearchError."""
+    code = e.code() if isinstance(e, grpc.RpcError) else grpc.StatusCode.UNAVAILABLE
+    if code == grpc.StatusCode.UNIMPLEMENTED:
+        streams.enabled = False
+    if code not in _RESEND:
+        raise from_rpc_error(e) from None
+
+
 def result_of(reply: points_pb2.SearchStreamResponse) -> points_pb2.SearchResponse:
     """The reply's result, or its error raised as the matching SimsearchError."""
     if reply.HasField("error"):
@@ -72,10 +82,10 @@ class SyncSearchStreams:
     """The blocking client's streams: an idle list (thread-safe append/pop), one per caller."""
 
     def __init__(self, method: Callable, metadata: Metadata,
-                 unary: Callable[[points_pb2.SearchRequest], points_pb2.SearchResponse]):
+                 unary: Callable[[points_pb2.SearchRequest], points_pb2.SearchResponse], enabled: bool = True):
         self._method, self._metadata, self._unary = method, metadata, unary
         self._idle: list[_SyncStream] = []
-        self.enabled = True
+        self.enabled = enabled
 
     def search(self, req: points_pb2.SearchRequest) -> points_pb2.SearchResponse:
         if not self.enabled:
@@ -88,20 +98,13 @@ class SyncSearchStreams:
             reply = stream.ask(req)
         except (grpc.RpcError, StopIteration) as e:
             stream.close()
-            return self._resend(req, e)
+            after_stream_failure(self, e)
+            return self._unary(req)
         except BaseException:
             stream.close()
             raise
         self._idle.append(stream)
         return result_of(reply)
-
-    def _resend(self, req: points_pb2.SearchRequest, e: BaseException) -> points_pb2.SearchResponse:
-        code = e.code() if isinstance(e, grpc.RpcError) else grpc.StatusCode.UNAVAILABLE
-        if code == grpc.StatusCode.UNIMPLEMENTED:
-            self.enabled = False
-        if code in _RESEND:
-            return self._unary(req)
-        raise from_rpc_error(e) from None
 
     def close(self) -> None:
         while self._idle:
@@ -112,10 +115,11 @@ class AsyncSearchStreams:
     """The asyncio client's streams: the same protocol with grpc.aio calls."""
 
     def __init__(self, method: Callable, metadata: Metadata,
-                 unary: Callable[[points_pb2.SearchRequest], Awaitable[points_pb2.SearchResponse]]):
+                 unary: Callable[[points_pb2.SearchRequest], Awaitable[points_pb2.SearchResponse]],
+                 enabled: bool = True):
         self._method, self._metadata, self._unary = method, metadata, unary
         self._idle: list[grpc.aio.StreamStreamCall] = []
-        self.enabled = True
+        self.enabled = enabled
 
     async def search(self, req: points_pb2.SearchRequest) -> points_pb2.SearchResponse:
         if not self.enabled:
@@ -126,22 +130,15 @@ class AsyncSearchStreams:
             reply = await call.read()
         except (grpc.RpcError, asyncio.InvalidStateError) as e:  # InvalidStateError: the call had ended
             call.cancel()
-            return await self._resend(req, e)
+            after_stream_failure(self, e)
+            return await self._unary(req)
         except BaseException:
             call.cancel()
             raise
-        if reply is grpc.aio.EOF:
-            return await self._resend(req, EOFError("stream ended"))
+        if reply is grpc.aio.EOF:  # the server ended the call: resend as unary
+            return await self._unary(req)
         self._idle.append(call)
         return result_of(reply)
-
-    async def _resend(self, req: points_pb2.SearchRequest, e: BaseException) -> points_pb2.SearchResponse:
-        code = e.code() if isinstance(e, grpc.RpcError) else grpc.StatusCode.UNAVAILABLE
-        if code == grpc.StatusCode.UNIMPLEMENTED:
-            self.enabled = False
-        if code in _RESEND:
-            return await self._unary(req)
-        raise from_rpc_error(e) from None
 
     async def close(self) -> None:
         while self._idle:

@@ -26,8 +26,8 @@ class AsyncClient:
         self._md = rq.metadata(api_key)
         self.timeout = timeout
         self._streams = AsyncSearchStreams(self._points.SearchStream, self._md,
-                                           lambda req: self._call(self._points.Search, req, req.params.timeout_ms / 1000))
-        self._streams.enabled = stream
+                                           lambda req: self._call(self._points.Search, req, req.params.timeout_ms / 1000),
+                                           enabled=stream)
 
     async def _call(self, method, request, timeout: float | None = None):
         try:

@@ -251,7 +251,7 @@ class Engine:
         timings["total"] = self._clock() - t0
         for stage, seconds in timings.items():
             resp.timings.add(stage=stage, ms=seconds * 1000)
-            metrics.STAGES[stage].observe(seconds)
+            metrics.stage_seconds(stage).observe(seconds)
         resp.generation = generation
         m = metrics.tenant_search(tenant)
         m.outcomes["cached" if resp.cached else ("partial" if resp.partial else "ok")].inc()
