@@ -80,7 +80,7 @@ def text(out: Path, models_dir: Path | None) -> dict[str, Any]:
     frozen = retrieval_metrics(task.test.query_x, task.test.query_y, task.test.ref_x, task.test.ref_y, metric="cosine")
     result, metrics, ref = _run(TEXT, task, models_dir)
     rows = [_row("frozen MiniLM (all-MiniLM-L6-v2)", frozen, None),
-            _row(f"MiniLM + trained adapter (SupCon, in-batch negatives, batch 1,024) [{ref}]", metrics, result.wall_s)]
+            _row(f"MiniLM + trained adapter ({TEXT.loss}, in-batch negatives, batch {TEXT.batch_size:,}) [{ref}]", metrics, result.wall_s)]
     _plot_curves({"adapter": result.history}, out / "text_training_curves.png",
                  "GCIDE -> WordNet: validation R@1 per epoch", key="val_p@1")
     return {"rows": rows, "model": ref, "frozen": frozen, "adapter": metrics,
