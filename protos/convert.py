@@ -8,6 +8,23 @@ from simsearch.protos.errors import invalid
 from simsearch.protos.simsearch.v1 import collections_pb2, common_pb2, points_pb2
 
 
+def length_delimited(field_number: int, payload: bytes) -> bytes:
+    """`payload` (a serialized message) as field `field_number` of an enclosing message, in wire form.
+
+    Protobuf encodes an embedded message as its tag, a varint length and its bytes, so a reply
+    that is already serialized (a cached search result) can be wrapped without parsing it.
+    """
+    if not 1 <= field_number <= 15:
+        raise ValueError(f"field_number must be in [1, 15] (a one-byte tag), got {field_number}")
+    n = len(payload)
+    head = bytearray([(field_number << 3) | 2])  # wire type 2: length-delimited
+    while n > 0x7F:
+        head.append((n & 0x7F) | 0x80)
+        n >>= 7
+    head.append(n)
+    return bytes(head) + payload
+
+
 def matrix_to_proto(a: np.ndarray) -> common_pb2.Matrix:
     a = np.ascontiguousarray(a, dtype="<f4")
     if a.ndim != 2:

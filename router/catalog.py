@@ -53,6 +53,7 @@ class Catalog:
         for d in doc["collections"]:
             rec = CollectionRecord.from_json(d)
             self._collections[(rec.tenant, rec.spec.name)] = rec
+        self._index_keys()
 
     def _persist(self) -> None:
         write_json_atomic(self.path, {
@@ -61,6 +62,10 @@ class Catalog:
         })
 
     # ---- tenants ----
+
+    def _index_keys(self) -> None:
+        """Key digest -> tenant, so authenticating a request is one dict lookup, not a scan of every tenant."""
+        self._tenant_by_digest = {d: t for t, doc in self.tenants.items() for d in doc["key_hashes"]}
 
     def ensure_default_tenant(self, bootstrap_key: str | None) -> str | None:
         """Create the default tenant on first start. Returns a generated key to show once, else None."""
@@ -74,14 +79,15 @@ class Catalog:
                 if digest not in tenant["key_hashes"]:
                     tenant["key_hashes"].append(digest)
                     self._persist()
+                    self._index_keys()
             return generated
 
     def tenant_for_key(self, key: str) -> str | None:
-        digest = hash_key(key)
-        for tenant_id, tenant in self.tenants.items():
-            if digest in tenant["key_hashes"]:
-                return tenant_id
-        return None
+        return self._tenant_by_digest.get(hash_key(key))
+
+    def tenant_for_digest(self, digest: str) -> str | None:
+        """For callers that hash a key once and check it per request (a search stream)."""
+        return self._tenant_by_digest.get(digest)
 
     # ---- collections ----
 

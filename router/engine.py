@@ -1,8 +1,11 @@
 """The router's async core: catalog, fan-out to shards (in-process or Ray actors), merge, cache.
 
 Servicers convert protos to the arguments here and back; this class owns no gRPC. Search
-results come back in their wire form (a SearchResponse) because that is also what the
-cache stores, so a cache hit is returned without re-encoding.
+results come back serialized (SearchResponse bytes) because that is also what the cache
+stores: the stored bytes hold only the results, and each call's own fields (timings,
+generation, cached, partial) are serialized apart and appended, which protobuf reads as
+one message (concatenated messages merge). So a cache hit is never parsed or re-encoded,
+and a miss serializes its results once for both the cache and the reply.
 """
 
 from __future__ import annotations
@@ -177,7 +180,8 @@ class Engine:
     # ---- search ----
 
     async def search(self, tenant: str, name: str, queries: np.ndarray, opts: SearchOptions,
-                     deadline_s: float | None = None) -> points_pb2.SearchResponse:
+                     deadline_s: float | None = None) -> bytes:
+        """The serialized SearchResponse (see the module docstring)."""
         t0 = self._clock()
         live = self._get(tenant, name)
         # Shape first, values after the cache: a cached entry's bytes passed check_rows when they
@@ -194,9 +198,7 @@ class Engine:
             m = metrics.tenant_search(tenant)
             (m.cache_hit if value is not None else m.cache_miss).inc()
             if value is not None:
-                resp = points_pb2.SearchResponse.FromString(value)
-                resp.cached = True
-                return self._finish(resp, tenant, timings, t0, generation, len(queries))
+                return self._finish(value, tenant, timings, t0, generation, len(queries), cached=True)
 
         check_rows(queries, live.spec.metric, "queries")
         t1 = self._clock()
@@ -205,13 +207,12 @@ class Engine:
         timings["fanout"] = t2 - t1
         merged = merge(results, opts.k, len(queries))
         valid = np.isfinite(merged.distances)
-        resp = convert.search_response(merged.ids, to_score(merged.distances, live.spec.metric), valid)
+        found = convert.search_response(merged.ids, to_score(merged.distances, live.spec.metric),
+                                        valid).SerializeToString()
         timings["merge"] = self._clock() - t2
         if key is not None and hot and not missing:
-            await self.cache.admit(key, resp.SerializeToString())
-        resp.missing_shards.extend(missing)
-        resp.partial = bool(missing)
-        return self._finish(resp, tenant, timings, t0, generation, len(queries))
+            await self.cache.admit(key, found)
+        return self._finish(found, tenant, timings, t0, generation, len(queries), missing=missing)
 
     async def _fan_out(self, live: LiveCollection, queries: np.ndarray, opts: SearchOptions,
                        deadline_s: float | None) -> tuple[list[int], list]:
@@ -246,17 +247,19 @@ class Engine:
                               "set params.allow_partial to accept partial results")
         return missing, results
 
-    def _finish(self, resp: points_pb2.SearchResponse, tenant: str, timings: dict[str, float], t0: float,
-                generation: int, n: int) -> points_pb2.SearchResponse:
+    def _finish(self, found: bytes, tenant: str, timings: dict[str, float], t0: float, generation: int, n: int,
+                *, cached: bool = False, missing: list[int] | None = None) -> bytes:
+        """`found` (serialized results) with this call's fields appended, and the call's metrics recorded."""
         timings["total"] = self._clock() - t0
+        own = points_pb2.SearchResponse(generation=generation, cached=cached, partial=bool(missing),
+                                        missing_shards=missing or ())
         for stage, seconds in timings.items():
-            resp.timings.add(stage=stage, ms=seconds * 1000)
+            own.timings.add(stage=stage, ms=seconds * 1000)
             metrics.stage_seconds(stage).observe(seconds)
-        resp.generation = generation
         m = metrics.tenant_search(tenant)
-        m.outcomes["cached" if resp.cached else ("partial" if resp.partial else "ok")].inc()
+        m.outcomes["cached" if cached else ("partial" if missing else "ok")].inc()
         m.queries.inc(n)
-        return resp
+        return found + own.SerializeToString()
 
     # ---- lifecycle ----
 

@@ -10,13 +10,14 @@ import logging
 from dataclasses import dataclass
 
 import grpc
+from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from simsearch.protos.simsearch.v1 import (collections_pb2, collections_pb2_grpc, encoders_pb2, encoders_pb2_grpc,
-                                           points_pb2, points_pb2_grpc)
+                                           points_pb2)
 from simsearch.router.engine import Engine
-from simsearch.router.servicers import CollectionsServicer, EncodersServicer, PointsServicer
+from simsearch.router.servicers import RAW_REPLIES, CollectionsServicer, EncodersServicer, PointsServicer
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -48,6 +49,29 @@ class Server:
         await self.server.wait_for_termination()
 
 
+_HANDLER_KINDS = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
+
+
+def add_points_servicer(servicer: PointsServicer, server: grpc.aio.Server) -> None:
+    """`points_pb2_grpc.add_PointsServicer_to_server`, except that the RAW_REPLIES methods are
+    registered without a response serializer: their handlers return the wire bytes themselves."""
+    service = points_pb2.DESCRIPTOR.services_by_name["Points"]
+    handlers = {}
+    for method in service.methods:
+        kind = _HANDLER_KINDS[(method.client_streaming, method.server_streaming)]
+        reply = None if method.name in RAW_REPLIES else GetMessageClass(method.output_type).SerializeToString
+        handlers[method.name] = kind(getattr(servicer, method.name),
+                                     request_deserializer=GetMessageClass(method.input_type).FromString,
+                                     response_serializer=reply)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
+    server.add_registered_method_handlers(service.full_name, handlers)
+
+
 def create_server(engine: Engine, address: str = "127.0.0.1:0", *,
                   max_message_bytes: int = MAX_MESSAGE_BYTES) -> Server:
     server = grpc.aio.server(options=[
@@ -55,7 +79,7 @@ def create_server(engine: Engine, address: str = "127.0.0.1:0", *,
         ("grpc.max_send_message_length", max_message_bytes),
     ])
     collections_pb2_grpc.add_CollectionsServicer_to_server(CollectionsServicer(engine), server)
-    points_pb2_grpc.add_PointsServicer_to_server(PointsServicer(engine), server)
+    add_points_servicer(PointsServicer(engine), server)
     encoders_pb2_grpc.add_EncodersServicer_to_server(EncodersServicer(engine), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -16,15 +16,25 @@ from simsearch.protos.errors import Internal, SimsearchError, Unauthenticated
 from simsearch.protos.simsearch.v1 import (collections_pb2, collections_pb2_grpc, encoders_pb2, encoders_pb2_grpc,
                                            points_pb2, points_pb2_grpc)
 from simsearch.protos.status import status_proto, to_status
-from simsearch.router.auth import key_from_metadata
+from simsearch.router.auth import hash_key, key_from_metadata
 from simsearch.router.engine import Engine
 from simsearch.router.validate import check_search
 
 log = logging.getLogger(__name__)
 
 
-def tenant_of(engine: Engine, key: str | None) -> str:
-    tenant = engine.catalog.tenant_for_key(key)
+# Methods whose handlers return serialized replies (bytes), registered without a serializer:
+# search results come out of the engine and the cache already in wire form.
+RAW_REPLIES = frozenset({"Search", "SearchStream"})
+STREAM_RESULT_FIELD = points_pb2.SearchStreamResponse.DESCRIPTOR.fields_by_name["result"].number
+
+
+def tenant_of(engine: Engine, key: str) -> str:
+    return tenant_by_digest(engine, hash_key(key))
+
+
+def tenant_by_digest(engine: Engine, digest: str) -> str:
+    tenant = engine.catalog.tenant_for_digest(digest)
     if tenant is None:
         raise Unauthenticated("API key not recognised")
     return tenant
@@ -102,30 +112,32 @@ class PointsServicer(points_pb2_grpc.PointsServicer):
         return points_pb2.GetResponse(ids=ids, vectors=convert.matrix_to_proto(vectors), missing=missing)
 
     @rpc
-    async def Search(self, request, context, tenant):
+    async def Search(self, request, context, tenant) -> bytes:
+        """Replies already serialized (see RAW_REPLIES)."""
         return await self._search(request, tenant, context.time_remaining())
 
     async def SearchStream(self, request_iterator, context: grpc.aio.ServicerContext):
-        """Answers each request in order on one call. A failed request gets its own error
-        status and the stream goes on; the key is checked once up front (so a bad key fails
-        the call itself) and again per request (so revoking it takes effect at once)."""
+        """Answers each request in order on one call, with serialized SearchStreamResponses
+        (see RAW_REPLIES). A failed request gets its own error status and the stream goes on;
+        the key is checked once up front (so a bad key fails the call itself) and its digest
+        again per request (so revoking it takes effect at once)."""
         try:
-            key = key_from_metadata(context.invocation_metadata())
-            tenant_of(self.engine, key)
+            digest = hash_key(key_from_metadata(context.invocation_metadata()))
+            tenant_by_digest(self.engine, digest)
         except SimsearchError as e:
             await context.abort_with_status(to_status(e))
             return
         async for request in request_iterator:
             try:
-                reply = points_pb2.SearchStreamResponse(
-                    result=await self._search(request, tenant_of(self.engine, key), None))
+                found = await self._search(request, tenant_by_digest(self.engine, digest), None)
+                reply = convert.length_delimited(STREAM_RESULT_FIELD, found)
             except SimsearchError as e:
-                reply = points_pb2.SearchStreamResponse(error=status_proto(e))
+                reply = points_pb2.SearchStreamResponse(error=status_proto(e)).SerializeToString()
             except Exception:
-                reply = points_pb2.SearchStreamResponse(error=status_proto(bug("SearchStream")))
+                reply = points_pb2.SearchStreamResponse(error=status_proto(bug("SearchStream"))).SerializeToString()
             yield reply
 
-    async def _search(self, request, tenant: str, deadline_s: float | None) -> points_pb2.SearchResponse:
+    async def _search(self, request, tenant: str, deadline_s: float | None) -> bytes:
         p = request.params
         opts = check_search(request.k, p.leaves_to_search, p.oversample, p.exact, p.timeout_ms,
                             p.allow_partial, p.no_cache)

@@ -105,6 +105,9 @@ def test_hot_query_is_cached_and_a_write_makes_it_stale(client, fm_collection):
     assert not first.cached and not second.cached and third.cached  # admitted after 2 sightings
     assert np.array_equal(third.ids, second.ids) and np.allclose(third.scores, second.scores)
     assert third.timings_ms["total"] < second.timings_ms["total"]
+    # the hit's own fields are appended to the stored bytes: this call's stages, not the miss's
+    assert third.timings_ms.keys() == {"cache", "total"} and "fanout" in second.timings_ms
+    assert third.generation == second.generation
     client.upsert("fm", ["closest"], q[None, :])
     after = client.search("fm", q, 5)
     assert not after.cached and after.ids[0, 0] == "closest"
