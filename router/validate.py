@@ -7,7 +7,7 @@ allowed range.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -61,8 +61,7 @@ def check_shape(vectors: np.ndarray, spec: CollectionSpec, field: str, rows: int
         raise invalid(field, f"must have one row per id ({rows}), got {n}")
 
 
-@dataclass(frozen=True)
-class SearchOptions:
+class SearchOptions(NamedTuple):  # a tuple: built per search, ~3x cheaper than a frozen dataclass
     k: int
     leaves_to_search: int
     oversample: int

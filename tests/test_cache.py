@@ -20,13 +20,13 @@ class Clock:
 
 
 async def _admission(cache: HotQueryCache) -> None:
-    key = cache.key("t", "c", 0, 10, "p", b"query")
+    key = cache.key("t:c", 0, 10, "p", b"query")
     assert await cache.lookup(key) == (None, False)  # seen once: not hot yet
     value, hot = await cache.lookup(key)
     assert value is None and hot  # seen twice: admit the result
     await cache.admit(key, b"result")
     assert (await cache.lookup(key))[0] == b"result"
-    other_generation = cache.key("t", "c", 1, 10, "p", b"query")
+    other_generation = cache.key("t:c", 1, 10, "p", b"query")
     assert (await cache.lookup(other_generation))[0] is None
 
 
@@ -38,7 +38,7 @@ def test_admission_and_ttl_in_redis(redis_proc):
     async def run():
         cache = HotQueryCache(RedisBackend(redis_proc.url), min_hits=2, ttl_s=0.2)
         await _admission(cache)
-        key = cache.key("t", "c", 0, 10, "p", b"query")
+        key = cache.key("t:c", 0, 10, "p", b"query")
         await asyncio.sleep(0.35)
         assert (await cache.lookup(key))[0] is None  # expired by TTL
         await cache.close()
@@ -49,7 +49,7 @@ def test_in_process_window_and_ttl_follow_the_clock():
     async def run():
         clock = Clock()
         cache = HotQueryCache(InProcessBackend(clock=clock), min_hits=2, window_s=10, ttl_s=5, clock=clock)
-        key = cache.key("t", "c", 0, 1, "p", b"q")
+        key = cache.key("t:c", 0, 1, "p", b"q")
         await cache.lookup(key)
         clock.now += 11  # the first sighting falls out of the window
         assert (await cache.lookup(key))[1] is False
@@ -63,7 +63,7 @@ def test_in_process_window_and_ttl_follow_the_clock():
 def test_redis_outage_is_bypassed_not_raised():
     async def run(proc: RedisProcess):
         cache = HotQueryCache(RedisBackend(proc.url), min_hits=1, backoff_s=0.0, log_every_s=0.0)
-        key = cache.key("t", "c", 0, 1, "p", b"q")
+        key = cache.key("t:c", 0, 1, "p", b"q")
         await cache.admit(key, b"v")
         assert (await cache.lookup(key))[0] == b"v"
         proc.kill()

@@ -5,6 +5,7 @@ restarts under an open stream. Real server, real gRPC, both placements."""
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -114,8 +115,13 @@ def test_searches_are_counted_per_tenant_and_outcome(server, client, coll):
     before = (count("simsearch_searches_total", outcome="ok"), count("simsearch_queries_total"),
               count("simsearch_cache_lookups_total", result="miss"))
     client.search(coll, VECS[100:103] + 0.5, 5)
-    after = (count("simsearch_searches_total", outcome="ok"), count("simsearch_queries_total"),
-             count("simsearch_cache_lookups_total", result="miss"))
+    deadline = time.monotonic() + 2.0  # recorded on the server's next loop turn, after the reply left
+    while True:
+        after = (count("simsearch_searches_total", outcome="ok"), count("simsearch_queries_total"),
+                 count("simsearch_cache_lookups_total", result="miss"))
+        if after != before or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
     assert after == (before[0] + 1, before[1] + 3, before[2] + 1)
     stages = REGISTRY.get_sample_value("simsearch_search_stage_seconds_count", {"stage": "total"})
     assert stages and stages >= 1
