@@ -83,7 +83,7 @@ class Catalog:
             return generated
 
     def tenant_for_key(self, key: str) -> str | None:
-        return self._tenant_by_digest.get(hash_key(key))
+        return self.tenant_for_digest(hash_key(key))
 
     def tenant_for_digest(self, digest: str) -> str | None:
         """For callers that hash a key once and check it per request (a search stream)."""

@@ -131,10 +131,9 @@ class PointsServicer(points_pb2_grpc.PointsServicer):
             try:
                 found = await self._search(request, tenant_by_digest(self.engine, digest), None)
                 reply = convert.length_delimited(STREAM_RESULT_FIELD, found)
-            except SimsearchError as e:
-                reply = points_pb2.SearchStreamResponse(error=status_proto(e)).SerializeToString()
-            except Exception:
-                reply = points_pb2.SearchStreamResponse(error=status_proto(bug("SearchStream"))).SerializeToString()
+            except Exception as e:
+                error = e if isinstance(e, SimsearchError) else bug("SearchStream")
+                reply = points_pb2.SearchStreamResponse(error=status_proto(error)).SerializeToString()
             yield reply
 
     async def _search(self, request, tenant: str, deadline_s: float | None) -> bytes:
