@@ -9,9 +9,8 @@ table can be re-run:
     .venv/bin/python scripts/text_adapter_ceiling.py            # pooled-vector families, ~6 min
     .venv/bin/python scripts/text_adapter_ceiling.py --tokens   # + token-level heads, ~45 min more
 
-The loss is SupCon over (query, document) pairs with in-batch negatives written out in
-torch (the same objective as pytorch-metric-learning's SupConLoss with two items per label,
-which `encoder.losses` uses); here it has to span two separately parameterised towers.
+The loss is pytorch-metric-learning's SupConLoss, as in `encoder.losses`, over the query
+tower's and the document tower's outputs together, a word's two definitions sharing a label.
 This is an experiment harness, not product code: nothing in `simsearch` imports it.
 """
 
@@ -26,23 +25,22 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pytorch_metric_learning.losses import SupConLoss
+from simsearch.encoder.backbones import TextAdapter
+from simsearch.encoder.text_pairs import definition_pairs, embed_texts, retrieval_scores, split_indices
 from sklearn.feature_extraction.text import TfidfVectorizer
 from torch import nn
 
-from simsearch.encoder.backbones import TextAdapter
-from simsearch.encoder.text_pairs import definition_pairs, embed_texts, retrieval_scores, split_indices
-
 DIM = 384
-Tower = Callable[..., torch.Tensor]
+Embed = Callable[[np.ndarray], torch.Tensor]  # word rows -> (N, D) embeddings of their queries or documents
 
 
-def supcon(q: torch.Tensor, d: torch.Tensor, tau: float) -> torch.Tensor:
-    """Each text's positive is its pair; every other text in the batch is a negative."""
-    x = F.normalize(torch.cat([q, d]), dim=1)
-    sims = (x @ x.T / tau).fill_diagonal_(float("-inf"))
-    n = len(q)
-    target = torch.cat([torch.arange(n) + n, torch.arange(n)])
-    return F.cross_entropy(sims, target)
+def fit_val_test(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The experiments' split of n words: the product's 1,000 test words (seed 0), then 1,000
+    validation words carved from the rest, which are fitted on."""
+    train, test = split_indices(n, test_size=1000, seed=0)
+    train = np.random.default_rng(0).permutation(train)
+    return train[1000:], train[:1000], test
 
 
 class Split:
@@ -53,9 +51,7 @@ class Split:
         self.n = len(self.pairs.words)
         self.q = embed_texts(self.pairs.queries)
         self.d = embed_texts(self.pairs.documents)
-        train, self.test = split_indices(self.n, test_size=1000, seed=0)
-        train = np.random.default_rng(0).permutation(train)
-        self.val, self.fit = train[:1000], train[1000:]
+        self.fit, self.val, self.test = fit_val_test(self.n)
 
 
 class LinearResidual(nn.Module):
@@ -71,14 +67,14 @@ class LinearResidual(nn.Module):
         return x + self.w(x)
 
 
-def train_towers(split: Split, embed_q: Callable[[np.ndarray], torch.Tensor],
-                 embed_d: Callable[[np.ndarray], torch.Tensor], modules: list[nn.Module], *, lr: float = 3e-4,
+def train_towers(split: Split, embed_q: Embed, embed_d: Embed, modules: list[nn.Module], *, lr: float = 3e-4,
                  batch: int = 1024, epochs: int = 20, patience: int = 5, tau: float = 0.05, seed: int = 0,
                  label: str = "") -> tuple[float, int, float]:
     """Train, early-stop on validation R@1, restore the best epoch; (best val R@1, best epoch, seconds)."""
     torch.manual_seed(seed)
     params = [p for m in modules for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    loss_fn = SupConLoss(tau)
     rng = np.random.default_rng(seed)
     best, best_epoch, best_state, bad, start = -1.0, -1, None, 0, time.perf_counter()
     for epoch in range(epochs):
@@ -87,7 +83,8 @@ def train_towers(split: Split, embed_q: Callable[[np.ndarray], torch.Tensor],
         order = rng.permutation(split.fit)
         for i in range(0, len(order) - batch + 1, batch):
             rows = order[i:i + batch]
-            loss = supcon(embed_q(rows), embed_d(rows), tau)
+            labels = torch.arange(len(rows))
+            loss = loss_fn(torch.cat([embed_q(rows), embed_d(rows)]), torch.cat([labels, labels]))
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -106,14 +103,12 @@ def train_towers(split: Split, embed_q: Callable[[np.ndarray], torch.Tensor],
 
 
 @torch.no_grad()
-def embeddings(rows: np.ndarray, embed: Callable[[np.ndarray], torch.Tensor], chunk: int = 1024) -> np.ndarray:
+def embeddings(rows: np.ndarray, embed: Embed, chunk: int = 1024) -> np.ndarray:
     return torch.cat([F.normalize(embed(rows[i:i + chunk]), dim=1) for i in range(0, len(rows), chunk)]).numpy()
 
 
-def scores(rows: np.ndarray, embed_q: Callable[[np.ndarray], torch.Tensor],
-           embed_d: Callable[[np.ndarray], torch.Tensor]) -> dict[str, float]:
-    with torch.no_grad():
-        return retrieval_scores(embeddings(rows, embed_q), embeddings(rows, embed_d))
+def scores(rows: np.ndarray, embed_q: Embed, embed_d: Embed) -> dict[str, float]:
+    return retrieval_scores(embeddings(rows, embed_q), embeddings(rows, embed_d))
 
 
 def report(name: str, result: dict[str, float], frozen: float, extra: str = "") -> None:
@@ -123,7 +118,7 @@ def report(name: str, result: dict[str, float], frozen: float, extra: str = "") 
 
 def pooled(split: Split, frozen: float) -> None:
     """Families that see MiniLM's pooled 384-d vector."""
-    def on(x: np.ndarray, tower: nn.Module | None) -> Callable[[np.ndarray], torch.Tensor]:
+    def on(x: np.ndarray, tower: Callable[[torch.Tensor], torch.Tensor] | None) -> Embed:
         return lambda rows: (tower or nn.Identity())(torch.from_numpy(x[rows]))
 
     def fit(name: str, tq: nn.Module | None, td: nn.Module | None, **kw: float) -> None:
@@ -132,6 +127,7 @@ def pooled(split: Split, frozen: float) -> None:
         report(name, scores(split.test, on(split.q, tq), on(split.d, td)), frozen,
                f"val {val:.3f}, best epoch {epoch}, {secs:.0f} s")
 
+    torch.manual_seed(0)  # the first tower's initial weights, independent of what ran before
     shared = TextAdapter(512)
     fit("shared residual MLP (the shipped TEXT config)", shared, shared)
     fit("asymmetric: a residual MLP per side", TextAdapter(512), TextAdapter(512))
@@ -144,15 +140,17 @@ def pooled(split: Split, frozen: float) -> None:
         t = TextAdapter(512)
         train_towers(split, on(split.q, t), on(split.d, t), [t], seed=seed, label=f"seed {seed}")
         towers.append(t)
-    mean = lambda x: sum(F.normalize(t(x), dim=1) for t in towers)  # noqa: E731
-    ens = lambda x: lambda rows: mean(torch.from_numpy(x[rows]))  # noqa: E731
-    report("ensemble of 5 shared adapters (seeds 0-4), mean of unit vectors", scores(split.test, ens(split.q), ens(split.d)),
-           frozen)
-    for alpha in (0.3, 0.5):  # [sqrt(a) frozen, sqrt(1-a) adapted]: dot = a cos_frozen + (1-a) cos_adapted
-        fuse = lambda x, a=alpha: lambda rows: torch.cat(  # noqa: E731
-            [a ** 0.5 * torch.from_numpy(x[rows]), (1 - a) ** 0.5 * F.normalize(towers[0](torch.from_numpy(x[rows])), dim=1)], 1)
+    def mean_of_units(x: torch.Tensor) -> torch.Tensor:
+        return sum(F.normalize(t(x), dim=1) for t in towers)
+
+    report("ensemble of 5 shared adapters (seeds 0-4), mean of unit vectors",
+           scores(split.test, on(split.q, mean_of_units), on(split.d, mean_of_units)), frozen)
+    for alpha in (0.3, 0.5):
+        def fused(x: torch.Tensor, a: float = alpha) -> torch.Tensor:  # dot = a cos_frozen + (1 - a) cos_adapted
+            return torch.cat([a ** 0.5 * x, (1 - a) ** 0.5 * F.normalize(towers[0](x), dim=1)], 1)
+
         report(f"score fusion: {alpha} x frozen cosine + {1 - alpha:.1f} x adapter (seed 0)",
-               scores(split.test, fuse(split.q), fuse(split.d)), frozen)
+               scores(split.test, on(split.q, fused), on(split.d, fused)), frozen)
 
     texts = split.pairs
     vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True)
@@ -179,7 +177,7 @@ class TokenStates:
     def __init__(self, split: Split, layer: int, max_len: int = 64) -> None:
         from simsearch.bench.datasets import cache_dir
 
-        path = Path(cache_dir()) / "text_tokens" / f"layer{layer}-{len(split.pairs.words)}.npz"
+        path = cache_dir() / "text_tokens" / f"layer{layer}-{len(split.pairs.words)}.npz"
         if not path.exists():
             self._extract(split, layer, path)
         data = np.load(path)
@@ -188,9 +186,8 @@ class TokenStates:
     @staticmethod
     @torch.inference_mode()
     def _extract(split: Split, layer: int, path: Path) -> None:
-        from tqdm import tqdm
-
         from simsearch.encoder.minilm import load_minilm
+        from tqdm import tqdm
 
         model = load_minilm()
         bert, tokenizer = model[0].auto_model.eval(), model.tokenizer
@@ -262,7 +259,9 @@ class MiniLMTopLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, n, _ = x.shape
-        split = lambda t: t.view(b, n, self.heads, DIM // self.heads).transpose(1, 2)  # noqa: E731
+        def split(t: torch.Tensor) -> torch.Tensor:  # (b, n, DIM) -> (b, heads, n, DIM / heads)
+            return t.view(b, n, self.heads, DIM // self.heads).transpose(1, 2)
+
         p = self.dropout if self.training else 0.0
         att = F.scaled_dot_product_attention(split(self.q(x)), split(self.k(x)), split(self.v(x)),
                                              attn_mask=mask[:, None, None, :], dropout_p=p)
@@ -271,23 +270,26 @@ class MiniLMTopLayer(nn.Module):
         return mean_pool(h, mask)
 
 
+def train_head(split: Split, frozen: float, tokens: TokenStates, name: str, model: nn.Module, **kw: float) -> None:
+    def on_q(rows: np.ndarray) -> torch.Tensor:
+        return tokens.embed(model, rows)
+
+    def on_d(rows: np.ndarray) -> torch.Tensor:
+        return tokens.embed(model, rows + split.n)
+
+    model.eval()
+    check = scores(split.test, on_q, on_d)["R@1"]
+    print(f"  {name}: R@1 before training {check:.3f} (frozen {frozen:.3f}; definitions cut at 64 tokens)")
+    val, epoch, secs = train_towers(split, on_q, on_d, [model], label=name, **kw)
+    report(name, scores(split.test, on_q, on_d), frozen, f"val {val:.3f}, best epoch {epoch}, {secs:.0f} s")
+
+
 def token_level(split: Split, frozen: float) -> None:
     """Families that see MiniLM's token states (cached once: about 5 minutes per layer here)."""
-    for layer, name, head, kw in (
-        (6, "fresh transformer layer (6 heads, FFN 768) on frozen final token states", FreshLayer,
-         {"batch": 512, "epochs": 12, "patience": 3}),
-        (5, "MiniLM's top layer fine-tuned on frozen layer-5 states (drops the frozen premise)", MiniLMTopLayer,
-         {"batch": 256, "epochs": 12, "patience": 3, "lr": 3e-5}),
-    ):
-        tokens = TokenStates(split, layer)
-        model = head()
-        on_q = lambda rows: tokens.embed(model, rows)  # noqa: E731
-        on_d = lambda rows: tokens.embed(model, rows + split.n)  # noqa: E731
-        model.eval()
-        check = scores(split.test, on_q, on_d)["R@1"]
-        print(f"  {name}: R@1 before training {check:.3f} (frozen {frozen:.3f}; definitions cut at 64 tokens)")
-        val, epoch, secs = train_towers(split, on_q, on_d, [model], label=name, **kw)
-        report(name, scores(split.test, on_q, on_d), frozen, f"val {val:.3f}, best epoch {epoch}, {secs:.0f} s")
+    train_head(split, frozen, TokenStates(split, 6), "fresh transformer layer (6 heads, FFN 768) on frozen final "
+               "token states", FreshLayer(), batch=512, epochs=12, patience=3)
+    train_head(split, frozen, TokenStates(split, 5), "MiniLM's top layer fine-tuned on frozen layer-5 states (drops "
+               "the frozen premise)", MiniLMTopLayer(), batch=256, epochs=12, patience=3, lr=3e-5)
 
 
 def main() -> None:

