@@ -168,12 +168,12 @@ def main(argv: list[str] | None = None) -> int:
         parser().error(f"collections {args.action} needs a collection name")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from simsearch.protos.errors import SimsearchError
+    from simsearch.contract.errors import SimsearchError
 
     try:
         return args.func(args)
     except SimsearchError as e:
-        print(f"error ({e.code.name}): {e.message}", file=sys.stderr)
+        print(f"error ({e.code}): {e.message}", file=sys.stderr)
         return 1
 
 

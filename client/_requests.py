@@ -13,12 +13,10 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from simsearch.protos import convert
-from simsearch.protos.errors import InvalidArgument
+from simsearch.contract.errors import InvalidArgument
+from simsearch.contract.limits import MAX_BATCH, MAX_MESSAGE_BYTES, MAX_RAW_ITEMS, UPSERT_TARGET_BYTES
 from simsearch.protos.simsearch.v1 import collections_pb2, common_pb2, encoders_pb2, points_pb2
 
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-UPSERT_TARGET_BYTES = 8 * 1024 * 1024  # bulk upserts are cut into requests of about this size
-MAX_BATCH = 100_000
 
 _RETRY = {
     "maxAttempts": 4, "initialBackoff": "0.1s", "maxBackoff": "2s", "backoffMultiplier": 2,
@@ -65,7 +63,7 @@ def upsert_batches(ids: list[str], vectors: np.ndarray, batch_size: int | None) 
     return [slice(i, i + batch_size) for i in range(0, len(ids), batch_size)] or [slice(0, 0)]
 
 
-RAW_BATCH = 1024  # raw inputs per request: the server embeds at most 4096 per call
+RAW_BATCH = min(1024, MAX_RAW_ITEMS)  # raw inputs per request
 
 
 def raw_inputs(texts: Sequence[str] | None = None, images: Any = None) -> common_pb2.RawInputs:

@@ -26,7 +26,7 @@ import grpc
 
 from simsearch.protos.simsearch.v1 import points_pb2
 from simsearch.protos.status import error_from_status_proto, from_rpc_error
-from simsearch.shard.config import MAX_TIMEOUT_MS
+from simsearch.contract.limits import MAX_TIMEOUT_MS
 
 # Failures of the stream itself after which the search is sent again as a unary call.
 _RESEND = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.CANCELLED,

@@ -6,7 +6,7 @@ from typing import Any
 
 from ray.exceptions import RayActorError, RayTaskError
 
-from simsearch.protos.errors import Internal, SimsearchError, Unavailable
+from simsearch.contract.errors import Internal, SimsearchError, Unavailable
 
 
 async def call_actor(actor: Any, label: str, method: str, *args: Any, **kwargs: Any) -> Any:

@@ -6,7 +6,7 @@ a 4-way fan-out ~3.7 ms, while one shard's search work for one query is ~0.1 ms
 that cost, so the embedded default hosts shards here; `placement="ray"` (and any
 `--ray-address`) keeps them in Ray actors, which is what a cluster needs.
 
-Same async surface as `ShardHandle`, so the engine does not know which placement it has.
+Implements `ShardHandle` (cluster.handle), like `RayShardHandle`, so the engine does not know which placement it has.
 Small searches run inline on the event loop (a thread hand-off costs more than the work);
 larger ones and every write, build and snapshot run on a small thread pool. ScaNN, numpy's
 BLAS and the gather/score kernels release the GIL, so shards of one fan-out overlap.
@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from simsearch.cluster._shard_calls import ShardCalls
-from simsearch.protos.errors import Internal, SimsearchError, Unavailable
+from simsearch.cluster.handle import ForwardingShardHandle
+from simsearch.contract.errors import Internal, SimsearchError, Unavailable
 from simsearch.shard import IndexParams, SearchResult, Shard
 
 INLINE_MAX_QUERIES = 8  # searches this small run on the event loop: the hand-off would cost more
@@ -41,7 +41,7 @@ def _pool() -> ThreadPoolExecutor:
     return _POOL
 
 
-class LocalShardHandle(ShardCalls):
+class LocalShardHandle(ForwardingShardHandle):
     """Async calls to a shard living in this process; raises SimsearchError subclasses only.
     Shards here read the fan-out's query array as is (the default `share`)."""
 

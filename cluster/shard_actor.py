@@ -15,7 +15,7 @@ import numpy as np
 import ray
 
 from simsearch.cluster._calls import call_actor
-from simsearch.cluster._shard_calls import ShardCalls
+from simsearch.cluster.handle import ForwardingShardHandle
 from simsearch.shard import IndexParams, Shard
 
 ACTOR_CONCURRENCY = 8
@@ -27,7 +27,7 @@ def share(array: np.ndarray) -> Any:
     return ray.put(array) if array.nbytes > INLINE_BYTES else array
 
 
-class ShardHandle(ShardCalls):
+class RayShardHandle(ForwardingShardHandle):
     """Async calls to one shard actor; raises SimsearchError subclasses only."""
 
     share = staticmethod(share)  # the fan-out puts a large query array in the object store once
@@ -38,7 +38,7 @@ class ShardHandle(ShardCalls):
 
     @classmethod
     def create(cls, label: str, dim: int, metric: str, params: IndexParams, data_dir: Path | None, *,
-               detached: bool = False) -> "ShardHandle":
+               detached: bool = False) -> "RayShardHandle":
         options: dict[str, Any] = dict(name=label, max_concurrency=ACTOR_CONCURRENCY, num_cpus=0,
                                        get_if_exists=True, max_restarts=0)
         if detached:

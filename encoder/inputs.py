@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from simsearch.protos.errors import invalid
-
-MAX_ITEMS = 4096  # per request
-MAX_TEXT_CHARS = 8192  # MiniLM reads 256 tokens; far longer input is a client bug
+from simsearch.contract.errors import invalid
+from simsearch.contract.limits import MAX_RAW_ITEMS as MAX_ITEMS
+from simsearch.contract.limits import MAX_TEXT_CHARS
 
 
 def check_texts(texts: list[str], kind: str, field: str = "inputs.texts") -> list[str]:

@@ -24,6 +24,3 @@ class EmbeddingService:
 
     def embed_images(self, images: np.ndarray) -> np.ndarray:  # (N, C, H, W) uint8
         return self.encoder.embed_array(images, batch_size=BATCH)
-
-    def info(self) -> dict:
-        return {"ref": self.ref, "kind": self.encoder.kind, "dim": self.encoder.dim}

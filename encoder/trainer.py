@@ -12,7 +12,6 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -39,7 +38,6 @@ class TrainResult:
     best_epoch: int = 0
     best_val: dict[str, float] = field(default_factory=dict)
     wall_s: float = 0.0
-    stopped_early: bool = False
 
 
 def seed_everything(seed: int) -> None:
@@ -112,7 +110,7 @@ def _sync_loss_grads(params: list[nn.Parameter], world_size: int) -> None:
             p.grad /= world_size
 
 
-def train(cfg: TrainConfig, *, task: Task | None = None, out_dir: Path | None = None, rank: int = 0,
+def train(cfg: TrainConfig, *, task: Task | None = None, rank: int = 0,
           world_size: int = 1, prepare_model: Callable[[nn.Module], nn.Module] | None = None,
           report: Callable[[dict[str, float]], None] | None = None, progress: bool = True) -> TrainResult:
     t_start = time.perf_counter()
@@ -172,14 +170,9 @@ def train(cfg: TrainConfig, *, task: Task | None = None, out_dir: Path | None = 
             best_score, since_best = val[MONITOR], 0
             best_state = copy.deepcopy(model.state_dict())
             result.best_epoch, result.best_val = epoch, val
-            if out_dir is not None and rank == 0:
-                out_dir.mkdir(parents=True, exist_ok=True)
-                torch.save({"state_dict": best_state, "config": cfg.to_dict(), "epoch": epoch},
-                           out_dir / "best.pt")
         else:
             since_best += 1
             if since_best >= cfg.patience:
-                result.stopped_early = True
                 break
     model.load_state_dict(best_state)
     result.model = model.cpu().eval()

@@ -1,21 +1,3 @@
-"""The wire contract: generated messages and stubs, conversions and the error hierarchy."""
-
-from simsearch.protos.errors import (
-    AlreadyExists,
-    DeadlineExceeded,
-    FailedPrecondition,
-    Internal,
-    InvalidArgument,
-    NotFound,
-    PermissionDenied,
-    ResourceExhausted,
-    SimsearchError,
-    Unauthenticated,
-    Unavailable,
-)
-
-__all__ = [
-    "AlreadyExists", "DeadlineExceeded", "FailedPrecondition", "Internal", "InvalidArgument",
-    "NotFound", "PermissionDenied", "ResourceExhausted", "SimsearchError", "Unauthenticated",
-    "Unavailable",
-]
+"""The wire contract: generated messages and stubs, proto <-> domain conversions, and the
+mapping of the contract's errors to gRPC statuses (the edge; `simsearch.contract` has the
+errors themselves)."""

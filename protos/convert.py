@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simsearch.protos.errors import invalid
+from simsearch.contract.errors import invalid
 from simsearch.protos.simsearch.v1 import collections_pb2, common_pb2, points_pb2
 
 
@@ -81,21 +81,15 @@ def index_params_to_proto(p):
     )
 
 
-def spec_from_proto(req):
-    """CreateCollectionRequest -> CollectionSpec (validated by its constructor); unset fields take defaults."""
-    from simsearch.shard import CollectionSpec, IndexParams  # lazy: protos sits below shard in the import graph
-
-    defaults = IndexParams()
+def spec_fields(req) -> dict:
+    """CreateCollectionRequest -> the keyword arguments of a CollectionSpec, with its index
+    parameters as a dict (the router builds and so validates both); unset fields are left out
+    or take the documented defaults."""
     ix = req.index
-    params = IndexParams(
-        num_leaves=ix.num_leaves, leaves_to_search=ix.leaves_to_search,
-        dims_per_block=ix.dims_per_block,
-        rebuild_threshold=ix.rebuild_threshold,
-        min_index_size=ix.min_index_size or defaults.min_index_size,
-        oversample=ix.oversample or defaults.oversample,
-    )
-    return CollectionSpec(name=req.name, dim=req.dim, metric=req.metric or ("cosine" if req.encoder else "l2"),
-                          shards=req.shards or 1, index=params, encoder=req.encoder)
+    index = {f: getattr(ix, f) for f in ("num_leaves", "leaves_to_search", "dims_per_block", "rebuild_threshold",
+                                         "min_index_size", "oversample") if getattr(ix, f)}
+    return dict(name=req.name, dim=req.dim, metric=req.metric or ("cosine" if req.encoder else "l2"),
+                shards=req.shards or 1, index=index, encoder=req.encoder)
 
 
 def collection_info(spec, generation: int, created_at: float, shard_stats: list[dict | None]):

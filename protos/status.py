@@ -11,9 +11,14 @@ from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from simsearch.protos.errors import BY_CODE, SimsearchError
+from simsearch.contract.errors import BY_CODE, SimsearchError
 
 _CODES = {c.value[0]: c for c in grpc.StatusCode}
+
+
+def grpc_code(err: SimsearchError) -> grpc.StatusCode:
+    """The gRPC status code an error travels as (the contract names codes as plain strings)."""
+    return grpc.StatusCode[err.code]
 
 
 def error_from_status_proto(proto: status_pb2.Status) -> SimsearchError:
@@ -35,7 +40,7 @@ def status_proto(err: SimsearchError) -> status_pb2.Status:
         delay = duration_pb2.Duration()
         delay.FromNanoseconds(int(err.retry_after_s * 1e9))
         details.append(error_details_pb2.RetryInfo(retry_delay=delay))
-    proto = status_pb2.Status(code=getattr(code_pb2, err.code.name), message=err.message)
+    proto = status_pb2.Status(code=getattr(code_pb2, err.code), message=err.message)
     for d in details:
         proto.details.add().Pack(d)
     return proto
@@ -66,8 +71,8 @@ def error_from_status(code: grpc.StatusCode, message: str | None, proto: status_
                 ri = error_details_pb2.RetryInfo()
                 any_msg.Unpack(ri)
                 retry = ri.retry_delay.ToNanoseconds() / 1e9
-    cls = BY_CODE.get(code, SimsearchError)
+    cls = BY_CODE.get(code.name, SimsearchError)
     err = cls(message, field=field, retry_after_s=retry)
     if cls is SimsearchError:
-        err.code = code
+        err.code = code.name
     return err

@@ -7,11 +7,10 @@ there is nothing to brute-force that a slow KDF would protect.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from collections.abc import Iterable
 
-from simsearch.protos.errors import Unauthenticated
+from simsearch.contract.errors import Unauthenticated
 
 KEY_HEADER = "x-api-key"
 
@@ -34,6 +33,3 @@ def key_from_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> str
             return value[7:].strip()
     raise Unauthenticated(f"missing API key: send it as '{KEY_HEADER}' metadata (or 'authorization: Bearer KEY')")
 
-
-def matches(key: str, digest: str) -> bool:
-    return hmac.compare_digest(hash_key(key), digest)

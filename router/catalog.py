@@ -15,7 +15,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from simsearch.protos.errors import AlreadyExists, NotFound
+from simsearch.contract.errors import AlreadyExists, NotFound
 from simsearch.router.auth import hash_key, new_key
 from simsearch.shard import CollectionSpec, IndexParams
 from simsearch.shard.snapshot import write_json_atomic
@@ -81,9 +81,6 @@ class Catalog:
                     self._persist()
                     self._index_keys()
             return generated
-
-    def tenant_for_key(self, key: str) -> str | None:
-        return self.tenant_for_digest(hash_key(key))
 
     def tenant_for_digest(self, digest: str) -> str | None:
         """For callers that hash a key once and check it per request (a search stream)."""

@@ -13,7 +13,7 @@ import numpy as np
 from simsearch.cluster.encoder_actor import EncoderReplicas
 from simsearch.encoder import registry
 from simsearch.encoder.inputs import check_images, check_texts
-from simsearch.protos.errors import FailedPrecondition, NotFound, invalid
+from simsearch.contract.errors import FailedPrecondition, NotFound, invalid
 from simsearch.protos.simsearch.v1 import collections_pb2, common_pb2, encoders_pb2
 from simsearch.shard import CollectionSpec
 

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from simsearch.cluster import LocalShardHandle, ShardHandle
-from simsearch.cluster._shard_calls import ShardCalls
+from simsearch.cluster import LocalShardHandle, RayShardHandle, ShardHandle
 from simsearch.protos import convert
-from simsearch.protos.errors import DeadlineExceeded, Unavailable
+from simsearch.contract.errors import DeadlineExceeded, Unavailable
 from simsearch.protos.simsearch.v1 import collections_pb2, points_pb2
 from simsearch.reranker import to_score
 from simsearch.router import metrics
@@ -31,16 +30,17 @@ from simsearch.router.catalog import Catalog, CollectionRecord
 from simsearch.router.encoders import EncoderHub
 from simsearch.router.hashing import group_by_shard
 from simsearch.router.merge import merge
-from simsearch.router.validate import MAX_QUERIES, SearchOptions, check_ids, check_shape, check_vectors
+from simsearch.contract.limits import MAX_QUERIES
+from simsearch.router.validate import SearchOptions, check_ids, check_shape, check_vectors
 from simsearch.shard import CollectionSpec
 from simsearch.shard.config import check_rows
 
 log = logging.getLogger(__name__)
-ShardFactory = Callable[[str, CollectionRecord, int, Path], ShardCalls]
+ShardFactory = Callable[[str, CollectionRecord, int, Path], ShardHandle]
 
 
-def ray_factory(label: str, rec: CollectionRecord, shard: int, path: Path) -> ShardHandle:
-    return ShardHandle.create(label, rec.spec.dim, rec.spec.metric, rec.spec.index, path)
+def ray_factory(label: str, rec: CollectionRecord, shard: int, path: Path) -> RayShardHandle:
+    return RayShardHandle.create(label, rec.spec.dim, rec.spec.metric, rec.spec.index, path)
 
 
 def local_factory(label: str, rec: CollectionRecord, shard: int, path: Path) -> LocalShardHandle:
@@ -63,7 +63,7 @@ def _record_search(tenant: str, timings: dict[str, float], cached: bool, partial
 @dataclass
 class LiveCollection:
     record: CollectionRecord
-    shards: list[ShardCalls]
+    shards: list[ShardHandle]
     cache_scope: str  # the cache keys' prefix: tenant, collection uid, router epoch
     generation: int = 0
 

@@ -14,13 +14,13 @@ from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from simsearch.contract.limits import MAX_MESSAGE_BYTES
 from simsearch.protos.simsearch.v1 import (collections_pb2, collections_pb2_grpc, encoders_pb2, encoders_pb2_grpc,
                                            points_pb2)
 from simsearch.router.engine import Engine
 from simsearch.router.servicers import RAW_REPLIES, CollectionsServicer, EncodersServicer, PointsServicer
 
 log = logging.getLogger(__name__)
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 SERVICE_NAMES = (
     collections_pb2.DESCRIPTOR.services_by_name["Collections"].full_name,
     points_pb2.DESCRIPTOR.services_by_name["Points"].full_name,

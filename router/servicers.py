@@ -12,13 +12,14 @@ import logging
 import grpc
 
 from simsearch.protos import convert
-from simsearch.protos.errors import Internal, SimsearchError, Unauthenticated
+from simsearch.contract.errors import Internal, SimsearchError, Unauthenticated
 from simsearch.protos.simsearch.v1 import (collections_pb2, collections_pb2_grpc, encoders_pb2, encoders_pb2_grpc,
                                            points_pb2, points_pb2_grpc)
 from simsearch.protos.status import status_proto, to_status
 from simsearch.router.auth import hash_key, key_from_metadata
 from simsearch.router.engine import Engine
 from simsearch.router.validate import check_search
+from simsearch.shard import CollectionSpec, IndexParams
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,12 @@ def tenant_by_digest(engine: Engine, digest: str) -> str:
     if tenant is None:
         raise Unauthenticated("API key not recognised")
     return tenant
+
+
+def spec_of(req: collections_pb2.CreateCollectionRequest) -> CollectionSpec:
+    """The validated CollectionSpec a CreateCollection asks for (its constructors check every value)."""
+    fields = convert.spec_fields(req)
+    return CollectionSpec(**{**fields, "index": IndexParams(**fields["index"])})
 
 
 def bug(name: str) -> Internal:
@@ -66,7 +73,7 @@ class CollectionsServicer(collections_pb2_grpc.CollectionsServicer):
     @rpc
     async def CreateCollection(self, request, context, tenant):
         bound = self.engine.encoders.bind(request)
-        info = await self.engine.create_collection(tenant, convert.spec_from_proto(bound))
+        info = await self.engine.create_collection(tenant, spec_of(bound))
         if bound.encoder:
             self.engine.encoders.warm(bound.encoder)
         return info

@@ -11,12 +11,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from simsearch.protos.errors import invalid
-from simsearch.shard.config import (MAX_ID_CHARS, MAX_K, MAX_LEAVES, MAX_OVERSAMPLE, MAX_TIMEOUT_MS, CollectionSpec,
-                                    check_rows)
-
-MAX_BATCH = 100_000  # ids per upsert / delete / get
-MAX_QUERIES = 10_000  # queries per search
+from simsearch.contract.errors import invalid
+from simsearch.contract.limits import (MAX_BATCH, MAX_ID_CHARS, MAX_K, MAX_LEAVES, MAX_OVERSAMPLE, MAX_QUERIES,
+                                       MAX_TIMEOUT_MS)
+from simsearch.shard.config import CollectionSpec, check_rows
 
 
 def check_ids(ids: list[str], field: str = "ids") -> list[str]:

@@ -12,19 +12,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from simsearch.protos.errors import invalid
+from simsearch.contract.errors import excerpt, invalid
+from simsearch.contract.limits import (MAX_DIM, MAX_DIMS_PER_BLOCK, MAX_INDEX_SIZE, MAX_LEAVES, MAX_OVERSAMPLE,
+                                       MAX_REBUILD_THRESHOLD, MAX_SHARDS, MAX_SQUARED_NORM, MIN_COSINE_SQUARED_NORM,
+                                       MIN_INDEX_SIZE, NAME_PATTERN)
 from simsearch.reranker.kernels import METRICS
 
-MAX_DIM = 4096
-MAX_SHARDS = 64
-MAX_K = 1024
-MAX_TIMEOUT_MS = 600_000  # a search's params.timeout_ms
-MAX_OVERSAMPLE = 64
-MAX_LEAVES = 100_000
-MAX_ID_CHARS = 256
-MAX_SQUARED_NORM = 1e30  # far beyond real embeddings; larger values overflow ScaNN's float32 training
-MIN_COSINE_SQUARED_NORM = 1e-30  # below this a float32 normalisation is not finite
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+NAME_RE = re.compile(NAME_PATTERN)
 
 
 def _check_range(fieldname: str, value: int, lo: int, hi: int, *, zero_ok: bool = False) -> None:
@@ -52,9 +46,9 @@ class IndexParams:
     def __post_init__(self) -> None:
         _check_range("index.num_leaves", self.num_leaves, 1, MAX_LEAVES, zero_ok=True)
         _check_range("index.leaves_to_search", self.leaves_to_search, 1, MAX_LEAVES, zero_ok=True)
-        _check_range("index.dims_per_block", self.dims_per_block, 1, 8, zero_ok=True)
-        _check_range("index.rebuild_threshold", self.rebuild_threshold, 1, 10_000_000, zero_ok=True)
-        _check_range("index.min_index_size", self.min_index_size, 64, 10_000_000)
+        _check_range("index.dims_per_block", self.dims_per_block, 1, MAX_DIMS_PER_BLOCK, zero_ok=True)
+        _check_range("index.rebuild_threshold", self.rebuild_threshold, 1, MAX_REBUILD_THRESHOLD, zero_ok=True)
+        _check_range("index.min_index_size", self.min_index_size, MIN_INDEX_SIZE, MAX_INDEX_SIZE)
         _check_range("index.oversample", self.oversample, 1, MAX_OVERSAMPLE)
         if self.num_leaves and self.leaves_to_search > self.num_leaves:
             raise invalid(
@@ -97,11 +91,11 @@ class CollectionSpec:
         if not NAME_RE.match(self.name):
             raise invalid(
                 "name",
-                f"must be 1-128 characters of [A-Za-z0-9_.-] starting with a letter or digit, got {self.name!r}",
+                f"must be 1-128 characters of [A-Za-z0-9_.-] starting with a letter or digit, got {excerpt(self.name)}",
             )
         _check_range("dim", self.dim, 1, MAX_DIM)
         if self.metric not in METRICS:
-            raise invalid("metric", f"must be one of {{{', '.join(METRICS)}}}, got {self.metric!r}")
+            raise invalid("metric", f"must be one of {{{', '.join(METRICS)}}}, got {excerpt(self.metric)}")
         _check_range("shards", self.shards, 1, MAX_SHARDS)
 
 

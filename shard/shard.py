@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simsearch.protos.errors import FailedPrecondition, invalid
+from simsearch.contract.errors import FailedPrecondition, invalid
 from simsearch.reranker import ExactScorer, Scorer, normalize, top_k
 from simsearch.shard import snapshot
 from simsearch.shard.config import IndexParams, check_rows

@@ -33,7 +33,7 @@ def _snapshot(client, vecs):
 def _expect(call, exc, field=None, *needles):
     with pytest.raises(exc) as e:
         call()
-    assert e.value.code != grpc.StatusCode.INTERNAL
+    assert e.value.code != "INTERNAL"
     if field is not None:
         assert e.value.field == field, e.value.message
     for n in needles:

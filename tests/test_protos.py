@@ -7,7 +7,7 @@ import pickle
 import pytest
 
 from simsearch.protos import convert, generate
-from simsearch.protos.errors import InvalidArgument, ResourceExhausted
+from simsearch.contract.errors import InvalidArgument, ResourceExhausted
 from simsearch.protos.simsearch.v1 import points_pb2
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from simsearch.bench.datasets import exact_neighbors
-from simsearch.protos.errors import FailedPrecondition, InvalidArgument
+from simsearch.contract.errors import FailedPrecondition, InvalidArgument
 from simsearch.shard import IndexParams, Shard
 
 def _ids(n: int, offset: int = 0) -> list[str]:

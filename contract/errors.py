@@ -1,19 +1,19 @@
-"""The platform's one error hierarchy; each error knows its gRPC status code.
+"""The platform's one error hierarchy; each error knows the name of its status code.
 
-Servicers convert these to a status once, at the edge (see `status.py`); the SDK converts
+Codes are plain strings (gRPC's names), so this module imports nothing: shards and encoders
+raise these without loading gRPC. Servicers convert them to a status once, at the edge
+(`simsearch.protos.status`); the SDK converts
 a status back into the same classes, so callers catch `simsearch.InvalidArgument` whether
 the check ran in the client or in a shard three processes away.
 """
 
 from __future__ import annotations
 
-import grpc
-
 
 class SimsearchError(Exception):
     """Base class; `code` is the gRPC status this error travels as."""
 
-    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+    code: str = "UNKNOWN"
 
     def __init__(self, message: str, *, field: str | None = None, retry_after_s: float | None = None):
         super().__init__(message)
@@ -30,52 +30,60 @@ def _rebuild(cls: type[SimsearchError], message: str, field: str | None, retry: 
 
 
 class InvalidArgument(SimsearchError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    code = "INVALID_ARGUMENT"
 
 
 class NotFound(SimsearchError):
-    code = grpc.StatusCode.NOT_FOUND
+    code = "NOT_FOUND"
 
 
 class AlreadyExists(SimsearchError):
-    code = grpc.StatusCode.ALREADY_EXISTS
+    code = "ALREADY_EXISTS"
 
 
 class Unauthenticated(SimsearchError):
-    code = grpc.StatusCode.UNAUTHENTICATED
+    code = "UNAUTHENTICATED"
 
 
 class PermissionDenied(SimsearchError):
-    code = grpc.StatusCode.PERMISSION_DENIED
+    code = "PERMISSION_DENIED"
 
 
 class ResourceExhausted(SimsearchError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    code = "RESOURCE_EXHAUSTED"
 
 
 class FailedPrecondition(SimsearchError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    code = "FAILED_PRECONDITION"
 
 
 class Unavailable(SimsearchError):
-    code = grpc.StatusCode.UNAVAILABLE
+    code = "UNAVAILABLE"
 
 
 class DeadlineExceeded(SimsearchError):
-    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    code = "DEADLINE_EXCEEDED"
 
 
 class Internal(SimsearchError):
-    code = grpc.StatusCode.INTERNAL
+    code = "INTERNAL"
 
 
-BY_CODE: dict[grpc.StatusCode, type[SimsearchError]] = {
+BY_CODE: dict[str, type[SimsearchError]] = {
     cls.code: cls
     for cls in (
         InvalidArgument, NotFound, AlreadyExists, Unauthenticated, PermissionDenied,
         ResourceExhausted, FailedPrecondition, Unavailable, DeadlineExceeded, Internal,
     )
 }
+
+
+def excerpt(value: object, limit: int = 48) -> str:
+    """repr() of a client's value, cut to `limit` characters: errors never echo a whole input back."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(str(value)):,} characters)"
 
 
 def invalid(field: str, message: str) -> InvalidArgument:

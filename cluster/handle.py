@@ -1,0 +1,67 @@
+"""`ShardHandle`: the async surface every shard placement offers the engine.
+
+Two placements implement it: `LocalShardHandle` (the shard in the router's process) and
+`RayShardHandle` (the shard in a Ray actor). `ForwardingShardHandle` writes the per-method
+forwarding once; a placement says how to run one call (`_call`), how to hand a fan-out's
+query array to its shards (`share`) and how to stop a shard (`kill`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from simsearch.shard import SearchResult
+
+
+class ShardHandle(Protocol):
+    label: str
+
+    def share(self, array: np.ndarray) -> Any: ...
+    def kill(self) -> None: ...
+    async def upsert(self, ids: list[str], vectors: np.ndarray) -> int: ...
+    async def delete(self, ids: list[str]) -> int: ...
+    async def get(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray]: ...
+    async def search(self, queries: Any, k: int, **params: Any) -> SearchResult: ...
+    async def stats(self) -> dict: ...
+    async def build_index(self, wait: bool) -> None: ...
+    async def close(self, save: bool = True) -> None: ...
+
+
+class ForwardingShardHandle:
+    """A ShardHandle whose methods all go through `_call(method, *args)`."""
+
+    label: str
+
+    @staticmethod
+    def share(array: np.ndarray) -> Any:
+        """What the fan-out passes to every shard; by default the array itself."""
+        return array
+
+    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    def kill(self) -> None:
+        raise NotImplementedError
+
+    async def upsert(self, ids: list[str], vectors: np.ndarray) -> int:
+        return await self._call("upsert", ids, vectors)
+
+    async def delete(self, ids: list[str]) -> int:
+        return await self._call("delete", ids)
+
+    async def get(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        return await self._call("get", ids)
+
+    async def search(self, queries: Any, k: int, **params: Any) -> SearchResult:
+        return await self._call("search", queries, k, **params)
+
+    async def stats(self) -> dict:
+        return await self._call("stats")
+
+    async def build_index(self, wait: bool) -> None:
+        await self._call("build_index", wait)
+
+    async def close(self, save: bool = True) -> None:
+        await self._call("close", save)

@@ -1,0 +1,43 @@
+"""Every request limit, in one place: the server checks requests against these before any
+work, the SDK sizes its batches by them, and the messages quote them.
+
+Why each bound exists is said beside it; the reply bound is what stops one request from
+asking the server to build more than a client could ever read.
+"""
+
+from __future__ import annotations
+
+# ---- collections ----
+MAX_NAME_CHARS = 128  # collection names: [A-Za-z0-9][A-Za-z0-9_.-]{0,127}
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
+MAX_DIM = 4096
+MAX_SHARDS = 64
+MAX_LEAVES = 100_000
+MAX_OVERSAMPLE = 64
+MAX_REBUILD_THRESHOLD = 10_000_000
+MIN_INDEX_SIZE = 64
+MAX_INDEX_SIZE = 10_000_000
+MAX_DIMS_PER_BLOCK = 8
+
+# ---- points ----
+MAX_BATCH = 100_000  # ids per upsert / delete / get
+MAX_ID_CHARS = 256  # one id, in characters
+MAX_ID_BYTES = 1024  # one id, in UTF-8 bytes (256 characters of up to 4 bytes)
+MAX_SQUARED_NORM = 1e30  # far beyond real embeddings; larger values overflow ScaNN's float32 training
+MIN_COSINE_SQUARED_NORM = 1e-30  # below this a float32 normalisation is not finite
+
+# ---- search ----
+MAX_K = 1024
+MAX_QUERIES = 10_000  # queries per search
+MAX_RESULTS = 1_000_000  # k x queries: the rows of one reply (a full reply is ~30 MB of ids and scores)
+MAX_TIMEOUT_MS = 600_000  # a search's params.timeout_ms
+DEFAULT_TIMEOUT_S = 30.0  # a call with no deadline of its own
+
+# ---- raw inputs (server-side embedding) ----
+MAX_RAW_ITEMS = 4096  # texts or images per request
+MAX_TEXT_CHARS = 8192  # MiniLM reads 256 tokens; far longer input is a client bug
+
+# ---- transport ----
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # one request or reply
+UPSERT_TARGET_BYTES = 8 * 1024 * 1024  # the SDK cuts bulk upserts into requests of about this size
+MAX_ECHO_CHARS = 48  # an error message quotes at most this much of a client's input
