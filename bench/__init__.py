@@ -1,1 +1,1 @@
-"""Benchmarks and datasets: real data, exact ground truth, side-by-side baselines."""
+"""Benchmarks: real data (from simsearch.datasets) with exact ground truth, side-by-side baselines."""

@@ -1,6 +1,6 @@
 """`simsearch demo`: Fashion-MNIST through the whole stack on embedded defaults.
 
-Starts a real server (local Ray, in-process cache unless --redis-url), ingests the 60k
+Starts a real server (shards in-process, in-process cache unless --redis-url), ingests the 60k
 train images into a 4-shard l2 collection, searches the 10k test images and prints
 recall@10 against exact search, ingest rate and latency figures.
 """
@@ -10,13 +10,25 @@ from __future__ import annotations
 import secrets
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from simsearch.bench.datasets import fashion_mnist, ground_truth, recall_at
+from simsearch.datasets import fashion_mnist, ground_truth, recall_at
 from simsearch.client import Client
 from simsearch.router import EmbeddedServer, ServeConfig
+
+
+@contextmanager
+def _running(config: ServeConfig, *, save: bool) -> Iterator[EmbeddedServer]:
+    """An embedded server, stopped on the way out; snapshots only when the data outlives the demo."""
+    server = EmbeddedServer(config).start()
+    try:
+        yield server
+    finally:
+        server.stop(save=save)
 
 
 def _pct(samples: list[float], q: float) -> float:
@@ -25,13 +37,22 @@ def _pct(samples: list[float], q: float) -> float:
 
 def run_demo(*, shards: int = 4, queries: int = 10_000, single: int = 1000, data_dir: Path | None = None,
              redis_url: str | None = None, collection: str = "fashion-mnist") -> dict[str, float]:
+    """Without a data_dir the demo works in a temporary directory, removed however it ends
+    (finished, failed or interrupted); a given data_dir is kept, with a snapshot of the shards."""
+    if data_dir is not None:
+        return _demo(shards, queries, single, data_dir, redis_url, collection, keep=True)
+    with tempfile.TemporaryDirectory(prefix="simsearch-demo-") as tmp:
+        return _demo(shards, queries, single, Path(tmp), redis_url, collection, keep=False)
+
+
+def _demo(shards: int, queries: int, single: int, data_dir: Path, redis_url: str | None, collection: str, *,
+          keep: bool) -> dict[str, float]:
     ds = fashion_mnist()
     test = ds.test[:queries]
     key = "demo-" + secrets.token_hex(8)
-    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="simsearch-demo-"))
     print(f"dataset {ds.name}: {len(ds.train)} x {ds.train.shape[1]} database, {len(test)} queries")
     config = ServeConfig(port=0, data_dir=data_dir, bootstrap_key=key, redis_url=redis_url)
-    with EmbeddedServer(config) as server, Client(server.address, api_key=key) as client:
+    with _running(config, save=keep) as server, Client(server.address, api_key=key) as client:
         print(f"server on {server.address} (data {data_dir}, cache {'redis' if redis_url else 'in-process'})")
         if collection in client.list_collections():
             client.drop_collection(collection)

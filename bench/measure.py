@@ -12,7 +12,7 @@ from typing import Any, Callable
 import numpy as np
 import psutil
 
-from simsearch.bench.datasets import Dataset, recall_at
+from simsearch.datasets import Dataset, recall_at
 from simsearch.bench.systems import System
 
 SATURATED = 0.9995  # stop sweeping a knob once recall reaches this: more effort only costs speed

@@ -120,6 +120,28 @@ def write(result: dict[str, Any], out: Path, stem: str) -> None:
     print(f"wrote {out / (stem + '.json')}, {out / (stem + '.md')}, " + ", ".join(str(p) for p in pngs))
 
 
+def _counts(text: str) -> list[int]:
+    """"1,2,4" -> [1, 2, 4]: positive integers, comma-separated."""
+    try:
+        values = [int(t) for t in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated positive integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"must be comma-separated positive integers, got {text!r}")
+    return values
+
+
+def _sizes(text: str) -> list[int]:
+    """"100k,1m" -> [100_000, 1_000_000]."""
+    try:
+        values = [D.parse_size(t) for t in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated sizes such as 100k,300k,1m, got {text!r}") from None
+    if min(values) < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    return values
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="simsearch bench", description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -128,20 +150,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queries", type=int, default=10_000, help="queries per setting (batched)")
     ap.add_argument("--single", type=int, default=1000, help="queries timed one per call, per setting (or 10 s)")
     ap.add_argument("--k", type=int, default=10)
-    ap.add_argument("--shards", default="1", help="simsearch shards (a list for --scale, e.g. 1,2,4)")
+    ap.add_argument("--shards", type=_counts, default=[1], help="simsearch shards (a list for --scale, e.g. 1,2,4)")
     ap.add_argument("--placement", choices=("local", "ray"), default="local")
     ap.add_argument("--batch", type=int, default=1000, help="queries per batched simsearch request")
-    ap.add_argument("--clients", default="1,4,16", help="concurrent client counts for simsearch")
+    ap.add_argument("--clients", type=_counts, default=[1, 4, 16], help="concurrent client counts for simsearch")
     ap.add_argument("--scale", action="store_true", help="run the synthetic size x shards sweep instead")
-    ap.add_argument("--sizes", default="100k,300k,1m", help="with --scale")
+    ap.add_argument("--sizes", type=_sizes, default=[100_000, 300_000, 1_000_000], help="with --scale (e.g. 100k,1m)")
     ap.add_argument("--out", default="bench-results")
     args = ap.parse_args(argv)
     out = Path(args.out)
-    shards = [int(s) for s in args.shards.split(",")]
+    shards = args.shards
     if args.scale:
         from simsearch.bench.scale import run_scale, write_scale
 
-        result = run_scale([D.parse_size(s) for s in args.sizes.split(",")], shards, queries=args.queries,
+        result = run_scale(args.sizes, shards, queries=args.queries,
                            single=args.single, k=args.k, placement=args.placement)
         result["machine"] = machine()
         write_scale(result, out)
@@ -152,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--systems: unknown {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
     ds = DATASETS[args.dataset](args.queries)
     result = compare(ds, systems, k=args.k, single=args.single, shards=shards[0], placement=args.placement,
-                     batch=args.batch, clients=tuple(int(c) for c in args.clients.split(",")))
+                     batch=args.batch, clients=tuple(args.clients))
     result["command"] = "simsearch bench " + " ".join(sys.argv[1:] if argv is None else argv)
     write(result, out, f"bench-{ds.name}")
     return 0

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from simsearch.bench import datasets as D
 from simsearch.bench.measure import measure
 from simsearch.bench.simsearch_system import SimsearchServer
 from simsearch.bench.systems import RawScann
+from simsearch.datasets import ground_truth, synthetic_gmm
 from simsearch.shard.config import DEFAULT_PROBE_FRACTION
 
 DEFAULT_FRACTION = (DEFAULT_PROBE_FRACTION,)
@@ -25,8 +25,8 @@ def run_scale(sizes: list[int], shards: list[int], *, queries: int = 2000, singl
               placement: str = "local") -> dict[str, Any]:
     rows = []
     for n in sizes:
-        ds = D.synthetic_gmm(n, queries=queries)
-        truth = D.ground_truth(ds)[:, :k]
+        ds = synthetic_gmm(n, queries=queries)
+        truth = ground_truth(ds)[:, :k]
         systems = [("raw ScaNN", 1, RawScann(fractions=DEFAULT_FRACTION))]
         systems += [("simsearch", s, SimsearchServer(shards=s, placement=placement, fractions=DEFAULT_FRACTION))
                     for s in shards]

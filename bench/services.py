@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import psutil
 
-from simsearch.bench.datasets import Dataset
+from simsearch.datasets import Dataset
 from simsearch.bench.systems import EF_SEARCH, prepare
 
 HNSW = {"M": 16, "ef_construction": 200}

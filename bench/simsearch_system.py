@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import psutil
 
-from simsearch.bench.datasets import Dataset
+from simsearch.datasets import Dataset
 from simsearch.bench.measure import latency
 from simsearch.bench.services import tree_rss
 from simsearch.bench.systems import LEAF_FRACTIONS

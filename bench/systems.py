@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from simsearch.bench.datasets import Dataset
+from simsearch.datasets import Dataset
 from simsearch.reranker.kernels import normalize, pairwise_distance, top_k
 from simsearch.shard import IndexParams
 from simsearch.shard.scann_index import TRAINING_SAMPLE

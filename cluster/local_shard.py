@@ -7,8 +7,10 @@ that cost, so the embedded default hosts shards here; `placement="ray"` (and any
 `--ray-address`) keeps them in Ray actors, which is what a cluster needs.
 
 Implements `ShardHandle` (cluster.handle), like `RayShardHandle`, so the engine does not know which placement it has.
-Small searches run inline on the event loop (a thread hand-off costs more than the work);
-larger ones and every write, build and snapshot run on a small thread pool. ScaNN, numpy's
+Small searches over an index run inline on the event loop (a thread hand-off costs more than
+the work); anything whose work is not small and bounded (an exact or unindexed scan, a large
+batch) and every write, build and snapshot run on a small thread pool, so the loop never stalls
+and a deadline can fire while the work goes on. ScaNN, numpy's
 BLAS and the gather/score kernels release the GIL, so shards of one fan-out overlap.
 """
 
@@ -27,7 +29,8 @@ from simsearch.cluster.handle import ForwardingShardHandle
 from simsearch.contract.errors import Internal, SimsearchError, Unavailable
 from simsearch.shard import IndexParams, SearchResult, Shard
 
-INLINE_MAX_QUERIES = 8  # searches this small run on the event loop: the hand-off would cost more
+INLINE_MAX_QUERIES = 8  # searches this small run on the event loop: the hand-off would cost more...
+INLINE_MAX_WORK = 2_000_000  # ...when their exact scans touch at most this many floats (~0.3 ms here)
 SPLIT_MIN_QUERIES = 128  # a batch at least twice this is split across the pool's threads
 POOL_THREADS = max(2, os.cpu_count() or 2)  # the CPU parallelism we want, shared by every shard
 _POOL: ThreadPoolExecutor | None = None
@@ -74,7 +77,8 @@ class LocalShardHandle(ForwardingShardHandle):
         """Small searches inline; a large batch in one contiguous slice per pool thread, so one shard's batch
         uses every core (ScaNN and the re-rank release the GIL): 1.6x on 2 cores (BENCHMARKS.md)."""
         n = len(queries)
-        if n <= INLINE_MAX_QUERIES:
+        shard = self._live()
+        if n <= INLINE_MAX_QUERIES and n * shard.scanned_rows(params.get("exact", False)) * shard.dim <= INLINE_MAX_WORK:
             return self._run_inline("search", queries, k, **params)
         parts = min(POOL_THREADS, n // SPLIT_MIN_QUERIES)
         if parts < 2:

@@ -30,10 +30,17 @@ MIN_COSINE_SQUARED_NORM = 1e-30  # below this a float32 normalisation is not fin
 MAX_K = 1024
 MAX_QUERIES = 10_000  # queries per search
 MAX_RESULTS = 1_000_000  # k x queries: the rows of one reply (a full reply is ~30 MB of ids and scores)
+# The id size a reply estimate assumes when the caller does not know the collection's longest
+# id: a UUID's 36 characters. With it, MAX_RESULTS hits (~42 MB) fit the message limit, so
+# MAX_RESULTS is the binding bound; with a collection's real longest id the reply bound can bite.
+ASSUMED_ID_BYTES = 36
 MAX_TIMEOUT_MS = 600_000  # a search's params.timeout_ms
 DEFAULT_TIMEOUT_S = 30.0  # a call with no deadline of its own
 
 # ---- raw inputs (server-side embedding) ----
+# An encoder reference: "name", "name@latest" or "name@<version>" (encoder/registry.py's names)
+MODEL_REF_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}(@(latest|[0-9]{1,9}))?"
+MAX_REF_CHARS = 74
 MAX_RAW_ITEMS = 4096  # texts or images per request
 MAX_TEXT_CHARS = 8192  # MiniLM reads 256 tokens; far longer input is a client bug
 

@@ -9,7 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simsearch.datasets import Dataset, digits, fashion_mnist
+from simsearch.datasets.text_pairs import definition_pairs, split_indices
 from simsearch.encoder.config import TrainConfig
+from simsearch.encoder.minilm import embed_texts
 
 
 @dataclass(frozen=True)
@@ -69,32 +72,25 @@ def _image_task(name: str, train_x: np.ndarray, train_y: np.ndarray, test_x: np.
                 float(scaled.mean()), float(scaled.std()))
 
 
-def fashion_mnist_task(cfg: TrainConfig) -> Task:
-    from simsearch.bench.datasets import fashion_mnist
+def _images(name: str, ds: Dataset, side: int, cfg: TrainConfig) -> Task:
+    """A labelled image dataset (float32 rows of integral pixel values) as uint8 (N, 1, side, side) images."""
+    to_img = lambda a: a.reshape(-1, 1, side, side).astype(np.uint8)  # noqa: E731
+    return _image_task(name, to_img(ds.train), ds.train_labels, to_img(ds.test), ds.test_labels, cfg)
 
-    ds = fashion_mnist()
-    to_img = lambda a: a.reshape(-1, 1, 28, 28).astype(np.uint8)  # noqa: E731
-    return _image_task("fashion-mnist", to_img(ds.train), ds.train_labels, to_img(ds.test), ds.test_labels, cfg)
+
+def fashion_mnist_task(cfg: TrainConfig) -> Task:
+    return _images("fashion-mnist", fashion_mnist(), 28, cfg)
 
 
 def digits_task(cfg: TrainConfig) -> Task:
     """scikit-learn's 1,797 8x8 digits (0..16 scaled to 0..255), 30 % held out as queries."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    images = np.clip(d.images * 16, 0, 255).astype(np.uint8)[:, None]  # (N, 1, 8, 8)
-    order = np.random.default_rng(1234).permutation(len(images))
-    n_test = int(0.3 * len(images))
-    test, train = order[:n_test], order[n_test:]
-    return _image_task("digits", images[train], d.target[train], images[test], d.target[test], cfg)
+    return _images("digits", digits(), 8, cfg)
 
 
 def text_pairs_task(cfg: TrainConfig) -> Task:
     """GCIDE definitions (queries) and WordNet definitions (documents) of the same word,
     embedded by frozen MiniLM; label = word, so each query has exactly one relevant document.
     Test words (1,000) are never seen in training; validation words are carved from training."""
-    from simsearch.encoder.text_pairs import definition_pairs, embed_texts, split_indices
-
     pairs = definition_pairs()
     q_all, d_all = embed_texts(pairs.queries), embed_texts(pairs.documents)  # cached once for every split
     train_idx, test_idx = split_indices(len(pairs.words), test_size=1000, seed=cfg.seed)

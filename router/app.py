@@ -7,12 +7,16 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import signal
+import socket
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from simsearch.cluster import PLACEMENTS, start_ray
 from simsearch.router.cache import make_cache
@@ -21,6 +25,12 @@ from simsearch.router.engine import FACTORIES, Engine
 from simsearch.router.server import Server, create_server
 
 log = logging.getLogger(__name__)
+REDIS_PING_TIMEOUT_S = 3.0
+
+
+class StartupError(Exception):
+    """A fault that stops the server before it serves; the message names the problem and the fix,
+    in one line (`simsearch serve` prints it as is, without a traceback)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,22 +64,131 @@ class ServeConfig:
             raise ValueError(f"cache_min_hits must be >= 1, got {self.cache_min_hits}")
 
 
+def _check_data_dir(path: Path) -> None:
+    fix = "pass --data-dir a writable directory"
+    if path.exists() and not path.is_dir():
+        raise StartupError(f"data dir {path} is a file, not a directory; {fix}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StartupError(f"cannot create data dir {path}: {e.strerror or e}; {fix}") from e
+    try:  # a real write: os.access says yes to root on a read-only file system
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise StartupError(f"data dir {path} is not writable: {e.strerror or e}; {fix}") from e
+
+
+def _check_port(host: str, port: int, flag: str) -> None:
+    """Fail before anything starts when host:port cannot be bound. The probe socket sets SO_REUSEADDR
+    (as gRPC and the metrics server do) but not SO_REUSEPORT, so it also collides with a server
+    that shares its port through SO_REUSEPORT (gRPC's default)."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise StartupError(f"--host {host} does not resolve ({e.strerror}); pass an address of this machine, "
+                           f"e.g. --host 127.0.0.1 or --host 0.0.0.0") from e
+    bound = 0  # port 0 binds too: it still tells a local address from a foreign one
+    for family, kind, proto, _, sockaddr in addresses:
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(sockaddr)
+                bound += 1
+            except OSError as e:
+                if e.errno == errno.EADDRINUSE:
+                    raise StartupError(f"port {port} on {host} is in use ({flag}); stop what holds it or pick "
+                                       f"another {flag} (0 = any free port)") from e
+                if e.errno == errno.EACCES:
+                    raise StartupError(f"no permission to listen on port {port} ({flag}): ports below 1024 need "
+                                       f"root; pick another {flag}") from e
+    if not bound:
+        raise StartupError(f"cannot listen on {host}:{port}: not an address of this machine; pass --host "
+                           f"127.0.0.1 or 0.0.0.0")
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@", 1)
+    return url
+
+
+async def _check_redis(url: str) -> None:
+    """A malformed or unreachable --redis-url fails start-up within seconds (once serving, an
+    outage only bypasses the cache)."""
+    import redis.asyncio as aioredis
+    from redis.exceptions import RedisError
+
+    try:
+        client = aioredis.Redis.from_url(url, socket_timeout=REDIS_PING_TIMEOUT_S,
+                                         socket_connect_timeout=REDIS_PING_TIMEOUT_S)
+    except ValueError as e:
+        raise StartupError(f"--redis-url {_redacted(url)!r} is not a Redis URL ({e}); use "
+                           f"redis://HOST:PORT/DB, or leave it out for the in-process cache") from e
+    try:
+        await asyncio.wait_for(client.ping(), REDIS_PING_TIMEOUT_S + 1)
+    except (RedisError, OSError, asyncio.TimeoutError) as e:
+        reason = str(e) or type(e).__name__
+        raise StartupError(f"cannot reach Redis at {_redacted(url)} ({reason}); start redis-server there, fix "
+                           f"--redis-url, or leave it out for the in-process cache") from e
+    finally:
+        await client.aclose()
+
+
+def _start_ray(address: str | None) -> None:
+    try:
+        start_ray(address)
+    except ConnectionError as e:  # the probe, or ray.init finding no cluster
+        raise StartupError(f"{e}; check --ray-address (a head node's host:6379, or ray://host:10001), or "
+                           f"leave it out to use this machine only") from e
+
+
+async def _abandon(server: Server) -> None:
+    """Undo a half-built server: release its port and shards, write nothing."""
+    await server.server.stop(None)
+    await server.engine.close(save=False)
+
+
 async def build(config: ServeConfig) -> tuple[Server, str | None]:
-    """Start everything but the serving loop. Returns the server and a generated key (first start only)."""
+    """Start everything but the serving loop. Returns the server and a generated key (first start only).
+
+    Faults a user can fix (data dir, ports, Redis, Ray address) raise StartupError, cheapest first,
+    before anything is started where possible."""
+    _check_data_dir(config.data_dir)
+    _check_port(config.host, config.port, "--port")
+    if config.metrics_port:
+        _check_port(config.host, config.metrics_port, "--metrics-port")
+    if config.redis_url:
+        await _check_redis(config.redis_url)
     if config.shard_placement == "ray" or config.ray_address:  # in-process shards need no Ray; encoder
-        start_ray(config.ray_address)                          # replicas start a local one on first use
-    catalog = Catalog(config.data_dir)
+        _start_ray(config.ray_address)                         # replicas start a local one on first use
+    try:
+        catalog = Catalog(config.data_dir)
+    except (OSError, ValueError, KeyError) as e:
+        raise StartupError(f"cannot read the catalog in {config.data_dir} ({type(e).__name__}: {e}); restore "
+                           f"{config.data_dir / 'catalog.json'} or pass another --data-dir") from e
     key = config.bootstrap_key or os.environ.get("SIMSEARCH_BOOTSTRAP_KEY") or None
     generated = catalog.ensure_default_tenant(key)
     cache = make_cache(config.redis_url, min_hits=config.cache_min_hits, window_s=config.cache_window_s,
                        ttl_s=config.cache_ttl_s)
     engine = Engine(catalog, cache=cache, shard_factory=FACTORIES[config.shard_placement])
-    server = create_server(engine, f"{config.host}:{config.port}")
-    await server.start()
+    try:
+        server = create_server(engine, f"{config.host}:{config.port}")
+    except (OSError, RuntimeError) as e:  # gRPC raises RuntimeError("Failed to bind to address ...")
+        await engine.close(save=False)
+        raise StartupError(f"cannot listen on {config.host}:{config.port} ({e}); pick another --port "
+                           f"(0 = any free port) or --host") from e
     if config.metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(config.metrics_port, addr=config.host)
+        try:
+            start_http_server(config.metrics_port, addr=config.host)
+        except OSError as e:
+            await _abandon(server)
+            raise StartupError(f"cannot serve metrics on {config.host}:{config.metrics_port} "
+                               f"({e.strerror or e}); pick another --metrics-port") from e
+    await server.start()
     return server, generated
 
 
@@ -111,7 +230,11 @@ class EmbeddedServer:
 
     def start(self) -> "EmbeddedServer":
         self._thread.start()
-        self._server, generated = asyncio.run_coroutine_threadsafe(build(self.config), self._loop).result()
+        try:
+            self._server, generated = asyncio.run_coroutine_threadsafe(build(self.config), self._loop).result()
+        except BaseException:  # a StartupError: leave no loop thread behind
+            self.stop()
+            raise
         self.api_key = self.api_key or generated
         self.port = self._server.port
         return self

@@ -4,20 +4,35 @@ vectors that another encoder version produced."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from simsearch.cluster.encoder_actor import EncoderReplicas
-from simsearch.encoder import registry
+from simsearch.encoder import manifests as registry
 from simsearch.encoder.inputs import check_images, check_texts
 from simsearch.contract.errors import FailedPrecondition, NotFound, invalid
 from simsearch.protos.simsearch.v1 import collections_pb2, common_pb2, encoders_pb2
+from simsearch.router.deadline import Deadline
 from simsearch.shard import CollectionSpec
 
-ReplicaFactory = Callable[[str, Path], EncoderReplicas]
+if TYPE_CHECKING:
+    from simsearch.cluster.encoder_actor import EncoderReplicas
+
+ReplicaFactory = Callable[[str, Path], "EncoderReplicas"]
+
+
+def _replicas(ref: str, root: Path, replicas: int) -> "EncoderReplicas":
+    """Encoder replicas run torch: imported here, on first use, so a server installed without the
+    training extra serves plain-vector collections and says what to install when asked to embed."""
+    try:
+        from simsearch.cluster.encoder_actor import EncoderReplicas
+    except ImportError as e:
+        raise FailedPrecondition(f"serving encoders needs PyTorch ({e.name} is not installed): "
+                                 "pip install 'simsearch[train]'", field="encoder") from None
+    return EncoderReplicas.create(ref, root, replicas=replicas)
 
 
 def has_inputs(inputs: common_pb2.RawInputs) -> bool:
@@ -28,8 +43,9 @@ class EncoderHub:
     def __init__(self, models_dir: Path, *, replicas: int = 1,
                  factory: ReplicaFactory | None = None) -> None:
         self.models_dir = models_dir
-        self._factory = factory or (lambda ref, root: EncoderReplicas.create(ref, root, replicas=replicas))
-        self._pools: dict[str, EncoderReplicas] = {}
+        self._factory = factory or (lambda ref, root: _replicas(ref, root, replicas))
+        self._pools: dict[str, "EncoderReplicas"] = {}
+        self._starting: dict[str, asyncio.Lock] = {}
         self._manifests: dict[str, dict[str, Any]] = {}  # name@version -> manifest (versions never change)
 
     def manifest(self, ref: str, field: str) -> dict[str, Any]:
@@ -58,21 +74,32 @@ class EncoderHub:
         bound.encoder, bound.dim = m["ref"], m["embedding_dim"]
         return bound
 
-    def warm(self, ref: str) -> None:
+    async def warm(self, ref: str) -> None:
         """Start the replicas now (actor start-up imports torch: seconds) rather than on first use."""
-        self._pool(ref)
+        await self._pool(ref)
 
-    def _pool(self, ref: str) -> EncoderReplicas:
+    async def _pool(self, ref: str) -> "EncoderReplicas":
+        """The replicas of `ref`, created on first use in a worker thread: creating them may start
+        Ray (seconds), which must not stall the event loop and every other request with it."""
         if ref not in self._pools:
-            self._pools[ref] = self._factory(ref, self.models_dir)
+            lock = self._starting.setdefault(ref, asyncio.Lock())
+            async with lock:
+                if ref not in self._pools:
+                    self._pools[ref] = await asyncio.to_thread(self._factory, ref, self.models_dir)
         return self._pools[ref]
 
-    async def embed(self, ref: str, inputs: common_pb2.RawInputs, field: str = "inputs") -> tuple[str, np.ndarray]:
+    async def embed(self, ref: str, inputs: common_pb2.RawInputs, field: str = "inputs",
+                    deadline: Deadline | None = None) -> tuple[str, np.ndarray]:
+        if deadline is not None:
+            return await deadline.run("embedding", self._embed(ref, inputs, field))
+        return await self._embed(ref, inputs, field)
+
+    async def _embed(self, ref: str, inputs: common_pb2.RawInputs, field: str) -> tuple[str, np.ndarray]:
         m = self.manifest(ref, "model" if field == "inputs" else "encoder")
         texts, images = len(inputs.texts), inputs.images.count or len(inputs.images.pixels)
         if bool(texts) == bool(images):
             raise invalid(field, "set exactly one of texts or images")
-        pool = self._pool(m["ref"])
+        pool = await self._pool(m["ref"])
         if texts:
             vectors = await pool.embed_texts(check_texts(list(inputs.texts), m["kind"], f"{field}.texts"))
         else:
@@ -83,14 +110,15 @@ class EncoderHub:
         return m["ref"], np.ascontiguousarray(vectors, np.float32)
 
     async def vectors_for(self, spec: CollectionSpec, vectors: Callable[[], np.ndarray],
-                          inputs: common_pb2.RawInputs, claim: str, field: str) -> np.ndarray:
+                          inputs: common_pb2.RawInputs, claim: str, field: str,
+                          deadline: Deadline | None = None) -> np.ndarray:
         """The request's vectors: embedded from raw inputs, or as sent after checking `claim`
         (the encoder version the client says produced them) against the collection's."""
         if has_inputs(inputs):
             if not spec.encoder:
                 raise FailedPrecondition(f"collection {spec.name!r} is not bound to an encoder: send {field} "
                                          f"as vectors, or create it with an encoder", field="inputs")
-            return (await self.embed(spec.encoder, inputs, "inputs"))[1]
+            return (await self.embed(spec.encoder, inputs, "inputs", deadline))[1]
         if claim and claim != spec.encoder:
             bound = spec.encoder or "no encoder"
             raise FailedPrecondition(f"{field} were embedded by {claim} but collection {spec.name!r} is bound to "

@@ -1,11 +1,8 @@
 """The router's async core: catalog, fan-out to shards (in-process or Ray actors), merge, cache.
 
-Servicers convert protos to the arguments here and back; this class owns no gRPC. Search
-results come back serialized (SearchResponse bytes) because that is also what the cache
-stores: the stored bytes hold only the results, and each call's own fields (timings,
-generation, cached, partial) are serialized apart and appended, which protobuf reads as
-one message (concatenated messages merge). So a cache hit is never parsed or re-encoded,
-and a miss serializes its results once for both the cache and the reply.
+Servicers convert protos to the arguments here and back; this class owns no gRPC and no
+protobuf: it takes numpy arrays and validated options and answers domain objects
+(`router.replies`). Every search runs under one `Deadline` computed at the edge.
 """
 
 from __future__ import annotations
@@ -20,22 +17,25 @@ from pathlib import Path
 import numpy as np
 
 from simsearch.cluster import LocalShardHandle, RayShardHandle, ShardHandle
-from simsearch.protos import convert
 from simsearch.contract.errors import DeadlineExceeded, Unavailable
-from simsearch.protos.simsearch.v1 import collections_pb2, points_pb2
 from simsearch.reranker import to_score
 from simsearch.router import metrics
 from simsearch.router.cache import HotQueryCache, make_cache
+from simsearch.router.deadline import Deadline
 from simsearch.router.catalog import Catalog, CollectionRecord
 from simsearch.router.encoders import EncoderHub
 from simsearch.router.hashing import group_by_shard
 from simsearch.router.merge import merge
-from simsearch.contract.limits import MAX_QUERIES
-from simsearch.router.validate import SearchOptions, check_ids, check_shape, check_vectors
+from simsearch.router.replies import CollectionStatus, Hits, SearchReply, decode_hits, encode_hits
+from simsearch.contract.limits import ASSUMED_ID_BYTES, DEFAULT_TIMEOUT_S, MAX_QUERIES
+from simsearch.router.validate import (SearchOptions, check_get_reply, check_reply_size, check_shape, check_vectors,
+                                      id_bytes)
 from simsearch.shard import CollectionSpec
 from simsearch.shard.config import check_rows
 
 log = logging.getLogger(__name__)
+RETRY_UNAVAILABLE_S = 1.0  # the back-off a client is told (RetryInfo) when a shard did not answer
+CACHE_BOUND_S = 0.05  # the cache backend's own bound on a lookup (RedisBackend's socket timeout)
 ShardFactory = Callable[[str, CollectionRecord, int, Path], ShardHandle]
 
 
@@ -60,12 +60,20 @@ def _record_search(tenant: str, timings: dict[str, float], cached: bool, partial
     m.queries.inc(n)
 
 
+def _retrieve(task: asyncio.Future) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 @dataclass
 class LiveCollection:
     record: CollectionRecord
     shards: list[ShardHandle]
     cache_scope: str  # the cache keys' prefix: tenant, collection uid, router epoch
     generation: int = 0
+    # The longest id written since this process started, in UTF-8 bytes: sizes a search's reply before it
+    # is computed. Longer ids stored before a restart are caught by gRPC's own send limit instead.
+    id_bytes: int = ASSUMED_ID_BYTES
 
     @property
     def spec(self) -> CollectionSpec:
@@ -74,13 +82,13 @@ class LiveCollection:
 
 class Engine:
     def __init__(self, catalog: Catalog, *, cache: HotQueryCache | None = None,
-                 shard_factory: ShardFactory = local_factory, default_timeout_s: float = 30.0,
+                 shard_factory: ShardFactory = local_factory, default_timeout_s: float = DEFAULT_TIMEOUT_S,
                  clock: Callable[[], float] = time.perf_counter, encoders: EncoderHub | None = None):
         self.catalog = catalog
         self.encoders = encoders or EncoderHub(catalog.root / "models")
         self.cache = cache or make_cache(None)
         self._factory = shard_factory
-        self._timeout_s = default_timeout_s
+        self.default_timeout_s = default_timeout_s  # the edge's deadline for a call that sets none
         self._clock = clock
         self._live: dict[tuple[str, str], LiveCollection] = {}
         # Each process start is a new cache epoch, so a restarted router never reads entries
@@ -105,7 +113,7 @@ class Engine:
 
     # ---- collections ----
 
-    async def create_collection(self, tenant: str, spec: CollectionSpec) -> collections_pb2.CollectionInfo:
+    async def create_collection(self, tenant: str, spec: CollectionSpec) -> CollectionStatus:
         rec = self.catalog.add(tenant, spec)
         live = self._start(rec)
         self._live[(tenant, spec.name)] = live
@@ -116,28 +124,31 @@ class Engine:
         del self._live[(tenant, name)]
         for h in live.shards:
             h.kill()
-        self.catalog.remove(tenant, name)
+        await asyncio.to_thread(self.catalog.remove, tenant, name)  # removes its files: not on the event loop
 
     def list_collections(self, tenant: str) -> list[str]:
         return self.catalog.names(tenant)
 
-    async def describe(self, tenant: str, name: str) -> collections_pb2.CollectionInfo:
+    async def describe(self, tenant: str, name: str) -> CollectionStatus:
         live = self._get(tenant, name, "name")
         replies = await asyncio.gather(*(h.stats() for h in live.shards), return_exceptions=True)
         stats = [r if isinstance(r, dict) else {"unavailable": str(r)} for r in replies]
-        return convert.collection_info(live.spec, live.generation, live.record.created_at, stats)
+        return CollectionStatus(live.spec, live.generation, live.record.created_at, stats)
 
-    async def build_index(self, tenant: str, name: str, wait: bool) -> collections_pb2.CollectionInfo:
+    async def build_index(self, tenant: str, name: str, wait: bool) -> CollectionStatus:
         live = self._get(tenant, name, "name")
         await asyncio.gather(*(h.build_index(wait) for h in live.shards))
         return await self.describe(tenant, name)
 
     # ---- points ----
 
+    # The edge (servicers' `admit`) has bounded every request already: id counts, lengths and uniqueness,
+    # matrix headers, k x queries. What needs the collection is checked here: dimension, values, reply sizes.
+
     async def upsert(self, tenant: str, name: str, ids: list[str], vectors: np.ndarray) -> tuple[int, int]:
         live = self._get(tenant, name)
-        check_ids(ids)
         check_vectors(vectors, live.spec, "vectors", rows=len(ids))
+        live.id_bytes = max(live.id_bytes, id_bytes(ids))
         ids_arr = np.asarray(ids, dtype=object)
         await self._write(live, [h.upsert(ids_arr[pos].tolist(), vectors[pos])
                                  for h, pos in zip(live.shards, group_by_shard(ids, live.spec.shards)) if len(pos)])
@@ -146,7 +157,6 @@ class Engine:
 
     async def delete(self, tenant: str, name: str, ids: list[str]) -> tuple[int, int]:
         live = self._get(tenant, name)
-        check_ids(ids)
         ids_arr = np.asarray(ids, dtype=object)
         removed = await self._write(live, [h.delete(ids_arr[pos].tolist())
                                            for h, pos in zip(live.shards, group_by_shard(ids, live.spec.shards)) if len(pos)])
@@ -177,7 +187,7 @@ class Engine:
     async def get(self, tenant: str, name: str, ids: list[str]) -> tuple[list[str], np.ndarray, list[str]]:
         """(found ids in request order, their vectors, missing ids)."""
         live = self._get(tenant, name)
-        check_ids(ids)
+        check_get_reply(ids, live.spec.dim)
         ids_arr = np.asarray(ids, dtype=object)
         groups = group_by_shard(ids, live.spec.shards)
         replies = await asyncio.gather(*(h.get(ids_arr[pos].tolist()) for h, pos in zip(live.shards, groups)))
@@ -191,59 +201,61 @@ class Engine:
     # ---- search ----
 
     async def search(self, tenant: str, name: str, queries: np.ndarray, opts: SearchOptions,
-                     deadline_s: float | None = None) -> bytes:
-        """The serialized SearchResponse (see the module docstring)."""
+                     deadline: Deadline) -> SearchReply:
+        """The merged exact top-k of every shard, or the cached one. Every stage runs under `deadline`."""
         t0 = self._clock()
         live = self._get(tenant, name)
         # Shape first, values after the cache: a cached entry's bytes passed check_rows when they
         # were computed (the key holds them and the collection's uid), so a hit skips re-checking.
         check_shape(queries, live.spec, "queries", max_rows=MAX_QUERIES)
+        check_reply_size(opts.k, len(queries), live.id_bytes)
         generation = live.generation  # read before fan-out: a write during the search invalidates this key
         timings: dict[str, float] = {}
         key, hot = None, False
         if not opts.no_cache:
             key = HotQueryCache.key(live.cache_scope, generation, opts.k, opts.cache_tag(), np.ascontiguousarray(queries))
-            value, hot = await self.cache.lookup(key)
+            lookup = self.cache.lookup(key)
+            # The backend bounds its own round trip (50 ms for Redis); only a tighter deadline needs a timer.
+            value, hot = await (deadline.run("cache lookup", lookup) if deadline.remaining() < CACHE_BOUND_S
+                                else lookup)
             timings["cache"] = self._clock() - t0
             if value is not None:
-                return self._finish(value, tenant, timings, t0, generation, len(queries), cached=True)
+                return self._finish(decode_hits(value), tenant, timings, t0, generation, cached=True)
 
         check_rows(queries, live.spec.metric, "queries")
         t1 = self._clock()
-        missing, results = await self._fan_out(live, queries, opts, deadline_s)
+        missing, results = await self._fan_out(live, queries, opts, deadline)
         t2 = self._clock()
         timings["fanout"] = t2 - t1
         merged = merge(results, opts.k, len(queries))
-        valid = np.isfinite(merged.distances)
-        found = convert.search_response(merged.ids, to_score(merged.distances, live.spec.metric),
-                                        valid).SerializeToString()
+        hits = Hits.from_rows(merged.ids, to_score(merged.distances, live.spec.metric), np.isfinite(merged.distances))
         timings["merge"] = self._clock() - t2
         if key is not None and hot and not missing:
-            await self.cache.admit(key, found)
-        return self._finish(found, tenant, timings, t0, generation, len(queries), missing=missing)
+            await self.cache.admit(key, encode_hits(hits))
+        return self._finish(hits, tenant, timings, t0, generation, missing=missing)
 
     async def _fan_out(self, live: LiveCollection, queries: np.ndarray, opts: SearchOptions,
-                       deadline_s: float | None) -> tuple[list[int], list]:
-        timeout = self._timeout_s
-        if opts.timeout_ms:
-            timeout = min(timeout, opts.timeout_ms / 1000)
-        if deadline_s is not None:
-            timeout = min(timeout, deadline_s)
+                       deadline: Deadline) -> tuple[list[int], list]:
         arg = live.shards[0].share(queries)
         tasks = [asyncio.ensure_future(h.search(arg, opts.k, leaves_to_search=opts.leaves_to_search,
-                                                oversample=opts.oversample, exact=opts.exact, rows_checked=True))
+                                                oversample=opts.oversample, exact=opts.exact,
+                                                deadline=deadline.wall_at))
                  for h in live.shards]
-        done, pending = await asyncio.wait(tasks, timeout=max(timeout, 0.0))
-        for t in pending:
-            t.cancel()
+        try:
+            done, _ = await asyncio.wait(tasks, timeout=deadline.remaining())
+        finally:  # also when this call itself is cancelled (the client gave up)
+            for t in tasks:
+                if not t.done():
+                    t.cancel()
+                    t.add_done_callback(_retrieve)  # a late shard's own DeadlineExceeded is expected
         results, missing, errors = [], [], []
         for i, t in enumerate(tasks):
             if t not in done:
                 missing.append(i)
-                errors.append(DeadlineExceeded(f"shard {i} did not answer within {timeout * 1000:.0f} ms"))
+                errors.append(deadline.expired(f"the fan-out (shard {i} had not answered)"))
             elif t.exception() is not None:
                 e = t.exception()
-                if not isinstance(e, Unavailable):  # bad input or a bug: not a reason to answer partially
+                if not isinstance(e, (Unavailable, DeadlineExceeded)):  # bad input or a bug: not a reason to answer partially
                     raise e
                 missing.append(i)
                 errors.append(e)
@@ -251,23 +263,19 @@ class Engine:
                 results.append(t.result())
         if missing and not opts.allow_partial:
             first = errors[0]
+            retry = RETRY_UNAVAILABLE_S if isinstance(first, Unavailable) else None  # sent as RetryInfo
             raise type(first)(f"{len(missing)} of {len(tasks)} shards did not answer ({first.message}); "
-                              "set params.allow_partial to accept partial results")
+                              "set params.allow_partial to accept partial results", retry_after_s=retry)
         return missing, results
 
-    def _finish(self, found: bytes, tenant: str, timings: dict[str, float], t0: float, generation: int, n: int,
-                *, cached: bool = False, missing: list[int] | None = None) -> bytes:
-        """`found` (serialized results) with this call's fields appended. Its metrics are recorded
-        on the next turn of the event loop, once the reply is on its way: measured in place, the
-        five Prometheus updates cost a cache hit ~30 µs of latency, about as much as the rest of
-        its in-server work (BENCHMARKS.md)."""
+    def _finish(self, hits: Hits, tenant: str, timings: dict[str, float], t0: float, generation: int,
+                *, cached: bool = False, missing: list[int] | None = None) -> SearchReply:
+        """The reply; its metrics are recorded on the next turn of the event loop, once the reply is
+        on its way: measured in place, the five Prometheus updates cost a cache hit ~30 µs of
+        latency, about as much as the rest of its in-server work (BENCHMARKS.md)."""
         timings["total"] = self._clock() - t0
-        own = points_pb2.SearchResponse(generation=generation, cached=cached, partial=bool(missing),
-                                        missing_shards=missing or ())
-        for stage, seconds in timings.items():
-            own.timings.add(stage=stage, ms=seconds * 1000)
-        asyncio.get_running_loop().call_soon(_record_search, tenant, timings, cached, bool(missing), n)
-        return found + own.SerializeToString()
+        asyncio.get_running_loop().call_soon(_record_search, tenant, timings, cached, bool(missing), len(hits.counts))
+        return SearchReply(hits, generation, cached, bool(missing), tuple(missing or ()), timings)
 
     # ---- lifecycle ----
 

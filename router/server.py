@@ -10,22 +10,24 @@ import logging
 from dataclasses import dataclass
 
 import grpc
+from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from simsearch.contract.limits import MAX_MESSAGE_BYTES
-from simsearch.protos.simsearch.v1 import (collections_pb2, collections_pb2_grpc, encoders_pb2, encoders_pb2_grpc,
-                                           points_pb2)
+from simsearch.protos.simsearch.v1 import collections_pb2, encoders_pb2, points_pb2
 from simsearch.router.engine import Engine
-from simsearch.router.servicers import RAW_REPLIES, CollectionsServicer, EncodersServicer, PointsServicer
+from simsearch.router.servicers import CollectionsServicer, EncodersServicer, PointsServicer
+from simsearch.router.wire import request_deserializer
 
 log = logging.getLogger(__name__)
-SERVICE_NAMES = (
-    collections_pb2.DESCRIPTOR.services_by_name["Collections"].full_name,
-    points_pb2.DESCRIPTOR.services_by_name["Points"].full_name,
-    encoders_pb2.DESCRIPTOR.services_by_name["Encoders"].full_name,
+SERVICES: tuple[ServiceDescriptor, ...] = (
+    collections_pb2.DESCRIPTOR.services_by_name["Collections"],
+    points_pb2.DESCRIPTOR.services_by_name["Points"],
+    encoders_pb2.DESCRIPTOR.services_by_name["Encoders"],
 )
+SERVICE_NAMES = tuple(s.full_name for s in SERVICES)
 
 
 @dataclass
@@ -57,16 +59,17 @@ _HANDLER_KINDS = {
 }
 
 
-def add_points_servicer(servicer: PointsServicer, server: grpc.aio.Server) -> None:
-    """`points_pb2_grpc.add_PointsServicer_to_server`, except that the RAW_REPLIES methods are
-    registered without a response serializer: their handlers return the wire bytes themselves."""
-    service = points_pb2.DESCRIPTOR.services_by_name["Points"]
+def add_servicer(servicer: object, service: ServiceDescriptor, server: grpc.aio.Server) -> None:
+    """What the generated `add_*Servicer_to_server` does, from the service descriptor, except:
+    every request deserializer never raises (an undecodable body reaches the handler as
+    `wire.Undecodable`, which `@rpc` refuses as INVALID_ARGUMENT instead of grpc answering
+    UNKNOWN with a traceback)."""
     handlers = {}
     for method in service.methods:
         kind = _HANDLER_KINDS[(method.client_streaming, method.server_streaming)]
-        reply = None if method.name in RAW_REPLIES else GetMessageClass(method.output_type).SerializeToString
-        handlers[method.name] = kind(getattr(servicer, method.name),
-                                     request_deserializer=GetMessageClass(method.input_type).FromString,
+        reply = GetMessageClass(method.output_type).SerializeToString
+        decode = request_deserializer(f"{service.name}/{method.name}", GetMessageClass(method.input_type))
+        handlers[method.name] = kind(getattr(servicer, method.name), request_deserializer=decode,
                                      response_serializer=reply)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
     server.add_registered_method_handlers(service.full_name, handlers)
@@ -77,10 +80,11 @@ def create_server(engine: Engine, address: str = "127.0.0.1:0", *,
     server = grpc.aio.server(options=[
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.so_reuseport", 0),  # grpc's default (1) lets a second server bind the same port and split the clients
     ])
-    collections_pb2_grpc.add_CollectionsServicer_to_server(CollectionsServicer(engine), server)
-    add_points_servicer(PointsServicer(engine), server)
-    encoders_pb2_grpc.add_EncodersServicer_to_server(EncodersServicer(engine), server)
+    for servicer, service in zip((CollectionsServicer(engine), PointsServicer(engine), EncodersServicer(engine)),
+                                 SERVICES):
+        add_servicer(servicer, service, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -1,13 +1,17 @@
 """Thin gRPC servicers: authenticate, convert, delegate to the Engine, convert back.
 
-`@rpc` is the one place errors become statuses: a SimsearchError becomes its status with
-rich details; anything else is a bug, logged with its traceback and answered INTERNAL.
+`admit` is the one admission sequence (undecodable body, API key, the request's bounds) for
+unary calls and stream messages alike; `@rpc` is the one place errors become statuses: a
+SimsearchError becomes its status with rich details; anything else is a bug, answered INTERNAL
+and logged with its traceback at most once per interval per method and exception type.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
+import sys
 
 import grpc
 
@@ -17,17 +21,17 @@ from simsearch.protos.simsearch.v1 import (collections_pb2, collections_pb2_grpc
                                            points_pb2, points_pb2_grpc)
 from simsearch.protos.status import status_proto, to_status
 from simsearch.router.auth import hash_key, key_from_metadata
+from simsearch.router.deadline import Deadline
 from simsearch.router.engine import Engine
-from simsearch.router.validate import check_search
+from simsearch.router.replies import SearchReply
+from simsearch.router.throttle import LogThrottle
+from simsearch.router.validate import SearchOptions, check_request
+from simsearch.router.wire import undecodable_error
 from simsearch.shard import CollectionSpec, IndexParams
 
 log = logging.getLogger(__name__)
 
 
-# Methods whose handlers return serialized replies (bytes), registered without a serializer:
-# search results come out of the engine and the cache already in wire form.
-RAW_REPLIES = frozenset({"Search", "SearchStream"})
-STREAM_RESULT_FIELD = points_pb2.SearchStreamResponse.DESCRIPTOR.fields_by_name["result"].number
 
 
 def tenant_of(engine: Engine, key: str) -> str:
@@ -47,16 +51,37 @@ def spec_of(req: collections_pb2.CreateCollectionRequest) -> CollectionSpec:
     return CollectionSpec(**{**fields, "index": IndexParams(**fields["index"])})
 
 
+BUG_LOG_INTERVAL_S = 10.0
+_bug_log = LogThrottle(BUG_LOG_INTERVAL_S)
+
+
 def bug(name: str) -> Internal:
-    log.exception("bug in %s", name)
+    """The INTERNAL answer to the exception being handled. Its traceback is logged at most once
+    per BUG_LOG_INTERVAL_S for each method and exception type, with a count of the others: a
+    bug that every request hits must not flood the log."""
+    admitted = _bug_log.admit((name, type(sys.exc_info()[1])))
+    if admitted is not None:
+        n, since_s = admitted
+        if n == 1:
+            log.exception("bug in %s", name)
+        else:
+            log.exception("bug in %s (%d times in the last %.0f s; one traceback per %.0f s is logged)",
+                          name, n, since_s, BUG_LOG_INTERVAL_S)
     return Internal(f"internal error in {name}; see the server log")
 
 
 def rpc(method):
+    """Every unary method: an undecodable body is refused first, then the key is checked, then
+    the request's bounds (`check_request`: counts, lengths, k x queries), all before the body runs.
+    A method with a `checked` parameter receives what the check derived (a search's options)."""
+    wants_checked = "checked" in inspect.signature(method).parameters
+
     @functools.wraps(method)
     async def wrapper(self, request, context: grpc.aio.ServicerContext):
         try:
-            tenant = tenant_of(self.engine, key_from_metadata(context.invocation_metadata()))
+            tenant, checked = admit(self.engine, request, key_from_metadata(context.invocation_metadata()))
+            if wants_checked:
+                return await method(self, request, context, tenant, checked=checked)
             return await method(self, request, context, tenant)
         except SimsearchError as e:
             await context.abort_with_status(to_status(e))
@@ -66,6 +91,17 @@ def rpc(method):
     return wrapper
 
 
+def admit(engine: Engine, request, key_or_digest: str, *, digest: bool = False) -> tuple[str, object]:
+    """The one admission sequence of every request, unary or a stream's message: refuse an
+    undecodable body, authenticate, then check the request's bounds. Returns (tenant, what the
+    check derived)."""
+    refused = undecodable_error(request)
+    if refused is not None:
+        raise refused
+    tenant = tenant_by_digest(engine, key_or_digest) if digest else tenant_of(engine, key_or_digest)
+    return tenant, check_request(request)
+
+
 class CollectionsServicer(collections_pb2_grpc.CollectionsServicer):
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -73,10 +109,10 @@ class CollectionsServicer(collections_pb2_grpc.CollectionsServicer):
     @rpc
     async def CreateCollection(self, request, context, tenant):
         bound = self.engine.encoders.bind(request)
-        info = await self.engine.create_collection(tenant, spec_of(bound))
+        status = await self.engine.create_collection(tenant, spec_of(bound))
         if bound.encoder:
-            self.engine.encoders.warm(bound.encoder)
-        return info
+            await self.engine.encoders.warm(bound.encoder)
+        return convert.collection_status(status)
 
     @rpc
     async def DropCollection(self, request, context, tenant):
@@ -89,11 +125,17 @@ class CollectionsServicer(collections_pb2_grpc.CollectionsServicer):
 
     @rpc
     async def DescribeCollection(self, request, context, tenant):
-        return await self.engine.describe(tenant, request.name)
+        return convert.collection_status(await self.engine.describe(tenant, request.name))
 
     @rpc
     async def BuildIndex(self, request, context, tenant):
-        return await self.engine.build_index(tenant, request.name, request.wait)
+        return convert.collection_status(await self.engine.build_index(tenant, request.name, request.wait))
+
+
+def deadline_of(engine: Engine, context: grpc.aio.ServicerContext | None, timeout_ms: int = 0) -> Deadline:
+    """The request's one deadline: the call's gRPC deadline, params.timeout_ms and the server default."""
+    return Deadline.at_edge(context.time_remaining() if context is not None else None, timeout_ms,
+                            engine.default_timeout_s)
 
 
 class PointsServicer(points_pb2_grpc.PointsServicer):
@@ -104,7 +146,7 @@ class PointsServicer(points_pb2_grpc.PointsServicer):
     async def Upsert(self, request, context, tenant):
         vectors = await self.engine.encoders.vectors_for(
             self.engine.spec(tenant, request.collection), lambda: convert.matrix_from_proto(request.vectors, "vectors"),
-            request.inputs, request.encoder, "vectors")
+            request.inputs, request.encoder, "vectors", deadline_of(self.engine, context))
         n, generation = await self.engine.upsert(tenant, request.collection, list(request.ids), vectors)
         return points_pb2.UpsertResponse(upserted=n, generation=generation)
 
@@ -119,15 +161,14 @@ class PointsServicer(points_pb2_grpc.PointsServicer):
         return points_pb2.GetResponse(ids=ids, vectors=convert.matrix_to_proto(vectors), missing=missing)
 
     @rpc
-    async def Search(self, request, context, tenant) -> bytes:
-        """Replies already serialized (see RAW_REPLIES)."""
-        return await self._search(request, tenant, context.time_remaining())
+    async def Search(self, request, context, tenant, checked):
+        return convert.search_response(await self._search(request, tenant, checked, context))
 
     async def SearchStream(self, request_iterator, context: grpc.aio.ServicerContext):
-        """Answers each request in order on one call, with serialized SearchStreamResponses
-        (see RAW_REPLIES). A failed request gets its own error status and the stream goes on;
-        the key is checked once up front (so a bad key fails the call itself) and its digest
-        again per request (so revoking it takes effect at once)."""
+        """Answers each request in order on one call. A failed request gets its own error status
+        and the stream goes on; the key is checked once up front (so a bad key fails the call
+        itself) and its digest again per request (so revoking it takes effect at once). Each
+        message's deadline is its own params.timeout_ms (a call deadline would cover the stream)."""
         try:
             digest = hash_key(key_from_metadata(context.invocation_metadata()))
             tenant_by_digest(self.engine, digest)
@@ -136,21 +177,21 @@ class PointsServicer(points_pb2_grpc.PointsServicer):
             return
         async for request in request_iterator:
             try:
-                found = await self._search(request, tenant_by_digest(self.engine, digest), None)
-                reply = convert.length_delimited(STREAM_RESULT_FIELD, found)
+                tenant, opts = admit(self.engine, request, digest, digest=True)
+                found = await self._search(request, tenant, opts, None)
+                reply = points_pb2.SearchStreamResponse(result=convert.search_response(found))
             except Exception as e:
                 error = e if isinstance(e, SimsearchError) else bug("SearchStream")
-                reply = points_pb2.SearchStreamResponse(error=status_proto(error)).SerializeToString()
+                reply = points_pb2.SearchStreamResponse(error=status_proto(error))
             yield reply
 
-    async def _search(self, request, tenant: str, deadline_s: float | None) -> bytes:
-        p = request.params
-        opts = check_search(request.k, p.leaves_to_search, p.oversample, p.exact, p.timeout_ms,
-                            p.allow_partial, p.no_cache)
+    async def _search(self, request, tenant: str, opts: SearchOptions,
+                      context: grpc.aio.ServicerContext | None) -> SearchReply:
+        deadline = deadline_of(self.engine, context, opts.timeout_ms)
         queries = await self.engine.encoders.vectors_for(
             self.engine.spec(tenant, request.collection), lambda: convert.matrix_from_proto(request.queries, "queries"),
-            request.inputs, request.encoder, "queries")
-        return await self.engine.search(tenant, request.collection, queries, opts, deadline_s)
+            request.inputs, request.encoder, "queries", deadline)
+        return await self.engine.search(tenant, request.collection, queries, opts, deadline)
 
 
 class EncodersServicer(encoders_pb2_grpc.EncodersServicer):
@@ -159,7 +200,8 @@ class EncodersServicer(encoders_pb2_grpc.EncodersServicer):
 
     @rpc
     async def Embed(self, request, context, tenant):
-        ref, vectors = await self.engine.encoders.embed(request.model, request.inputs)
+        ref, vectors = await self.engine.encoders.embed(request.model, request.inputs, "inputs",
+                                                        deadline_of(self.engine, context))
         return encoders_pb2.EmbedResponse(model=ref, vectors=convert.matrix_to_proto(vectors))
 
     @rpc

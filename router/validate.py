@@ -1,40 +1,144 @@
-"""Request validation at the front door, before anything is routed.
+"""Request validation at the edge: each request is checked once, cheapest bounds first, before
+anything is computed, routed or allocated from what it holds.
 
-Everything is checked before the first shard sees the request, so a bad batch is
-refused whole and stored data is never half-updated. Messages name the field and the
-allowed range.
+The order, for every request kind: counts (ids, rows, raw inputs), then each string's length
+in characters and UTF-8 bytes (a loop over lengths, before any numpy conversion: numpy's
+fixed-width str arrays pad every id to the longest, so one 10 MB id among 100,000 asked for
+3.6 TiB), then the size of what the reply would hold (k x queries), then the values (finite,
+norms). Messages name the field and the allowed range and quote at most a short prefix of the
+client's input (`excerpt`). Nothing is stored or routed before every check has passed, so a
+bad batch is refused whole.
+
+`check_request(request)` holds every bound that needs no collection; `@rpc` runs it before
+any method body. What needs the collection (dimension, values, a reply's size given its
+dimension or stored ids) runs where the collection is known: `check_vectors`,
+`check_get_reply`, `check_reply_size`.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
+from google.protobuf.message import Message
 
-from simsearch.contract.errors import invalid
-from simsearch.contract.limits import (MAX_BATCH, MAX_ID_CHARS, MAX_K, MAX_LEAVES, MAX_OVERSAMPLE, MAX_QUERIES,
-                                       MAX_TIMEOUT_MS)
+from simsearch.contract.errors import ResourceExhausted, excerpt, invalid
+from simsearch.contract.limits import (ASSUMED_ID_BYTES, MAX_BATCH, MAX_DIM, MAX_ID_BYTES, MAX_ID_CHARS, MAX_K,
+                                       MAX_LEAVES, MAX_MESSAGE_BYTES, MAX_NAME_CHARS, MAX_OVERSAMPLE, MAX_QUERIES,
+                                       MAX_RAW_ITEMS, MAX_REF_CHARS, MAX_RESULTS, MAX_TEXT_CHARS, MAX_TIMEOUT_MS,
+                                       MODEL_REF_PATTERN, NAME_PATTERN)
+from simsearch.protos.simsearch.v1 import collections_pb2, common_pb2, encoders_pb2, points_pb2
 from simsearch.shard.config import CollectionSpec, check_rows
 
+# ---- strings ----
 
-def check_ids(ids: list[str], field: str = "ids") -> list[str]:
-    if not ids:
+
+_NAME = re.compile(NAME_PATTERN.strip("^$"))
+_MODEL_REF = re.compile(MODEL_REF_PATTERN)
+
+
+def check_name(name: str, field: str) -> str:
+    """A collection name (or a name to look one up by): what CollectionSpec accepts. A name that
+    could never have been created is refused here, so it is never echoed whole."""
+    if len(name) > MAX_NAME_CHARS or not _NAME.fullmatch(name):
+        raise invalid(field, f"must be 1-{MAX_NAME_CHARS} characters of [A-Za-z0-9_.-] starting with a letter or "
+                             f"digit, got {excerpt(name)}")
+    return name
+
+
+def check_ref(ref: str, field: str, *, required: bool = False) -> str:
+    """An encoder reference ("name", "name@latest", "name@3"; "" for none unless `required`),
+    checked for form here so the registry never sees, or quotes, anything else."""
+    if (ref or required) and (len(ref) > MAX_REF_CHARS or not _MODEL_REF.fullmatch(ref)):
+        raise invalid(field, f"must be 'name' or 'name@version' (a name of 1-64 characters of [A-Za-z0-9_.-] "
+                             f"starting with a letter or digit; a version a positive integer or 'latest'), "
+                             f"got {excerpt(ref)}")
+    return ref
+
+
+def check_ids(ids: Sequence[str], field: str = "ids") -> Sequence[str]:
+    """Count, then each id's length (characters, then UTF-8 bytes), then NULs, then uniqueness.
+
+    No numpy here: every step is a loop over lengths or a set, so its memory is bounded by the
+    request's own size (np.asarray(ids, dtype=str) would pad every id to the longest).
+    """
+    n = len(ids)
+    if n == 0:
         raise invalid(field, f"must hold 1 to {MAX_BATCH} ids, got 0")
-    if len(ids) > MAX_BATCH:
-        raise invalid(field, f"must hold 1 to {MAX_BATCH} ids, got {len(ids)}; split the batch")
+    if n > MAX_BATCH:
+        raise invalid(field, f"must hold 1 to {MAX_BATCH} ids, got {n}; split the batch")
+    lengths = list(map(len, ids))
+    longest = max(lengths)
+    if longest > MAX_ID_CHARS or min(lengths) == 0:
+        bad = next(i for i, m in enumerate(lengths) if not 1 <= m <= MAX_ID_CHARS)
+        raise invalid(f"{field}[{bad}]", f"must be 1 to {MAX_ID_CHARS} characters, got {lengths[bad]}")
+    if longest * 4 > MAX_ID_BYTES:  # only then can an id's UTF-8 (<= 4 bytes a character) pass the bound
+        for i, (m, x) in enumerate(zip(lengths, ids)):
+            if m * 4 > MAX_ID_BYTES and (size := len(x.encode("utf-8", "surrogatepass"))) > MAX_ID_BYTES:
+                raise invalid(f"{field}[{i}]", f"must be at most {MAX_ID_BYTES} bytes in UTF-8, got {size}")
     if "\x00" in "".join(ids):  # numpy (and so snapshots) would strip trailing NULs, merging ids
         bad = next(i for i, x in enumerate(ids) if "\x00" in x)
         raise invalid(f"{field}[{bad}]", "must not contain NUL characters")
-    arr = np.asarray(ids, dtype=np.str_)
-    lengths = np.char.str_len(arr)
-    bad = np.flatnonzero((lengths == 0) | (lengths > MAX_ID_CHARS))
-    if len(bad):
-        raise invalid(f"{field}[{bad[0]}]", f"must be 1 to {MAX_ID_CHARS} characters, got {int(lengths[bad[0]])}")
-    if len(set(ids)) != len(ids):
-        uniq, counts = np.unique(arr, return_counts=True)
-        dup = uniq[counts > 1][0]
-        raise invalid(field, f"must be unique within one request; {str(dup)!r} appears {int(counts[counts > 1][0])} times")
+    if len(set(ids)) != n:
+        seen: set[str] = set()
+        dup = next(x for x in ids if x in seen or seen.add(x))
+        raise invalid(field, f"must be unique within one request; {excerpt(dup)} appears "
+                             f"{sum(1 for x in ids if x == dup)} times")
     return ids
+
+
+def id_bytes(ids: Sequence[str]) -> int:
+    """The longest id's UTF-8 size: what a collection's replies may have to carry per hit."""
+    return max((len(x.encode("utf-8", "surrogatepass")) for x in ids), default=0)
+
+
+# ---- matrices and raw inputs ----
+
+
+def check_matrix(m: common_pb2.Matrix, field: str, max_rows: int, rows: int | None = None) -> int:
+    """A float32 Matrix's header against its data, before a byte of it is read. Returns its rows."""
+    if m.rows < 0 or m.cols < 0:
+        raise invalid(field, f"rows and cols must be >= 0, got {m.rows} x {m.cols}")
+    if m.rows == 0:
+        raise invalid(field, f"must hold 1 to {max_rows} rows, got 0")
+    if m.rows > max_rows:
+        raise invalid(field, f"must hold 1 to {max_rows} rows, got {m.rows}; split the batch")
+    if not 1 <= m.cols <= MAX_DIM:
+        raise invalid(field, f"must have dimension 1 to {MAX_DIM}, got {m.cols}")
+    expected = m.rows * m.cols * 4
+    if len(m.data) != expected:
+        raise invalid(field, f"data must hold rows*cols*4 = {expected} bytes (float32), got {len(m.data)}")
+    if rows is not None and m.rows != rows:
+        raise invalid(field, f"must have one row per id ({rows}), got {m.rows}")
+    return m.rows
+
+
+def has_raw_inputs(inputs: common_pb2.RawInputs) -> bool:
+    """Whether a request sends raw inputs (texts or images) instead of vectors."""
+    return bool(len(inputs.texts) or inputs.images.count or inputs.images.pixels)
+
+
+def check_raw_inputs(inputs: common_pb2.RawInputs, field: str = "inputs") -> int:
+    """The bounds that need no encoder: how many, and how long each text. The encoder's own
+    checks (kind, image shape, empty texts) follow once its manifest is read. Returns the count
+    the request declares (texts, or images.count)."""
+    texts, images = inputs.texts, inputs.images
+    if len(texts):
+        if len(texts) > MAX_RAW_ITEMS:
+            raise invalid(f"{field}.texts", f"must hold 1..{MAX_RAW_ITEMS} texts, got {len(texts)}")
+        lengths = list(map(len, texts))
+        if max(lengths) > MAX_TEXT_CHARS:
+            bad = next(i for i, m in enumerate(lengths) if m > MAX_TEXT_CHARS)
+            raise invalid(f"{field}.texts[{bad}]", f"must be at most {MAX_TEXT_CHARS} characters, got {lengths[bad]}")
+        return len(texts)
+    if not 0 <= images.count <= MAX_RAW_ITEMS:
+        raise invalid(f"{field}.images.count", f"must be in [1, {MAX_RAW_ITEMS}], got {images.count}")
+    return images.count
+
+
+# ---- vectors (need the collection) ----
 
 
 def check_vectors(vectors: np.ndarray, spec: CollectionSpec, field: str, rows: int | None = None,
@@ -54,9 +158,12 @@ def check_shape(vectors: np.ndarray, spec: CollectionSpec, field: str, rows: int
     if n > max_rows:
         raise invalid(field, f"must hold 1 to {max_rows} rows, got {n}; split the batch")
     if d != spec.dim:
-        raise invalid(field, f"must have dimension {spec.dim} (collection {spec.name!r}), got {d}")
+        raise invalid(field, f"must have dimension {spec.dim} (collection {excerpt(spec.name)}), got {d}")
     if rows is not None and n != rows:
         raise invalid(field, f"must have one row per id ({rows}), got {n}")
+
+
+# ---- search ----
 
 
 class SearchOptions(NamedTuple):  # a tuple: built per search, ~3x cheaper than a frozen dataclass
@@ -84,3 +191,126 @@ def check_search(k: int, leaves_to_search: int, oversample: int, exact: bool, ti
     if not 0 <= timeout_ms <= MAX_TIMEOUT_MS:
         raise invalid("params.timeout_ms", f"must be 0 (call deadline) or in [1, {MAX_TIMEOUT_MS}], got {timeout_ms}")
     return SearchOptions(k, leaves_to_search, oversample, exact, timeout_ms, allow_partial, no_cache)
+
+
+def search_options(request: points_pb2.SearchRequest) -> SearchOptions:
+    """check_search on a SearchRequest's own fields."""
+    p = request.params
+    return check_search(request.k, p.leaves_to_search, p.oversample, p.exact, p.timeout_ms, p.allow_partial,
+                        p.no_cache)
+
+
+def _varint_bytes(n: int) -> int:
+    return max(1, (n.bit_length() + 6) // 7)
+
+
+def reply_bytes(k: int, n_queries: int, id_bytes: int) -> int:
+    """An upper bound on a SearchResponse of k hits for each of n queries, ids of `id_bytes`:
+    per hit a length-prefixed id and a 4-byte score, per query a varint count, plus slack for
+    the timings and the gRPC frame."""
+    per_hit = 1 + _varint_bytes(id_bytes) + id_bytes + 4
+    return n_queries * (_varint_bytes(k) + k * per_hit) + 4096
+
+
+def check_reply_size(k: int, n_queries: int, id_bytes: int | None = None, *, field: str = "queries") -> None:
+    """k x queries within MAX_RESULTS (else INVALID_ARGUMENT), and the reply that many hits would
+    make within MAX_MESSAGE_BYTES (else RESOURCE_EXHAUSTED): refused before anything is computed.
+
+    `id_bytes`: the longest id the collection holds, in UTF-8 bytes, when the caller knows it;
+    None assumes ASSUMED_ID_BYTES (with that, MAX_RESULTS is the binding bound).
+    """
+    if k * n_queries > MAX_RESULTS:
+        raise invalid(field, f"k x queries must be at most {MAX_RESULTS:,} results per request, got "
+                             f"{k} x {n_queries:,} = {k * n_queries:,}; lower k or send fewer queries per request")
+    size = reply_bytes(k, n_queries, ASSUMED_ID_BYTES if id_bytes is None else id_bytes)
+    if size > MAX_MESSAGE_BYTES:
+        per = ASSUMED_ID_BYTES if id_bytes is None else id_bytes
+        raise ResourceExhausted(
+            f"{field}: the reply to k={k} x {n_queries:,} queries could reach {size / 2**20:,.0f} MiB "
+            f"(ids of up to {per} bytes), over the {MAX_MESSAGE_BYTES / 2**20:.0f} MiB message limit; "
+            f"lower k or send fewer queries per request", field=field)
+
+
+def check_get_reply(ids: Sequence[str], dim: int, *, field: str = "ids") -> None:
+    """A Get's reply within MAX_MESSAGE_BYTES, refused (RESOURCE_EXHAUSTED) before a vector is
+    gathered: every requested id comes back once (found or missing), each found one with its
+    dim-wide float32 vector. Call after check_ids (ids are then at most 256 characters)."""
+    n = len(ids)
+    size = n * (dim * 4 + 3) + sum(map(len, ids)) + 4096
+    if size > MAX_MESSAGE_BYTES:
+        fits = max(1, (MAX_MESSAGE_BYTES - 4096) * n // size)
+        raise ResourceExhausted(
+            f"{field}: the reply to a Get of {n:,} ids of dimension {dim} could reach {size / 2**20:,.0f} MiB, "
+            f"over the {MAX_MESSAGE_BYTES / 2**20:.0f} MiB message limit; ask for at most about {fits:,} ids "
+            f"per request", field=field)
+
+
+# ---- one check per request kind, from the message itself (no collection needed) ----
+
+
+def _check_collection_request(req: Message) -> None:
+    check_name(req.name, "name")
+
+
+def _check_create(req: collections_pb2.CreateCollectionRequest) -> None:
+    check_name(req.name, "name")
+    check_ref(req.encoder, "encoder")
+
+
+def _check_upsert(req: points_pb2.UpsertRequest) -> None:
+    check_name(req.collection, "collection")
+    ids = req.ids
+    if not 1 <= len(ids) <= MAX_BATCH:
+        check_ids(ids)  # raises the count's message
+    if has_raw_inputs(req.inputs):
+        n = check_raw_inputs(req.inputs)
+        if n and n != len(ids):  # 0: no count declared, which the encoder's own checks refuse
+            raise invalid("inputs", f"must hold one input per id ({len(ids)}), got {n}")
+    else:
+        check_matrix(req.vectors, "vectors", MAX_BATCH, rows=len(ids))
+    check_ids(list(ids))
+    check_ref(req.encoder, "encoder")
+
+
+def _check_ids_request(req: points_pb2.GetRequest | points_pb2.DeleteRequest) -> None:
+    check_name(req.collection, "collection")
+    check_ids(list(req.ids))  # one pass to Python strs: each later pass over a repeated field re-creates them
+
+
+def _check_search(req: points_pb2.SearchRequest) -> SearchOptions:
+    check_name(req.collection, "collection")
+    opts = search_options(req)
+    if has_raw_inputs(req.inputs):
+        n = check_raw_inputs(req.inputs)  # at most MAX_RAW_ITEMS < MAX_QUERIES
+    else:
+        n = check_matrix(req.queries, "queries", MAX_QUERIES)
+    check_reply_size(opts.k, n)
+    check_ref(req.encoder, "encoder")
+    return opts
+
+
+def _check_embed(req: encoders_pb2.EmbedRequest) -> None:
+    check_ref(req.model, "model", required=True)
+    check_raw_inputs(req.inputs)
+
+
+_CHECKS: dict[type, Callable[[Message], Any]] = {
+    collections_pb2.CreateCollectionRequest: _check_create,
+    collections_pb2.DropCollectionRequest: _check_collection_request,
+    collections_pb2.DescribeCollectionRequest: _check_collection_request,
+    collections_pb2.BuildIndexRequest: _check_collection_request,
+    points_pb2.UpsertRequest: _check_upsert,
+    points_pb2.DeleteRequest: _check_ids_request,
+    points_pb2.GetRequest: _check_ids_request,
+    points_pb2.SearchRequest: _check_search,
+    encoders_pb2.EmbedRequest: _check_embed,
+}
+
+
+def check_request(request: Message) -> Any:
+    """Every bound on `request` that needs no collection, cheapest first (see the module
+    docstring); raises InvalidArgument / ResourceExhausted naming the field. Requests with
+    nothing to bound (ListCollections, ListModels) pass. Returns what the check derived (a
+    search's SearchOptions), so nothing is parsed twice."""
+    check = _CHECKS.get(type(request))
+    return check(request) if check is not None else None

@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
+export PYTHONSAFEPATH=1  # the repository root is the package: keep it off sys.path
 exec simsearch demo "$@"

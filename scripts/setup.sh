@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything simsearch needs on a fresh Debian machine, idempotently:
 # system packages (redis-server, Fashion-MNIST, WordNet, GCIDE), a venv in .venv, torch 2.13.0 first
-# (the CPU wheel; a plain `torch` requirement would pull GBs of CUDA), then the project.
+# (the CPU wheel; a plain `torch` requirement would pull GBs of CUDA), then the project with every extra,
+# at the exact versions we test with (constraints.txt; pyproject.toml declares ranges).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,10 +21,10 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 . .venv/bin/activate
 stamp=.venv/.simsearch-installed
-want=$(sha256sum pyproject.toml | cut -c1-16)
+want=$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   python -m pip install -q --upgrade pip
-  python -m pip install -q torch==2.13.0
-  python -m pip install -q -e ".[dev,bench]"
+  python -m pip install -q torch==2.13.0 -c constraints.txt
+  python -m pip install -q -e ".[all]" -c constraints.txt
   echo "$want" > "$stamp"
 fi

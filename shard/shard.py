@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from simsearch.contract.errors import FailedPrecondition, invalid
+from simsearch.contract.errors import DeadlineExceeded, FailedPrecondition, invalid
 from simsearch.reranker import ExactScorer, Scorer, normalize, top_k
 from simsearch.shard import snapshot
-from simsearch.shard.config import IndexParams, check_rows
+from simsearch.shard.config import IndexParams
 from simsearch.shard.scann_index import CoarseIndex
 from simsearch.shard.storage import Rows, View
 
@@ -65,18 +65,18 @@ class Shard:
 
     # ---- writes -------------------------------------------------------------------------
 
-    def _check_vectors(self, vectors: np.ndarray, field: str, *, rows_checked: bool = False) -> np.ndarray:
+    def _as_rows(self, vectors: np.ndarray, field: str) -> np.ndarray:
+        """float32 rows of this shard's dimension (normalised for cosine). Values are not re-checked:
+        the router validates every request once, at the edge, before any shard sees it."""
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
             raise invalid(field, f"must have shape (n, {self.dim}), got {vectors.shape}")
-        if not rows_checked:
-            check_rows(vectors, self.metric, field)
         if self.metric == "cosine":
             vectors = normalize(vectors)
         return vectors
 
     def upsert(self, ids: list[str], vectors: np.ndarray) -> int:
-        vectors = self._check_vectors(vectors, "vectors")
+        vectors = self._as_rows(vectors, "vectors")
         if len(ids) != len(vectors):
             raise invalid("ids", f"must have one id per vector row ({len(vectors)}), got {len(ids)}")
         with self._lock:
@@ -101,9 +101,10 @@ class Shard:
     # ---- search -------------------------------------------------------------------------
 
     def search(self, queries: np.ndarray, k: int, *, leaves_to_search: int = 0, oversample: int = 0,
-               exact: bool = False, rows_checked: bool = False) -> SearchResult:
-        """rows_checked: the caller (the router) already ran check_rows on these queries."""
-        queries = self._check_vectors(queries, "queries", rows_checked=rows_checked)
+               exact: bool = False, deadline: float | None = None) -> SearchResult:
+        """deadline: a time.time() after which the caller no longer waits; checked before each chunk
+        of queries, so a search that has lost its caller stops instead of holding a core."""
+        queries = self._as_rows(queries, "queries")
         with self._lock:
             view, index = self._rows.view(), self._index
         if exact or index is None:
@@ -113,16 +114,23 @@ class Shard:
         # the exact scan holds ~3 (n,) float rows per query.
         per_query = max(2 * k * oversample * self.dim, 3 * (view.n - (index.size if index else 0))) * 4
         step = _chunk(per_query)
-        if len(queries) <= step:
-            rows, dist = self._search_chunk(view, index, queries, k, leaves_to_search, oversample)
-        else:
-            parts = [self._search_chunk(view, index, queries[i : i + step], k, leaves_to_search, oversample)
-                     for i in range(0, len(queries), step)]
-            rows = np.concatenate([p[0] for p in parts])
-            dist = np.concatenate([p[1] for p in parts])
+        parts = []
+        for i in range(0, len(queries), step):
+            if deadline is not None and time.time() >= deadline:
+                raise DeadlineExceeded(f"shard search passed its deadline after {i} of {len(queries)} queries")
+            parts.append(self._search_chunk(view, index, queries[i : i + step], k, leaves_to_search, oversample))
+        rows = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+        dist = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
         valid = np.isfinite(dist)
         ids = np.where(valid, view.ids[np.where(valid, rows, 0)], "")
         return SearchResult(ids=ids, distances=dist)
+
+    def scanned_rows(self, exact: bool = False) -> int:
+        """Rows a search scans exactly per query: every row without an index (or when exact), else the
+        fresh rows since the last build. What a caller reads to tell bounded work from a long scan."""
+        index = self._index
+        n = self._rows.n
+        return n if exact or index is None else n - index.size
 
     def _search_chunk(self, view: View, index: CoarseIndex | None, q: np.ndarray, k: int,
                       leaves: int, oversample: int) -> tuple[np.ndarray, np.ndarray]:
@@ -262,16 +270,23 @@ class Shard:
             raise FailedPrecondition("shard is closed")
 
     def stats(self) -> dict:
+        """Counts, and the index parameters in use (what "auto" resolved to for this shard's size);
+        the ScaNN ones are 0 while there is no index (the shard searches exactly)."""
         with self._lock:
-            indexed = self._index.size if self._index else 0
+            index = self._index
+            indexed = index.size if index else 0
             building = self._builder is not None and self._builder.is_alive()
             return {
                 "points": self._rows.live,
                 "indexed": indexed,
                 "fresh": self._rows.n - indexed,
                 "deleted": self._rows.dead,
-                "index_state": "building" if building else ("ready" if self._index else "none"),
-                "num_leaves": self._index.num_leaves if self._index else 0,
+                "index_state": "building" if building else ("ready" if index else "none"),
+                "num_leaves": index.num_leaves if index else 0,
+                "leaves_to_search": index.default_leaves if index else 0,
+                "dims_per_block": self.params.block_dims_for(self.dim) if index else 0,
+                "oversample": self.params.oversample,
+                "rebuild_threshold": self.params.rebuild_after(indexed),
                 "builds": self._builds,
                 "error": self._build_error or "",
             }

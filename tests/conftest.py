@@ -1,11 +1,16 @@
 """Real parts only: a local Ray for the session, redis-server processes on free ports,
-real gRPC servers on port 0, real ScaNN inside real shard actors."""
+real gRPC servers on port 0, real ScaNN inside real shard actors.
+
+Every test is exactly one of `unit` (pure logic, real ScaNN or torch in-process: no Ray, no
+servers, no subprocesses) or `integration` (real servers, Ray, Redis, subprocesses); see
+`pytest_collection_modifyitems`. Ray starts only for tests that ask for `ray_cluster`."""
 
 from __future__ import annotations
 
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +19,7 @@ import numpy as np
 import pytest
 import redis
 
-from simsearch.bench.datasets import fashion_mnist
+from simsearch.datasets import fashion_mnist
 from simsearch.client import Client
 from simsearch.cluster import start_ray, stop_ray
 from simsearch.router import EmbeddedServer, ServeConfig
@@ -58,8 +63,51 @@ class RedisProcess:
         self.proc.wait()
 
 
-@pytest.fixture(scope="session", autouse=True)
+# Using any of these makes a test an integration test.
+INTEGRATION_FIXTURES = frozenset({"server", "client", "redis_proc", "ray_cluster"})
+_RAY_BEFORE = pytest.StashKey[bool]()
+
+
+def _ray_running() -> bool:
+    ray = sys.modules.get("ray")  # imported by simsearch.cluster, but not started by importing it
+    return ray is not None and ray.is_initialized()
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config, items) -> None:
+    """Marks each test `integration` when it (or its module: `pytestmark`) is marked so or
+    uses an integration fixture, directly or through another fixture; `unit` otherwise."""
+    for item in items:
+        uses = sorted(INTEGRATION_FIXTURES & set(item.fixturenames))
+        integration = item.get_closest_marker("integration") is not None or bool(uses)
+        if integration and item.get_closest_marker("unit") is not None:
+            raise pytest.UsageError(f"{item.nodeid} is marked unit but is an integration test "
+                                    f"(integration marker or fixtures {uses})")
+        item.add_marker(pytest.mark.integration if integration else pytest.mark.unit)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item) -> None:
+    item.stash[_RAY_BEFORE] = _ray_running()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item):
+    """A unit test (or a fixture it uses) that starts Ray is an error: mark it integration
+    and request `ray_cluster`. Checked around the fixtures' teardown, which must still run."""
+    running_after_call = _ray_running()
+    result = yield
+    if item.get_closest_marker("unit") is not None and not item.stash.get(_RAY_BEFORE, True) and (
+            running_after_call or _ray_running()):
+        stop_ray()
+        raise AssertionError(f"{item.nodeid} is a unit test but started Ray")
+    return result
+
+
+@pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[None]:
+    """One small local Ray for the session; tests that need Ray (Ray placement, encoder
+    replicas, Ray Train, killing actors) request it, directly or through `server`."""
     start_ray(None, num_cpus=2, object_store_bytes=512 << 20)
     yield
     stop_ray()
@@ -75,7 +123,9 @@ def redis_proc() -> Iterator[RedisProcess]:
 @pytest.fixture(scope="module", params=["local", "ray"])
 def server(request, tmp_path_factory, redis_proc) -> Iterator[EmbeddedServer]:
     """Every test on this fixture runs against both placements: shards in the router process
-    and shards in real Ray actors."""
+    and shards in real Ray actors (only that one starts Ray)."""
+    if request.param == "ray":
+        request.getfixturevalue("ray_cluster")
     config = ServeConfig(port=0, data_dir=tmp_path_factory.mktemp("data"), bootstrap_key=API_KEY,
                          redis_url=redis_proc.url, cache_min_hits=2, placement=request.param)
     with EmbeddedServer(config) as s:

@@ -13,6 +13,8 @@ from simsearch.protos.simsearch.v1 import common_pb2, points_pb2, points_pb2_grp
 
 from conftest import API_KEY, random_vectors
 
+pytestmark = pytest.mark.integration  # a real server, both placements
+
 DIM = 8
 
 
@@ -60,6 +62,8 @@ def test_bad_writes_are_refused_whole(client, stored):
         (lambda: client.delete("bad", []), InvalidArgument, "ids", "got 0"),
         (lambda: client.delete("bad", ["1", "1"]), InvalidArgument, "ids", "unique"),
         (lambda: client.get("bad", []), InvalidArgument, "ids", "got 0"),
+        (lambda: client.get("bad", ["1", "y" * 100_000]), InvalidArgument, "ids[1]", "1 to 256", "got 100000"),
+        (lambda: client.get("x" * 500, ["1"]), InvalidArgument, "collection", "(500 characters)"),
     ]
     for call, exc, field, *needles in cases:
         _expect(call, exc, field, *needles)

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from simsearch.bench import datasets as D
+from simsearch import datasets as D
 from simsearch.bench.measure import best_at
 from simsearch.bench.run import SYSTEMS, main
 
@@ -32,6 +32,7 @@ def test_sizes_parse() -> None:
     assert [D.parse_size(s) for s in ("100k", "1m", "2500", "0.5m")] == [100_000, 1_000_000, 2500, 500_000]
 
 
+@pytest.mark.integration  # the simsearch server, Milvus Lite and Chroma run as subprocesses
 def test_bench_runs_every_system_and_writes_its_outputs(tmp_path) -> None:
     assert main(["--dataset", "tiny", "--queries", "200", "--single", "40", "--clients", "1,4",
                  "--out", str(tmp_path)]) == 0
@@ -59,6 +60,7 @@ def test_bench_runs_every_system_and_writes_its_outputs(tmp_path) -> None:
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.integration  # the simsearch server as a subprocess
 def test_scale_sweep_reports_growth(tmp_path) -> None:
     assert main(["--scale", "--sizes", "3000,6000", "--shards", "1,2", "--queries", "100", "--single", "30",
                  "--out", str(tmp_path)]) == 0

@@ -18,8 +18,10 @@ from simsearch.encoder.model import build_encoder
 from simsearch.encoder.pipeline import raw_baselines, train_and_register
 from simsearch.encoder.trainer import _epoch_batches, embed, train
 
-# lr 3e-3: test P@1 0.9907 / 0.9926 / 0.9981 for seeds 0-2 against raw pixels' 0.9889. At
-# 1e-3 the margin was within noise (seed 0 fell to 0.9852 when the CNN moved to channels-last).
+# lr 3e-3. Measured on this config (539 test queries): raw pixels P@1 0.98887 (533 right),
+# MAP@R 0.5477; trained P@1 0.98887 / 0.99443 / 0.99258 and MAP@R 0.9868 / 0.9808 / 0.9903
+# for seeds 0-2, i.e. a MAP@R gain of +0.439 / +0.433 / +0.443 (spread 0.01). P@1 is saturated
+# by raw pixels (seed 0 ties it exactly), so the test asserts on MAP@R.
 DIGITS = TrainConfig(name="digits", dataset="digits", backbone="cnn", loss="hybrid", width=32,
                      embedding_dim=32, epochs=15, batch_size=128, lr=3e-3, m_per_class=8, augment=False, patience=15,
                      num_threads=2)
@@ -40,12 +42,15 @@ def trained(tmp_path_factory, digits):
 @pytest.mark.parametrize("loss", [*LOSSES, "hybrid+cosface", "hybrid+arcface"])
 def test_each_loss_decreases_on_a_real_batch(loss):
     loss, _, classifier = loss.partition("+")
-    cfg = TrainConfig(loss=loss, width=8, embedding_dim=32, m_per_class=16, batch_size=128, dropout=0.0,
-                      memory_size=256 if loss in ("ntxent", "supcon") else 0,
-                      classifier=classifier or "normalized-softmax")
+    # pytorch-metric-learning's NTXent costs (positive pairs) x (batch + memory): at 16 per class
+    # and a 256-row memory one step took ~4 s here (~30 s per test); 8 per class (a batch of 80
+    # over the 10 classes) and 128 rows take ~0.2 s a step, and the loss still falls steadily.
+    m_per_class, memory = {"ntxent": (8, 128), "supcon": (16, 256)}.get(loss, (16, 0))
+    cfg = TrainConfig(loss=loss, width=8, embedding_dim=32, m_per_class=m_per_class, batch_size=128, dropout=0.0,
+                      memory_size=memory, classifier=classifier or "normalized-softmax")
     task = fashion_mnist_task(cfg.replace(max_train=2000))
     idx = _epoch_batches(task.fit_y, cfg, 0, 0, 1)[0]
-    x, y = torch.from_numpy(task.fit_x[idx]).float(), torch.from_numpy(task.fit_y[idx])  # (128, 1, 28, 28)
+    x, y = torch.from_numpy(task.fit_x[idx]).float(), torch.from_numpy(task.fit_y[idx])  # (B, 1, 28, 28)
     torch.manual_seed(0)
     model = build_encoder(cfg, task.input_shape, pixel_mean=task.pixel_mean, pixel_std=task.pixel_std)
     objective = build_objective(cfg, task.num_classes)
@@ -65,8 +70,9 @@ def test_each_loss_decreases_on_a_real_batch(loss):
 def test_seconds_of_training_beat_raw_pixels_on_digits(trained, digits):
     _, _, metrics, result = trained
     raw = raw_baselines(digits)["raw"]
-    assert metrics["p@1"] > raw["p@1"], (metrics, raw)
-    assert metrics["map@r"] > raw["map@r"] + 0.2, (metrics, raw)
+    # Measured gain ~+0.44 (seeds 0-2 within 0.01 of each other, see DIGITS): +0.3 leaves a
+    # margin over ten times the seed-to-seed spread and still fails if training regresses.
+    assert metrics["map@r"] >= raw["map@r"] + 0.3, (metrics, raw)
 
 
 def test_training_is_seeded(digits):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from simsearch.cluster.train import train_on_ray
 from simsearch.encoder import TrainConfig, load
@@ -16,7 +17,7 @@ SMALL = TrainConfig(name="digits-ray", dataset="digits", backbone="cnn", loss="h
                     epochs=2, batch_size=64, m_per_class=8, augment=False, num_threads=1)
 
 
-def test_ray_train_two_workers_registers_a_loadable_model(tmp_path):
+def test_ray_train_two_workers_registers_a_loadable_model(tmp_path, ray_cluster):
     ref, metrics = train_on_ray(SMALL, num_workers=2, cpus_per_worker=0.5, storage_path=tmp_path / "ray",
                                 root=tmp_path / "models")
     assert ref == "digits-ray@1" and metrics["ray_workers"] == 2
@@ -26,6 +27,7 @@ def test_ray_train_two_workers_registers_a_loadable_model(tmp_path):
     assert model.manifest["metrics"]["p@1"] == metrics["p@1"]
 
 
+@pytest.mark.integration  # the CLI as subprocesses
 def test_cli_train_list_eval(tmp_path):
     cfg = tmp_path / "digits.yaml"
     cfg.write_text("name: cli-digits\ndataset: digits\nbackbone: mlp\nloss: proxy-anchor\nwidth: 64\n"

@@ -17,6 +17,8 @@ from simsearch.encoder.data import digits_task
 from simsearch.encoder.model import build_encoder
 from simsearch.encoder.pipeline import train_and_register
 
+pytestmark = pytest.mark.integration  # a real server and encoder replicas in Ray actors
+
 CFG = TrainConfig(name="digits-cnn", dataset="digits", backbone="cnn", loss="proxy-anchor", width=8,
                   embedding_dim=32, epochs=2, batch_size=128, m_per_class=8, augment=False, num_threads=2)
 TEXTS = ["a large cat with a mane that lives in Africa", "a machine for flying through the air with wings",
@@ -30,7 +32,7 @@ def digits():
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, digits):
+def served(tmp_path_factory, digits, ray_cluster):  # encoder replicas are Ray actors
     data = tmp_path_factory.mktemp("enc-data")
     models = data / "models"  # where `simsearch serve --data-dir` looks
     train_and_register(CFG, root=models, task=digits, progress=False)  # digits-cnn@1

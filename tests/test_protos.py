@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pickle
 
+import numpy as np
 import pytest
 
 from simsearch.protos import convert, generate
 from simsearch.contract.errors import InvalidArgument, ResourceExhausted
 from simsearch.protos.simsearch.v1 import points_pb2
+from simsearch.router.replies import Hits, SearchReply, decode_hits, encode_hits
 
 
 def test_generated_code_is_fresh(tmp_path):
@@ -27,18 +29,15 @@ def test_errors_keep_field_and_retry_hint_across_processes():
     assert quota.retry_after_s == 1.5
 
 
-@pytest.mark.parametrize("n", [0, 1, 42, 127, 128, 16_383, 16_384, 300_000])
-def test_wrapping_serialized_bytes_is_what_protobuf_writes(n):
-    found = points_pb2.SearchResponse(ids=["x" * n] if n else [], counts=[1] if n else [])
-    own = points_pb2.SearchResponse(cached=True, generation=7)
-    own.timings.add(stage="total", ms=0.5)
-    body = found.SerializeToString() + own.SerializeToString()  # concatenated messages merge
-    merged = points_pb2.SearchResponse()
-    merged.CopyFrom(found)
-    merged.MergeFrom(own)
-    field = points_pb2.SearchStreamResponse.DESCRIPTOR.fields_by_name["result"].number
-    wrapped = convert.length_delimited(field, body)
-    assert wrapped == points_pb2.SearchStreamResponse(result=merged).SerializeToString()
-    assert points_pb2.SearchStreamResponse.FromString(wrapped).result == merged
-    with pytest.raises(ValueError, match="field_number"):
-        convert.length_delimited(16, body)
+@pytest.mark.parametrize("counts", [[], [0], [3, 0, 2], [10] * 50])
+def test_hits_survive_the_cache_codec_and_the_wire(counts):
+    rng = np.random.default_rng(len(counts))
+    m = sum(counts)
+    hits = Hits(np.asarray(counts, np.int32), [f"id-{i}-ü" for i in range(m)], rng.random(m).astype(np.float32))
+    back = decode_hits(encode_hits(hits))
+    assert back.counts.tolist() == counts and back.ids == hits.ids and np.array_equal(back.scores, hits.scores)
+    reply = SearchReply(back, generation=7, cached=True, timings_s={"cache": 0.001, "total": 0.002})
+    wire = points_pb2.SearchResponse.FromString(convert.search_response(reply).SerializeToString())
+    assert list(wire.counts) == counts and list(wire.ids) == hits.ids and wire.generation == 7 and wire.cached
+    assert np.array_equal(np.asarray(wire.scores, np.float32), hits.scores)
+    assert {t.stage: t.ms for t in wire.timings} == pytest.approx({"cache": 1.0, "total": 2.0})

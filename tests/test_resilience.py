@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import ray
@@ -9,6 +11,23 @@ import ray
 from simsearch import Client, Unavailable
 
 from conftest import API_KEY, RedisProcess, random_vectors, start_server
+
+pytestmark = pytest.mark.integration  # real servers, redis-server processes, Ray actors
+
+
+def _wait_until_dead(actor, timeout_s: float = 60.0) -> None:
+    """ray.kill only asks the GCS to kill the actor; a call sent right after could still be
+    answered. Wait until calls to it fail."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            ray.get(actor.stats.remote(), timeout=10)
+        except ray.exceptions.RayActorError:
+            return
+        except ray.exceptions.GetTimeoutError:
+            pass
+        assert time.monotonic() < deadline, f"the killed actor still answered after {timeout_s:.0f} s"
+        time.sleep(0.05)
 
 
 def test_searches_succeed_after_redis_is_killed_mid_run(tmp_path):
@@ -60,7 +79,9 @@ def test_clean_restart_keeps_every_point(tmp_path, fmnist):
 
 
 @pytest.mark.parametrize("placement", ["ray", "local"])
-def test_a_dead_shard_is_unavailable_or_flagged_when_partial_is_allowed(tmp_path, placement):
+def test_a_dead_shard_is_unavailable_or_flagged_when_partial_is_allowed(tmp_path, placement, request):
+    if placement == "ray":
+        request.getfixturevalue("ray_cluster")
     server = start_server(tmp_path, placement=placement)
     try:
         with Client(server.address, api_key=API_KEY) as c:
@@ -70,6 +91,7 @@ def test_a_dead_shard_is_unavailable_or_flagged_when_partial_is_allowed(tmp_path
             live = server.engine._live[("default", "frail")]
             if placement == "ray":
                 ray.kill(live.shards[1]._actor, no_restart=True)  # the actor process dies
+                _wait_until_dead(live.shards[1]._actor)
             else:
                 live.shards[1].kill()  # the in-process shard is stopped
             with pytest.raises(Unavailable, match="1 of 3 shards did not answer"):

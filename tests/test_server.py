@@ -13,9 +13,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from simsearch import AsyncClient
-from simsearch.bench.datasets import exact_neighbors, recall_at
+from simsearch.datasets import exact_neighbors, recall_at
 
 from conftest import API_KEY, random_vectors
+
+pytestmark = pytest.mark.integration  # a real server, both placements
 
 
 @pytest.fixture(scope="module")
@@ -82,18 +84,22 @@ def test_searches_keep_answering_during_a_rebuild(client, fmnist):
     db = fmnist.train[20000:32000]
     client.create_collection("rebuild", 784, shards=1)
     client.upsert("rebuild", np.arange(len(db)), db)
+    deadline = time.monotonic() + 300  # generous: a loaded machine builds slowly, which only adds answers
+    # The upsert may have started a background build that is nearly done; let it finish, so the
+    # build we watch is a whole one over all 12k rows.
+    while client.describe_collection("rebuild").index_state == "building":
+        assert time.monotonic() < deadline, "the background build did not finish within 300 s"
+        time.sleep(0.05)
     client.build_index("rebuild", wait=False)
     answered_while_building = 0
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        state = client.describe_collection("rebuild").index_state
-        if state != "building":
-            break
+    while (state := client.describe_collection("rebuild").index_state) == "building":
+        assert time.monotonic() < deadline, "the build did not finish within 300 s"
         res = client.search("rebuild", db[:3], 1, no_cache=True)
         assert res.ids[:, 0].tolist() == ["0", "1", "2"]
-        answered_while_building += 1
-    assert answered_while_building >= 3
-    assert client.describe_collection("rebuild").index_state == "ready"
+        # counted only if the build was still running after the answer came back
+        answered_while_building += client.describe_collection("rebuild").index_state == "building"
+    assert state == "ready"
+    assert answered_while_building >= 3, answered_while_building
     client.drop_collection("rebuild")
 
 
@@ -104,9 +110,11 @@ def test_hot_query_is_cached_and_a_write_makes_it_stale(client, fm_collection):
     third = client.search("fm", q, 5)
     assert not first.cached and not second.cached and third.cached  # admitted after 2 sightings
     assert np.array_equal(third.ids, second.ids) and np.allclose(third.scores, second.scores)
-    assert third.timings_ms["total"] < second.timings_ms["total"]
-    # the hit's own fields are appended to the stored bytes: this call's stages, not the miss's
-    assert third.timings_ms.keys() == {"cache", "total"} and "fanout" in second.timings_ms
+    # Structure, not speed (a hit beating a miss in wall time is noise on a loaded machine): the
+    # hit never reached the shards, and its own fields are appended to the stored bytes, so it
+    # reports this call's stages, not the miss's.
+    assert third.timings_ms.keys() == {"cache", "total"}
+    assert {"fanout", "merge"} <= second.timings_ms.keys() and "fanout" not in third.timings_ms
     assert third.generation == second.generation
     client.upsert("fm", ["closest"], q[None, :])
     after = client.search("fm", q, 5)

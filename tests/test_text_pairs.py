@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from simsearch.encoder import text_pairs as tp
+from simsearch.datasets import text_pairs as tp
+from simsearch.datasets.gcide import GCIDE_DICT, _b64, _entry, gcide_definitions
+from simsearch.datasets.wordnet import WORDNET_DIR, wordnet_definitions
 
 # scripts/setup.sh installs Debian's wordnet-base and dict-gcide: missing files are a failure, not a skip.
-assert tp.GCIDE_DICT.exists() and (tp.WORDNET_DIR / "data.noun").exists(), \
+assert GCIDE_DICT.exists() and (WORDNET_DIR / "data.noun").exists(), \
     "WordNet/GCIDE missing: run scripts/setup.sh (apt-get install wordnet-base dict-gcide)"
 
 MARKUP = ("[", "]", "<", ">", "{", "}", "\\")
@@ -20,7 +21,7 @@ def pairs() -> tp.TextPairs:
 
 
 def test_wordnet_parses_every_synset() -> None:
-    synsets = tp.wordnet_definitions()
+    synsets = wordnet_definitions()
     assert len(synsets) == 117_659
     lemmas = {lemma for names, _ in synsets for lemma in names}
     assert {"galore", "ready to hand", "outback"} <= lemmas  # adjective markers (ip), (p), (a) stripped
@@ -30,9 +31,9 @@ def test_wordnet_parses_every_synset() -> None:
 
 
 def test_dictd_base64_numbers() -> None:
-    assert tp._b64("A") == 0
-    assert tp._b64("BA") == 64
-    assert tp._b64("Kj") == 10 * 64 + 35
+    assert _b64("A") == 0
+    assert _b64("BA") == 64
+    assert _b64("Kj") == 10 * 64 + 35
 
 
 def test_entry_parser_on_a_made_up_entry() -> None:
@@ -48,13 +49,13 @@ def test_entry_parser_on_a_made_up_entry() -> None:
              "        [PJC]\n\n"
              "   {Widget tool}, a tool for widgets.\n"
              "      [PJC]\n")
-    words, senses = tp._entry(entry)
+    words, senses = _entry(entry)
     assert words == ["Widget", "Widgette"]
     assert senses == ["A small mechanical device; a gadget.", "A part of a graphical user interface."]
 
 
 def test_gcide_single_sense_word_is_clean() -> None:
-    gcide = tp.gcide_definitions()
+    gcide = gcide_definitions()
     assert 100_000 < sum(map(len, gcide.values())) < 250_000
     (aardvark,) = gcide["aardvark"]
     assert aardvark.startswith("An edentate mammal") and "termites" in aardvark
@@ -88,28 +89,3 @@ def test_split_by_word(pairs: tp.TextPairs) -> None:
     assert tp.split_by_word(pairs, test_size=1000, seed=1)[1].words != test.words
     with pytest.raises(ValueError):
         tp.split_by_word(pairs, test_size=len(pairs.words))
-
-
-def test_retrieval_scores_identity() -> None:
-    emb = np.eye(5, dtype=np.float32)
-    assert tp.retrieval_scores(emb, emb) == {"R@1": 1.0, "R@10": 1.0, "MRR": 1.0}
-
-
-def test_retrieval_scores_known_ranks() -> None:
-    """Query i ranks its own document exactly ranks[i]-th (0-based) among 12 one-hot documents."""
-    ranks = np.array([0, 0, 1, 2, 3, 0, 11, 9, 10, 4, 0, 1])
-    n = len(ranks)
-    queries = np.zeros((n, n), np.float32)
-    for i, rank in enumerate(ranks):
-        order = [j for j in range(n) if j != i]
-        order.insert(rank, i)
-        queries[i, order] = np.arange(n, 0, -1)  # distinct scores, best first
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    docs = np.eye(n, dtype=np.float32)
-    scores = tp.retrieval_scores(queries, docs)
-    assert scores["R@1"] == pytest.approx(4 / 12)
-    assert scores["R@10"] == pytest.approx(10 / 12)
-    assert scores["MRR"] == pytest.approx(np.mean(1 / (ranks + 1)))
-    assert tp.retrieval_scores(queries, docs, chunk=5) == scores
-    with pytest.raises(ValueError):
-        tp.retrieval_scores(queries, docs[:5])

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/simsearch/protos/simsearch/v1/collections.proto\x12\x0csimsearch.v1\"\x9a\x01\n\x0bIndexParams\x12\x12\n\nnum_leaves\x18\x01 \x01(\x05\x12\x18\n\x10leaves_to_search\x18\x02 \x01(\x05\x12\x16\n\x0e\x64ims_per_block\x18\x03 \x01(\x05\x12\x19\n\x11rebuild_threshold\x18\x04 \x01(\x05\x12\x16\n\x0emin_index_size\x18\x05 \x01(\x05\x12\x12\n\noversample\x18\x06 \x01(\x05\"\x8f\x01\n\x17\x43reateCollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\x05\x12\x0e\n\x06metric\x18\x03 \x01(\t\x12\x0e\n\x06shards\x18\x04 \x01(\x05\x12(\n\x05index\x18\x05 \x01(\x0b\x32\x19.simsearch.v1.IndexParams\x12\x0f\n\x07\x65ncoder\x18\x06 \x01(\t\"\xb6\x01\n\tShardInfo\x12\r\n\x05shard\x18\x01 \x01(\x05\x12\x11\n\tavailable\x18\x02 \x01(\x08\x12\x0e\n\x06points\x18\x03 \x01(\x03\x12\x0f\n\x07indexed\x18\x04 \x01(\x03\x12\r\n\x05\x66resh\x18\x05 \x01(\x03\x12\x0f\n\x07\x64\x65leted\x18\x06 \x01(\x03\x12\x13\n\x0bindex_state\x18\x07 \x01(\t\x12\x12\n\nnum_leaves\x18\x08 \x01(\x05\x12\x0e\n\x06\x62uilds\x18\t \x01(\x03\x12\r\n\x05\x65rror\x18\n \x01(\t\"\x80\x02\n\x0e\x43ollectionInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\x05\x12\x0e\n\x06metric\x18\x03 \x01(\t\x12\x0e\n\x06shards\x18\x04 \x01(\x05\x12(\n\x05index\x18\x05 \x01(\x0b\x32\x19.simsearch.v1.IndexParams\x12\x0e\n\x06points\x18\x06 \x01(\x03\x12\x12\n\ngeneration\x18\x07 \x01(\x03\x12\x13\n\x0bindex_state\x18\x08 \x01(\t\x12+\n\nshard_info\x18\t \x03(\x0b\x32\x17.simsearch.v1.ShardInfo\x12\x12\n\ncreated_at\x18\n \x01(\x01\x12\x0f\n\x07\x65ncoder\x18\x0b \x01(\t\"%\n\x15\x44ropCollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\")\n\x16\x44ropCollectionResponse\x12\x0f\n\x07\x64ropped\x18\x01 \x01(\x08\"\x18\n\x16ListCollectionsRequest\"(\n\x17ListCollectionsResponse\x12\r\n\x05names\x18\x01 \x03(\t\")\n\x19\x44\x65scribeCollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"/\n\x11\x42uildIndexRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04wait\x18\x02 \x01(\x08\x32\xcd\x03\n\x0b\x43ollections\x12W\n\x10\x43reateCollection\x12%.simsearch.v1.CreateCollectionRequest\x1a\x1c.simsearch.v1.CollectionInfo\x12[\n\x0e\x44ropCollection\x12#.simsearch.v1.DropCollectionRequest\x1a$.simsearch.v1.DropCollectionResponse\x12^\n\x0fListCollections\x12$.simsearch.v1.ListCollectionsRequest\x1a%.simsearch.v1.ListCollectionsResponse\x12[\n\x12\x44\x65scribeCollection\x12\'.simsearch.v1.DescribeCollectionRequest\x1a\x1c.simsearch.v1.CollectionInfo\x12K\n\nBuildIndex\x12\x1f.simsearch.v1.BuildIndexRequest\x1a\x1c.simsearch.v1.CollectionInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/simsearch/protos/simsearch/v1/collections.proto\x12\x0csimsearch.v1\"\x9a\x01\n\x0bIndexParams\x12\x12\n\nnum_leaves\x18\x01 \x01(\x05\x12\x18\n\x10leaves_to_search\x18\x02 \x01(\x05\x12\x16\n\x0e\x64ims_per_block\x18\x03 \x01(\x05\x12\x19\n\x11rebuild_threshold\x18\x04 \x01(\x05\x12\x16\n\x0emin_index_size\x18\x05 \x01(\x05\x12\x12\n\noversample\x18\x06 \x01(\x05\"\x8f\x01\n\x17\x43reateCollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\x05\x12\x0e\n\x06metric\x18\x03 \x01(\t\x12\x0e\n\x06shards\x18\x04 \x01(\x05\x12(\n\x05index\x18\x05 \x01(\x0b\x32\x19.simsearch.v1.IndexParams\x12\x0f\n\x07\x65ncoder\x18\x06 \x01(\t\"\x97\x02\n\tShardInfo\x12\r\n\x05shard\x18\x01 \x01(\x05\x12\x11\n\tavailable\x18\x02 \x01(\x08\x12\x0e\n\x06points\x18\x03 \x01(\x03\x12\x0f\n\x07indexed\x18\x04 \x01(\x03\x12\r\n\x05\x66resh\x18\x05 \x01(\x03\x12\x0f\n\x07\x64\x65leted\x18\x06 \x01(\x03\x12\x13\n\x0bindex_state\x18\x07 \x01(\t\x12\x12\n\nnum_leaves\x18\x08 \x01(\x05\x12\x0e\n\x06\x62uilds\x18\t \x01(\x03\x12\r\n\x05\x65rror\x18\n \x01(\t\x12\x18\n\x10leaves_to_search\x18\x0b \x01(\x05\x12\x16\n\x0e\x64ims_per_block\x18\x0c \x01(\x05\x12\x12\n\noversample\x18\r \x01(\x05\x12\x19\n\x11rebuild_threshold\x18\x0e \x01(\x05\"\x80\x02\n\x0e\x43ollectionInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\x05\x12\x0e\n\x06metric\x18\x03 \x01(\t\x12\x0e\n\x06shards\x18\x04 \x01(\x05\x12(\n\x05index\x18\x05 \x01(\x0b\x32\x19.simsearch.v1.IndexParams\x12\x0e\n\x06points\x18\x06 \x01(\x03\x12\x12\n\ngeneration\x18\x07 \x01(\x03\x12\x13\n\x0bindex_state\x18\x08 \x01(\t\x12+\n\nshard_info\x18\t \x03(\x0b\x32\x17.simsearch.v1.ShardInfo\x12\x12\n\ncreated_at\x18\n \x01(\x01\x12\x0f\n\x07\x65ncoder\x18\x0b \x01(\t\"%\n\x15\x44ropCollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\")\n\x16\x44ropCollectionResponse\x12\x0f\n\x07\x64ropped\x18\x01 \x01(\x08\"\x18\n\x16ListCollectionsRequest\"(\n\x17ListCollectionsResponse\x12\r\n\x05names\x18\x01 \x03(\t\")\n\x19\x44\x65scribeCollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"/\n\x11\x42uildIndexRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04wait\x18\x02 \x01(\x08\x32\xcd\x03\n\x0b\x43ollections\x12W\n\x10\x43reateCollection\x12%.simsearch.v1.CreateCollectionRequest\x1a\x1c.simsearch.v1.CollectionInfo\x12[\n\x0e\x44ropCollection\x12#.simsearch.v1.DropCollectionRequest\x1a$.simsearch.v1.DropCollectionResponse\x12^\n\x0fListCollections\x12$.simsearch.v1.ListCollectionsRequest\x1a%.simsearch.v1.ListCollectionsResponse\x12[\n\x12\x44\x65scribeCollection\x12\'.simsearch.v1.DescribeCollectionRequest\x1a\x1c.simsearch.v1.CollectionInfo\x12K\n\nBuildIndex\x12\x1f.simsearch.v1.BuildIndexRequest\x1a\x1c.simsearch.v1.CollectionInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,21 +36,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATECOLLECTIONREQUEST']._serialized_start=223
   _globals['_CREATECOLLECTIONREQUEST']._serialized_end=366
   _globals['_SHARDINFO']._serialized_start=369
-  _globals['_SHARDINFO']._serialized_end=551
-  _globals['_COLLECTIONINFO']._serialized_start=554
-  _globals['_COLLECTIONINFO']._serialized_end=810
-  _globals['_DROPCOLLECTIONREQUEST']._serialized_start=812
-  _globals['_DROPCOLLECTIONREQUEST']._serialized_end=849
-  _globals['_DROPCOLLECTIONRESPONSE']._serialized_start=851
-  _globals['_DROPCOLLECTIONRESPONSE']._serialized_end=892
-  _globals['_LISTCOLLECTIONSREQUEST']._serialized_start=894
-  _globals['_LISTCOLLECTIONSREQUEST']._serialized_end=918
-  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_start=920
-  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_end=960
-  _globals['_DESCRIBECOLLECTIONREQUEST']._serialized_start=962
-  _globals['_DESCRIBECOLLECTIONREQUEST']._serialized_end=1003
-  _globals['_BUILDINDEXREQUEST']._serialized_start=1005
-  _globals['_BUILDINDEXREQUEST']._serialized_end=1052
-  _globals['_COLLECTIONS']._serialized_start=1055
-  _globals['_COLLECTIONS']._serialized_end=1516
+  _globals['_SHARDINFO']._serialized_end=648
+  _globals['_COLLECTIONINFO']._serialized_start=651
+  _globals['_COLLECTIONINFO']._serialized_end=907
+  _globals['_DROPCOLLECTIONREQUEST']._serialized_start=909
+  _globals['_DROPCOLLECTIONREQUEST']._serialized_end=946
+  _globals['_DROPCOLLECTIONRESPONSE']._serialized_start=948
+  _globals['_DROPCOLLECTIONRESPONSE']._serialized_end=989
+  _globals['_LISTCOLLECTIONSREQUEST']._serialized_start=991
+  _globals['_LISTCOLLECTIONSREQUEST']._serialized_end=1015
+  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_start=1017
+  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_end=1057
+  _globals['_DESCRIBECOLLECTIONREQUEST']._serialized_start=1059
+  _globals['_DESCRIBECOLLECTIONREQUEST']._serialized_end=1100
+  _globals['_BUILDINDEXREQUEST']._serialized_start=1102
+  _globals['_BUILDINDEXREQUEST']._serialized_end=1149
+  _globals['_COLLECTIONS']._serialized_start=1152
+  _globals['_COLLECTIONS']._serialized_end=1613
 # @@protoc_insertion_point(module_scope)

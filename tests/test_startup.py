@@ -1,0 +1,140 @@
+"""Every start-up fault of `simsearch serve`, as a user meets it: the real command in a
+subprocess ends with one line naming the problem and the fix, a non-zero exit, no traceback,
+and (for Redis and Ray) within seconds rather than minutes."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from conftest import free_port
+
+pytestmark = pytest.mark.integration  # `simsearch serve` as a subprocess
+
+QUICK_S = 15.0  # generous: the faults are reported in a few seconds (most of it importing the server)
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items()
+            if k not in ("SIMSEARCH_BOOTSTRAP_KEY", "RAY_ADDRESS", "SIMSEARCH_LOG_LEVEL", "SIMSEARCH_LOG_FORMAT")}
+
+
+def serve_fails(*args: str, data_dir: Path | None, match: str) -> float:
+    """Runs `simsearch serve --port 0 ARGS`; checks the one-line failure; returns the seconds it took."""
+    cmd = [sys.executable, "-m", "simsearch", "serve", "--port", "0", *args]
+    if data_dir is not None:
+        cmd += ["--data-dir", str(data_dir)]
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=120)
+    took = time.monotonic() - t0
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert lines and re.search(match, lines[-1]), proc.stderr
+    assert "listening on" not in proc.stdout, proc.stdout
+    return took
+
+
+@contextmanager
+def listener() -> Iterator[int]:
+    """A port some other program holds (a plain listening socket)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield s.getsockname()[1]
+
+
+def test_data_dir_is_a_file(tmp_path):
+    f = tmp_path / "catalog"
+    f.write_text("not a directory")
+    serve_fails(data_dir=f, match=rf"^simsearch serve: data dir {re.escape(str(f))} is a file.*--data-dir")
+
+
+def test_data_dir_under_a_file(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("")
+    serve_fails(data_dir=f / "data", match=r"^simsearch serve: cannot create data dir .*Not a directory.*--data-dir")
+
+
+def test_data_dir_that_cannot_be_created():
+    serve_fails(data_dir=Path("/proc/simsearch-data"),
+                match=r"^simsearch serve: cannot create data dir /proc/.*--data-dir")
+
+
+def test_data_dir_that_is_not_writable():
+    """/proc exists and is a directory, but no file can be created there, not even by root."""
+    serve_fails(data_dir=Path("/proc"), match=r"^simsearch serve: data dir /proc is not writable.*--data-dir")
+
+
+def test_port_in_use(tmp_path):
+    with listener() as port:
+        serve_fails("--port", str(port), data_dir=tmp_path, match=rf"^simsearch serve: port {port} .* in use.*--port")
+
+
+def test_port_shared_with_another_simsearch_server(tmp_path):
+    """gRPC servers set SO_REUSEPORT, so a second one could bind the same port and split the traffic;
+    serve must refuse instead."""
+    port = free_port()
+    first = subprocess.Popen([sys.executable, "-m", "simsearch", "serve", "--port", str(port), "--data-dir",
+                              str(tmp_path / "a"), "--bootstrap-key", "k" * 16], env=_env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in first.stdout:
+            lines.append(line)
+            if "listening on" in line:
+                break
+        assert any("listening on" in line for line in lines), "".join(lines)
+        serve_fails("--port", str(port), data_dir=tmp_path / "b", match=rf"port {port} .* in use")
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=120)
+    assert first.returncode == 0
+
+
+def test_metrics_port_in_use(tmp_path):
+    with listener() as port:
+        serve_fails("--metrics-port", str(port), data_dir=tmp_path,
+                    match=rf"^simsearch serve: port {port} .* in use.*--metrics-port")
+
+
+def test_port_out_of_range(tmp_path):
+    serve_fails("--port", "70000", data_dir=tmp_path, match=r"--port: must be in \[0, 65535\], got 70000")
+
+
+def test_host_that_is_not_local(tmp_path):
+    serve_fails("--host", "nosuchhost.invalid", data_dir=tmp_path,
+                match=r"^simsearch serve: --host .* does not resolve")
+
+
+def test_malformed_redis_url(tmp_path):
+    serve_fails("--redis-url", "notaurl", data_dir=tmp_path,
+                match=r"^simsearch serve: --redis-url 'notaurl' is not a Redis URL.*redis://")
+
+
+def test_unreachable_redis_fails_within_seconds(tmp_path):
+    port = free_port()  # nothing listens there
+    took = serve_fails("--redis-url", f"redis://127.0.0.1:{port}/0", data_dir=tmp_path,
+                       match=rf"^simsearch serve: cannot reach Redis at redis://127.0.0.1:{port}/0")
+    assert took < QUICK_S
+
+
+def test_ray_address_with_nothing_listening_fails_within_seconds(tmp_path):
+    port = free_port()
+    took = serve_fails("--ray-address", f"127.0.0.1:{port}", data_dir=tmp_path,
+                       match=rf"^simsearch serve: no Ray cluster at 127.0.0.1:{port}.*--ray-address")
+    assert took < QUICK_S
+
+
+def test_unknown_log_level_is_a_usage_error(tmp_path):
+    serve_fails("--log-level", "loud", data_dir=tmp_path, match=r"--log-level: invalid choice: 'loud'")
