@@ -30,7 +30,7 @@ from simsearch.contract.errors import Internal, SimsearchError, Unavailable
 from simsearch.shard import IndexParams, SearchResult, Shard
 
 INLINE_MAX_QUERIES = 8  # searches this small run on the event loop: the hand-off would cost more...
-INLINE_MAX_WORK = 2_000_000  # ...when their exact scans touch at most this many floats (~0.3 ms here)
+INLINE_MAX_WORK = 2_000_000  # ...when they touch at most this many floats (Shard.search_work: ~0.3 ms here)
 SPLIT_MIN_QUERIES = 128  # a batch at least twice this is split across the pool's threads
 POOL_THREADS = max(2, os.cpu_count() or 2)  # the CPU parallelism we want, shared by every shard
 _POOL: ThreadPoolExecutor | None = None
@@ -78,7 +78,9 @@ class LocalShardHandle(ForwardingShardHandle):
         uses every core (ScaNN and the re-rank release the GIL): 1.6x on 2 cores (BENCHMARKS.md)."""
         n = len(queries)
         shard = self._live()
-        if n <= INLINE_MAX_QUERIES and n * shard.scanned_rows(params.get("exact", False)) * shard.dim <= INLINE_MAX_WORK:
+        work = shard.search_work(n, k, exact=params.get("exact", False), leaves_to_search=params.get("leaves_to_search", 0),
+                                 oversample=params.get("oversample", 0))
+        if n <= INLINE_MAX_QUERIES and work <= INLINE_MAX_WORK:
             return self._run_inline("search", queries, k, **params)
         parts = min(POOL_THREADS, n // SPLIT_MIN_QUERIES)
         if parts < 2:

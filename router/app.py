@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from simsearch.contract.errors import SimsearchError
 from simsearch.cluster import PLACEMENTS, start_ray
 from simsearch.router.cache import make_cache
 from simsearch.router.catalog import Catalog
@@ -139,7 +140,7 @@ async def _check_redis(url: str) -> None:
 def _start_ray(address: str | None) -> None:
     try:
         start_ray(address)
-    except ConnectionError as e:  # the probe, or ray.init finding no cluster
+    except (ConnectionError, RuntimeError, TimeoutError) as e:  # the probe; ray.init: no cluster, a version mismatch
         raise StartupError(f"{e}; check --ray-address (a head node's host:6379, or ray://host:10001), or "
                            f"leave it out to use this machine only") from e
 
@@ -165,7 +166,7 @@ async def build(config: ServeConfig) -> tuple[Server, str | None]:
         _start_ray(config.ray_address)                         # replicas start a local one on first use
     try:
         catalog = Catalog(config.data_dir)
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, TypeError, SimsearchError) as e:  # unreadable, or specs that no longer validate
         raise StartupError(f"cannot read the catalog in {config.data_dir} ({type(e).__name__}: {e}); restore "
                            f"{config.data_dir / 'catalog.json'} or pass another --data-dir") from e
     key = config.bootstrap_key or os.environ.get("SIMSEARCH_BOOTSTRAP_KEY") or None

@@ -97,13 +97,16 @@ class Catalog:
             self._persist()
             return rec
 
-    def remove(self, tenant: str, name: str) -> CollectionRecord:
+    def remove(self, tenant: str, name: str, *, delete_files: bool = True) -> CollectionRecord:
+        """Forget the collection (persisted at once); its files go too unless the caller removes
+        them itself (the router does, off its event loop: a large collection takes a while)."""
         with self._lock:
             rec = self._collections.pop((tenant, name), None)
             if rec is None:
                 raise NotFound(f"collection {name!r} does not exist", field="name")
             self._persist()
-        shutil.rmtree(self.collection_dir(rec), ignore_errors=True)
+        if delete_files:
+            shutil.rmtree(self.collection_dir(rec), ignore_errors=True)
         return rec
 
     def get(self, tenant: str, name: str, field: str = "collection") -> CollectionRecord:

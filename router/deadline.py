@@ -24,7 +24,6 @@ T = TypeVar("T")
 class Deadline:
     at: float  # time.monotonic() when the request must be answered
     budget_s: float  # the whole budget, for messages
-    wall_at: float  # the same instant as time.time(), for shards in other processes
 
     @classmethod
     def at_edge(cls, call_remaining_s: float | None = None, timeout_ms: int = 0,
@@ -36,7 +35,7 @@ class Deadline:
         if call_remaining_s is not None:
             budget = min(budget, call_remaining_s)
         budget = max(budget, 0.0)
-        return cls(time.monotonic() + budget, budget, time.time() + budget)
+        return cls(time.monotonic() + budget, budget)
 
     def remaining(self) -> float:
         return max(self.at - time.monotonic(), 0.0)

@@ -45,7 +45,7 @@ class EncoderHub:
         self.models_dir = models_dir
         self._factory = factory or (lambda ref, root: _replicas(ref, root, replicas))
         self._pools: dict[str, "EncoderReplicas"] = {}
-        self._starting: dict[str, asyncio.Lock] = {}
+        self._starting: dict[str, asyncio.Future] = {}
         self._manifests: dict[str, dict[str, Any]] = {}  # name@version -> manifest (versions never change)
 
     def manifest(self, ref: str, field: str) -> dict[str, Any]:
@@ -79,14 +79,23 @@ class EncoderHub:
         await self._pool(ref)
 
     async def _pool(self, ref: str) -> "EncoderReplicas":
-        """The replicas of `ref`, created on first use in a worker thread: creating them may start
-        Ray (seconds), which must not stall the event loop and every other request with it."""
+        """The replicas of `ref`, created once, on first use, in a worker thread: creating them may
+        start Ray (seconds), which must not stall the event loop. The creation is shielded: a
+        request whose deadline passes meanwhile stops waiting, and the replicas are still kept
+        (not started again, nor left running unowned)."""
         if ref not in self._pools:
-            lock = self._starting.setdefault(ref, asyncio.Lock())
-            async with lock:
-                if ref not in self._pools:
-                    self._pools[ref] = await asyncio.to_thread(self._factory, ref, self.models_dir)
+            task = self._starting.get(ref)
+            if task is None:
+                task = asyncio.ensure_future(asyncio.to_thread(self._factory, ref, self.models_dir))
+                self._starting[ref] = task
+                task.add_done_callback(lambda t: self._started(ref, t))
+            await asyncio.shield(task)
         return self._pools[ref]
+
+    def _started(self, ref: str, task: asyncio.Future) -> None:
+        self._starting.pop(ref, None)
+        if not task.cancelled() and task.exception() is None:
+            self._pools[ref] = task.result()
 
     async def embed(self, ref: str, inputs: common_pb2.RawInputs, field: str = "inputs",
                     deadline: Deadline | None = None) -> tuple[str, np.ndarray]:

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import time
 from collections.abc import Callable
+from typing import Any, TypeVar
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from simsearch.cluster import LocalShardHandle, RayShardHandle, ShardHandle
-from simsearch.contract.errors import DeadlineExceeded, Unavailable
+from simsearch.contract.errors import DeadlineExceeded, NotFound, Unavailable, excerpt
 from simsearch.reranker import to_score
 from simsearch.router import metrics
 from simsearch.router.cache import HotQueryCache, make_cache
@@ -27,7 +29,7 @@ from simsearch.router.encoders import EncoderHub
 from simsearch.router.hashing import group_by_shard
 from simsearch.router.merge import merge
 from simsearch.router.replies import CollectionStatus, Hits, SearchReply, decode_hits, encode_hits
-from simsearch.contract.limits import ASSUMED_ID_BYTES, DEFAULT_TIMEOUT_S, MAX_QUERIES
+from simsearch.contract.limits import DEFAULT_TIMEOUT_S, MAX_ID_BYTES, MAX_QUERIES
 from simsearch.router.validate import (SearchOptions, check_get_reply, check_reply_size, check_shape, check_vectors,
                                       id_bytes)
 from simsearch.shard import CollectionSpec
@@ -35,6 +37,7 @@ from simsearch.shard.config import check_rows
 
 log = logging.getLogger(__name__)
 RETRY_UNAVAILABLE_S = 1.0  # the back-off a client is told (RetryInfo) when a shard did not answer
+T = TypeVar("T")
 CACHE_BOUND_S = 0.05  # the cache backend's own bound on a lookup (RedisBackend's socket timeout)
 ShardFactory = Callable[[str, CollectionRecord, int, Path], ShardHandle]
 
@@ -60,6 +63,17 @@ def _record_search(tenant: str, timings: dict[str, float], cached: bool, partial
     m.queries.inc(n)
 
 
+OFF_LOOP_VALUES = 1 << 20  # a check or hash over more floats than this (~1-3 ms here) runs in a worker thread
+
+
+async def off_loop_if_large(values: int, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """fn(*args) inline when it reads few values, else in a worker thread (numpy and hashlib release the
+    GIL): a 64 MiB request's checks take tens of ms, which the event loop must not spend."""
+    if values <= OFF_LOOP_VALUES:
+        return fn(*args, **kwargs)
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
 def _retrieve(task: asyncio.Future) -> None:
     if not task.cancelled():
         task.exception()
@@ -71,9 +85,9 @@ class LiveCollection:
     shards: list[ShardHandle]
     cache_scope: str  # the cache keys' prefix: tenant, collection uid, router epoch
     generation: int = 0
-    # The longest id written since this process started, in UTF-8 bytes: sizes a search's reply before it
-    # is computed. Longer ids stored before a restart are caught by gRPC's own send limit instead.
-    id_bytes: int = ASSUMED_ID_BYTES
+    # The longest id stored, in UTF-8 bytes: sizes a search's reply before it is computed. None until the
+    # first search asks the shards (after a restart they hold ids written by an earlier process).
+    id_bytes: int | None = None
 
     @property
     def spec(self) -> CollectionSpec:
@@ -108,7 +122,7 @@ class Engine:
     def _get(self, tenant: str, name: str, field: str = "collection") -> LiveCollection:
         live = self._live.get((tenant, name))
         if live is None:
-            self.catalog.get(tenant, name, field)  # raises NotFound naming the collection
+            raise NotFound(f"collection {excerpt(name)} does not exist", field=field)
         return live
 
     # ---- collections ----
@@ -124,7 +138,9 @@ class Engine:
         del self._live[(tenant, name)]
         for h in live.shards:
             h.kill()
-        await asyncio.to_thread(self.catalog.remove, tenant, name)  # removes its files: not on the event loop
+        rec = self.catalog.remove(tenant, name, delete_files=False)
+        # the files go in a worker thread: a large collection takes a while, and the loop serves everyone
+        await asyncio.to_thread(shutil.rmtree, self.catalog.collection_dir(rec), ignore_errors=True)
 
     def list_collections(self, tenant: str) -> list[str]:
         return self.catalog.names(tenant)
@@ -147,8 +163,9 @@ class Engine:
 
     async def upsert(self, tenant: str, name: str, ids: list[str], vectors: np.ndarray) -> tuple[int, int]:
         live = self._get(tenant, name)
-        check_vectors(vectors, live.spec, "vectors", rows=len(ids))
-        live.id_bytes = max(live.id_bytes, id_bytes(ids))
+        await off_loop_if_large(vectors.size, check_vectors, vectors, live.spec, "vectors", rows=len(ids))
+        if live.id_bytes is not None:
+            live.id_bytes = max(live.id_bytes, id_bytes(ids))
         ids_arr = np.asarray(ids, dtype=object)
         await self._write(live, [h.upsert(ids_arr[pos].tolist(), vectors[pos])
                                  for h, pos in zip(live.shards, group_by_shard(ids, live.spec.shards)) if len(pos)])
@@ -208,12 +225,13 @@ class Engine:
         # Shape first, values after the cache: a cached entry's bytes passed check_rows when they
         # were computed (the key holds them and the collection's uid), so a hit skips re-checking.
         check_shape(queries, live.spec, "queries", max_rows=MAX_QUERIES)
-        check_reply_size(opts.k, len(queries), live.id_bytes)
+        check_reply_size(opts.k, len(queries), await self._id_bytes(live))
         generation = live.generation  # read before fan-out: a write during the search invalidates this key
         timings: dict[str, float] = {}
         key, hot = None, False
         if not opts.no_cache:
-            key = HotQueryCache.key(live.cache_scope, generation, opts.k, opts.cache_tag(), np.ascontiguousarray(queries))
+            key = await off_loop_if_large(queries.size, HotQueryCache.key, live.cache_scope, generation, opts.k,
+                                          opts.cache_tag(), np.ascontiguousarray(queries))
             lookup = self.cache.lookup(key)
             # The backend bounds its own round trip (50 ms for Redis); only a tighter deadline needs a timer.
             value, hot = await (deadline.run("cache lookup", lookup) if deadline.remaining() < CACHE_BOUND_S
@@ -222,7 +240,7 @@ class Engine:
             if value is not None:
                 return self._finish(decode_hits(value), tenant, timings, t0, generation, cached=True)
 
-        check_rows(queries, live.spec.metric, "queries")
+        await off_loop_if_large(queries.size, check_rows, queries, live.spec.metric, "queries")
         t1 = self._clock()
         missing, results = await self._fan_out(live, queries, opts, deadline)
         t2 = self._clock()
@@ -234,12 +252,22 @@ class Engine:
             await self.cache.admit(key, encode_hits(hits))
         return self._finish(hits, tenant, timings, t0, generation, missing=missing)
 
+    @staticmethod
+    async def _id_bytes(live: LiveCollection) -> int:
+        """The collection's longest stored id (asked of the shards once per process; then kept up to date by
+        upserts). A shard that cannot say counts as holding the longest ids allowed."""
+        if live.id_bytes is None:
+            replies = await asyncio.gather(*(h.max_id_bytes() for h in live.shards), return_exceptions=True)
+            longest = max((r if isinstance(r, int) else MAX_ID_BYTES for r in replies), default=0)
+            live.id_bytes = max(longest, 1)
+        return live.id_bytes
+
     async def _fan_out(self, live: LiveCollection, queries: np.ndarray, opts: SearchOptions,
                        deadline: Deadline) -> tuple[list[int], list]:
         arg = live.shards[0].share(queries)
         tasks = [asyncio.ensure_future(h.search(arg, opts.k, leaves_to_search=opts.leaves_to_search,
                                                 oversample=opts.oversample, exact=opts.exact,
-                                                deadline=deadline.wall_at))
+                                                timeout_s=deadline.remaining()))
                  for h in live.shards]
         try:
             done, _ = await asyncio.wait(tasks, timeout=deadline.remaining())
@@ -253,19 +281,20 @@ class Engine:
             if t not in done:
                 missing.append(i)
                 errors.append(deadline.expired(f"the fan-out (shard {i} had not answered)"))
-            elif t.exception() is not None:
-                e = t.exception()
-                if not isinstance(e, (Unavailable, DeadlineExceeded)):  # bad input or a bug: not a reason to answer partially
-                    raise e
+            elif t.exception() is not None:  # retrieved for every task, so none is logged as forgotten
                 missing.append(i)
-                errors.append(e)
+                errors.append(t.exception())
             else:
                 results.append(t.result())
-        if missing and not opts.allow_partial:
+        fatal = [e for e in errors if not isinstance(e, (Unavailable, DeadlineExceeded))]
+        if fatal:  # bad input or a bug: not a reason to answer partially
+            raise fatal[0]
+        if missing and (not opts.allow_partial or not results):  # no shard answered: nothing to return
             first = errors[0]
             retry = RETRY_UNAVAILABLE_S if isinstance(first, Unavailable) else None  # sent as RetryInfo
-            raise type(first)(f"{len(missing)} of {len(tasks)} shards did not answer ({first.message}); "
-                              "set params.allow_partial to accept partial results", retry_after_s=retry)
+            hint = "; set params.allow_partial to accept partial results" if results else ""
+            raise type(first)(f"{len(missing)} of {len(tasks)} shards did not answer ({first.message}){hint}",
+                              retry_after_s=retry)
         return missing, results
 
     def _finish(self, hits: Hits, tenant: str, timings: dict[str, float], t0: float, generation: int,

@@ -101,9 +101,11 @@ class Shard:
     # ---- search -------------------------------------------------------------------------
 
     def search(self, queries: np.ndarray, k: int, *, leaves_to_search: int = 0, oversample: int = 0,
-               exact: bool = False, deadline: float | None = None) -> SearchResult:
-        """deadline: a time.time() after which the caller no longer waits; checked before each chunk
-        of queries, so a search that has lost its caller stops instead of holding a core."""
+               exact: bool = False, timeout_s: float | None = None) -> SearchResult:
+        """timeout_s: how long the caller still waits, from when this call starts (a duration, not a
+        time, so clocks of other nodes do not matter); checked before each chunk of queries, so a
+        search that has lost its caller stops instead of holding a core."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         queries = self._as_rows(queries, "queries")
         with self._lock:
             view, index = self._rows.view(), self._index
@@ -116,7 +118,7 @@ class Shard:
         step = _chunk(per_query)
         parts = []
         for i in range(0, len(queries), step):
-            if deadline is not None and time.time() >= deadline:
+            if deadline is not None and time.monotonic() >= deadline:
                 raise DeadlineExceeded(f"shard search passed its deadline after {i} of {len(queries)} queries")
             parts.append(self._search_chunk(view, index, queries[i : i + step], k, leaves_to_search, oversample))
         rows = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
@@ -125,12 +127,25 @@ class Shard:
         ids = np.where(valid, view.ids[np.where(valid, rows, 0)], "")
         return SearchResult(ids=ids, distances=dist)
 
-    def scanned_rows(self, exact: bool = False) -> int:
-        """Rows a search scans exactly per query: every row without an index (or when exact), else the
-        fresh rows since the last build. What a caller reads to tell bounded work from a long scan."""
-        index = self._index
-        n = self._rows.n
-        return n if exact or index is None else n - index.size
+    def max_id_bytes(self) -> int:
+        """The longest live id, in UTF-8 bytes (one pass over the ids: asked once per router start)."""
+        with self._lock:
+            ids = list(self._rows.row_of)
+        return max((len(x.encode("utf-8", "surrogatepass")) for x in ids), default=0)
+
+    def search_work(self, n: int, k: int, *, exact: bool = False, leaves_to_search: int = 0,
+                    oversample: int = 0) -> int:
+        """About how many floats a search of n queries touches: the exact scans (every row without an
+        index or when exact, else the fresh rows), the exact re-rank of k x oversample candidates,
+        and ScaNN's scan of the leaves it searches (~1/8 float per dimension with AH codes). What a
+        caller reads to tell small, bounded work from a long scan."""
+        index, rows = self._index, self._rows.n
+        if exact or index is None:
+            return n * rows * self.dim
+        candidates = min(k * (oversample or self.params.oversample), index.size)
+        leaves = self.params.search_leaves_for(index.num_leaves) if not leaves_to_search else leaves_to_search
+        coarse = index.size * min(leaves, index.num_leaves) // max(index.num_leaves, 1) // 8
+        return n * self.dim * (rows - index.size + candidates + coarse)
 
     def _search_chunk(self, view: View, index: CoarseIndex | None, q: np.ndarray, k: int,
                       leaves: int, oversample: int) -> tuple[np.ndarray, np.ndarray]:
