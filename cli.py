@@ -50,7 +50,8 @@ def _cmd_serve(args) -> int:
     config = ServeConfig(host=args.host, port=args.port, data_dir=Path(args.data_dir), redis_url=args.redis_url,
                          ray_address=args.ray_address, bootstrap_key=args.bootstrap_key,
                          cache_min_hits=args.cache_min_hits, cache_ttl_s=args.cache_ttl, metrics_port=args.metrics_port,
-                         placement=args.placement)
+                         placement=args.placement, durability=args.durability,
+                         durability_interval_ms=args.durability_interval_ms)
     try:
         asyncio.run(serve(config))
     except StartupError as e:
@@ -171,6 +172,17 @@ def _port(text: str) -> int:
     return port
 
 
+def _interval_ms(text: str) -> int:
+    low, high = 1, 10_000  # router/app.py DURABILITY_INTERVAL_MS (not imported: the client install lacks it)
+    try:
+        ms = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer in [{low}, {high}], got {text!r}") from None
+    if not low <= ms <= high:
+        raise argparse.ArgumentTypeError(f"must be in [{low}, {high}], got {ms}")
+    return ms
+
+
 def _global_options(suppress: bool) -> argparse.ArgumentParser:
     """-v/--log-level/--log-format, before the command (or, except for bench, after it too)."""
     g = argparse.ArgumentParser(add_help=False)
@@ -206,6 +218,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--placement", choices=("auto", "local", "ray"), default="auto",
                    help="where shards live: in this process (local) or in Ray actors (ray); "
                         "auto = local without --ray-address, ray with it")
+    s.add_argument("--durability", choices=("fsync", "interval", "none"), default="fsync",
+                   help="when an acknowledged write is on disk: fsync before the reply (default; survives "
+                        "kill -9 and power loss), interval (fsync every --durability-interval-ms: a power "
+                        "loss loses up to that much), none (tests and benchmarks only)")
+    s.add_argument("--durability-interval-ms", type=_interval_ms, default=100, metavar="MS",
+                   help="with --durability interval: the most a power loss can lose, 1-10000 (default 100)")
     s.set_defaults(func=_cmd_serve)
 
     d = sub.add_parser("demo", help="Fashion-MNIST end to end on embedded defaults; prints recall and latency",

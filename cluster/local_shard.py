@@ -53,8 +53,10 @@ class LocalShardHandle(ForwardingShardHandle):
         self.label = label
 
     @classmethod
-    def create(cls, label: str, dim: int, metric: str, params: IndexParams, data_dir: Path | None) -> "LocalShardHandle":
-        return cls(Shard(dim, metric, params, data_dir=data_dir), label)
+    def create(cls, label: str, dim: int, metric: str, params: IndexParams, data_dir: Path | None,
+               **options: Any) -> "LocalShardHandle":
+        """options: Shard's keyword options (durability, durability_interval_ms)."""
+        return cls(Shard(dim, metric, params, data_dir=data_dir, **options), label)
 
     def _live(self) -> Shard:
         if self._shard is None:

@@ -38,12 +38,13 @@ class RayShardHandle(ForwardingShardHandle):
 
     @classmethod
     def create(cls, label: str, dim: int, metric: str, params: IndexParams, data_dir: Path | None, *,
-               detached: bool = False) -> "RayShardHandle":
+               detached: bool = False, **shard_options: Any) -> "RayShardHandle":
+        """shard_options: Shard's keyword options (durability, durability_interval_ms)."""
         options: dict[str, Any] = dict(name=label, max_concurrency=ACTOR_CONCURRENCY, num_cpus=0,
                                        get_if_exists=True, max_restarts=0)
         if detached:
             options["lifetime"] = "detached"
-        actor = ray.remote(Shard).options(**options).remote(dim, metric, params, data_dir=data_dir)
+        actor = ray.remote(Shard).options(**options).remote(dim, metric, params, data_dir=data_dir, **shard_options)
         return cls(actor, label)
 
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:

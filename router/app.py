@@ -22,11 +22,15 @@ from simsearch.contract.errors import SimsearchError
 from simsearch.cluster import PLACEMENTS, start_ray
 from simsearch.router.cache import make_cache
 from simsearch.router.catalog import Catalog
+from simsearch.router.dirlock import DirLock, DirLocked
+from simsearch.shard.wal import LogCorrupted
 from simsearch.router.engine import FACTORIES, Engine
 from simsearch.router.server import Server, create_server
 
 log = logging.getLogger(__name__)
 REDIS_PING_TIMEOUT_S = 3.0
+DURABILITY = ("fsync", "interval", "none")
+DURABILITY_INTERVAL_MS = (1, 10_000)
 
 
 class StartupError(Exception):
@@ -49,6 +53,11 @@ class ServeConfig:
     # Where shards live: "local" hosts them in the router process (no per-query actor hop),
     # "ray" in Ray actors. "auto" is local on one machine and ray when joining a cluster.
     placement: str = "auto"
+    # When an acknowledged write is on disk: "fsync" before the reply (survives kill -9 and power
+    # loss), "interval" fsynced every durability_interval_ms (a power loss loses up to that much),
+    # "none" left to the OS (tests and benchmarks). A process crash loses nothing in any mode.
+    durability: str = "fsync"
+    durability_interval_ms: int = 100
 
     @property
     def shard_placement(self) -> str:
@@ -63,6 +72,19 @@ class ServeConfig:
             raise ValueError(f"port must be in [0, 65535], got {self.port}")
         if self.cache_min_hits < 1:
             raise ValueError(f"cache_min_hits must be >= 1, got {self.cache_min_hits}")
+        if self.durability not in DURABILITY:
+            raise ValueError(f"durability must be one of {', '.join(DURABILITY)}; got {self.durability!r}")
+        low, high = DURABILITY_INTERVAL_MS
+        if not low <= self.durability_interval_ms <= high:
+            raise ValueError(f"durability_interval_ms must be in [{low}, {high}], got {self.durability_interval_ms}")
+
+    @property
+    def durability_banner(self) -> str:
+        if self.durability == "interval":
+            return f"interval ({self.durability_interval_ms} ms loss window)"
+        if self.durability == "none":
+            return "NONE (acknowledged writes can be lost: tests and benchmarks only)"
+        return self.durability
 
 
 def _check_data_dir(path: Path) -> None:
@@ -78,6 +100,18 @@ def _check_data_dir(path: Path) -> None:
             pass
     except OSError as e:
         raise StartupError(f"data dir {path} is not writable: {e.strerror or e}; {fix}") from e
+
+
+def _lock_data_dir(path: Path) -> DirLock:
+    """The data dir's one owner (router/dirlock.py): a second server on it fails here."""
+    try:
+        return DirLock.acquire(path)
+    except DirLocked as e:
+        raise StartupError(f"data dir {path} is in use by another simsearch server ({e.owner}); stop that "
+                           f"server or pass another --data-dir") from e
+    except OSError as e:
+        raise StartupError(f"cannot lock data dir {path} ({e.strerror or e}); pass --data-dir a writable "
+                           f"directory") from e
 
 
 def _check_port(host: str, port: int, flag: str) -> None:
@@ -154,9 +188,21 @@ async def _abandon(server: Server) -> None:
 async def build(config: ServeConfig) -> tuple[Server, str | None]:
     """Start everything but the serving loop. Returns the server and a generated key (first start only).
 
-    Faults a user can fix (data dir, ports, Redis, Ray address) raise StartupError, cheapest first,
-    before anything is started where possible."""
+    Faults a user can fix (data dir, its owner, ports, Redis, Ray address) raise StartupError, cheapest
+    first, before anything is started where possible. The server holds the data dir's lock until it
+    stops; a start that fails releases it."""
     _check_data_dir(config.data_dir)
+    lock = _lock_data_dir(config.data_dir)
+    try:
+        server, generated = await _build_locked(config)
+    except BaseException:
+        lock.release()
+        raise
+    server.on_stop.append(lock.release)
+    return server, generated
+
+
+async def _build_locked(config: ServeConfig) -> tuple[Server, str | None]:
     _check_port(config.host, config.port, "--port")
     if config.metrics_port:
         _check_port(config.host, config.metrics_port, "--metrics-port")
@@ -173,7 +219,11 @@ async def build(config: ServeConfig) -> tuple[Server, str | None]:
     generated = catalog.ensure_default_tenant(key)
     cache = make_cache(config.redis_url, min_hits=config.cache_min_hits, window_s=config.cache_window_s,
                        ttl_s=config.cache_ttl_s)
-    engine = Engine(catalog, cache=cache, shard_factory=FACTORIES[config.shard_placement])
+    try:
+        engine = Engine(catalog, cache=cache, shard_factory=FACTORIES[config.shard_placement],
+                        durability=config.durability, durability_interval_ms=config.durability_interval_ms)
+    except LogCorrupted as e:  # the message names the file, the offset and what to do
+        raise StartupError(str(e)) from e
     try:
         server = create_server(engine, f"{config.host}:{config.port}")
     except (OSError, RuntimeError) as e:  # gRPC raises RuntimeError("Failed to bind to address ...")
@@ -195,15 +245,16 @@ async def build(config: ServeConfig) -> tuple[Server, str | None]:
 
 async def serve(config: ServeConfig) -> None:
     server, generated = await build(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before the banner: a signal sent on seeing it stops cleanly
+        loop.add_signal_handler(sig, stop.set)
     if generated:
         print(f"created the default tenant; its API key (shown once): {generated}", flush=True)
     print(f"simsearch listening on {config.host}:{server.port} (data: {config.data_dir}, "
           f"cache: {'redis ' + config.redis_url if config.redis_url else 'in-process'}, "
-          f"ray: {config.ray_address or 'local'}, shards: {config.shard_placement})", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+          f"ray: {config.ray_address or 'local'}, shards: {config.shard_placement}, "
+          f"durability: {config.durability_banner})", flush=True)
     await stop.wait()
     print("shutting down: draining calls and snapshotting shards", flush=True)
     await server.stop(grace=5.0)

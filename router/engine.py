@@ -39,15 +39,15 @@ log = logging.getLogger(__name__)
 RETRY_UNAVAILABLE_S = 1.0  # the back-off a client is told (RetryInfo) when a shard did not answer
 T = TypeVar("T")
 CACHE_BOUND_S = 0.05  # the cache backend's own bound on a lookup (RedisBackend's socket timeout)
-ShardFactory = Callable[[str, CollectionRecord, int, Path], ShardHandle]
+ShardFactory = Callable[..., ShardHandle]  # (label, record, shard number, path, **Shard options)
 
 
-def ray_factory(label: str, rec: CollectionRecord, shard: int, path: Path) -> RayShardHandle:
-    return RayShardHandle.create(label, rec.spec.dim, rec.spec.metric, rec.spec.index, path)
+def ray_factory(label: str, rec: CollectionRecord, shard: int, path: Path, **options: Any) -> RayShardHandle:
+    return RayShardHandle.create(label, rec.spec.dim, rec.spec.metric, rec.spec.index, path, **options)
 
 
-def local_factory(label: str, rec: CollectionRecord, shard: int, path: Path) -> LocalShardHandle:
-    return LocalShardHandle.create(label, rec.spec.dim, rec.spec.metric, rec.spec.index, path)
+def local_factory(label: str, rec: CollectionRecord, shard: int, path: Path, **options: Any) -> LocalShardHandle:
+    return LocalShardHandle.create(label, rec.spec.dim, rec.spec.metric, rec.spec.index, path, **options)
 
 
 FACTORIES: dict[str, ShardFactory] = {"ray": ray_factory, "local": local_factory}
@@ -97,11 +97,14 @@ class LiveCollection:
 class Engine:
     def __init__(self, catalog: Catalog, *, cache: HotQueryCache | None = None,
                  shard_factory: ShardFactory = local_factory, default_timeout_s: float = DEFAULT_TIMEOUT_S,
-                 clock: Callable[[], float] = time.perf_counter, encoders: EncoderHub | None = None):
+                 clock: Callable[[], float] = time.perf_counter, encoders: EncoderHub | None = None,
+                 durability: str = "fsync", durability_interval_ms: int = 100):
+        """durability: when a shard acknowledges a write ("fsync", "interval", "none": shard/wal.py)."""
         self.catalog = catalog
         self.encoders = encoders or EncoderHub(catalog.root / "models")
         self.cache = cache or make_cache(None)
         self._factory = shard_factory
+        self._shard_options = dict(durability=durability, durability_interval_ms=durability_interval_ms)
         self.default_timeout_s = default_timeout_s  # the edge's deadline for a call that sets none
         self._clock = clock
         self._live: dict[tuple[str, str], LiveCollection] = {}
@@ -113,7 +116,7 @@ class Engine:
 
     def _start(self, rec: CollectionRecord) -> LiveCollection:
         handles = [self._factory(f"{rec.tenant}/{rec.spec.name}-{rec.uid}/shard-{i}", rec, i,
-                                 self.catalog.shard_dir(rec, i)) for i in range(rec.spec.shards)]
+                                 self.catalog.shard_dir(rec, i), **self._shard_options) for i in range(rec.spec.shards)]
         return LiveCollection(rec, handles, f"{rec.tenant}:{rec.uid}.{self._epoch}")
 
     def spec(self, tenant: str, name: str) -> CollectionSpec:

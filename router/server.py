@@ -1,13 +1,15 @@
 """Build the gRPC server apart from running it, so tests bind port 0.
 
 `create_server` wires the servicers, health checking and reflection; `Server.stop` marks
-health NOT_SERVING, drains in-flight calls for `grace` seconds, then snapshots shards.
+health NOT_SERVING, drains in-flight calls for `grace` seconds, snapshots shards, then runs
+its `on_stop` callbacks (app.py releases the data-dir lock there).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
@@ -36,6 +38,8 @@ class Server:
     port: int
     engine: Engine
     health: health.aio.HealthServicer
+    # Run after the engine is closed, in order, whether or not closing it succeeded.
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
 
     async def start(self) -> None:
         await self.server.start()
@@ -45,7 +49,18 @@ class Server:
     async def stop(self, grace: float = 5.0, save: bool = True) -> None:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
-        await self.engine.close(save=save)
+        try:
+            await self.engine.close(save=save)
+        finally:
+            self._run_on_stop()
+
+    def _run_on_stop(self) -> None:
+        callbacks, self.on_stop = self.on_stop, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("stop callback %r failed", callback)
 
     async def wait(self) -> None:
         await self.server.wait_for_termination()

@@ -10,6 +10,7 @@ running in the meantime. Plain Python: no Ray, no gRPC.
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import time
@@ -18,12 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from simsearch.contract.errors import DeadlineExceeded, FailedPrecondition, invalid
+from simsearch.contract.errors import (DeadlineExceeded, FailedPrecondition, ResourceExhausted, SimsearchError,
+                                       Unavailable, invalid)
 from simsearch.reranker import ExactScorer, Scorer, normalize, top_k
-from simsearch.shard import snapshot
+from simsearch.shard import snapshot, wal
 from simsearch.shard.config import IndexParams
 from simsearch.shard.scann_index import CoarseIndex
 from simsearch.shard.storage import Rows, View
+from simsearch.shard.wal import WriteAheadLog
 
 log = logging.getLogger(__name__)
 MAX_CHUNK = 256
@@ -38,6 +41,13 @@ def _chunk(per_query_bytes: int) -> int:
     return max(1, min(MAX_CHUNK, CHUNK_BYTES // max(1, per_query_bytes)))
 
 
+def _storage_error(e: OSError, what: str) -> SimsearchError:
+    """A disk failure as the platform's error: the write was not acknowledged, and says why."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ResourceExhausted(f"could not {what}: the disk is full ({e.strerror}); the write was not applied")
+    return Unavailable(f"could not {what} ({e.strerror or e}); the write was not acknowledged")
+
+
 @dataclass(frozen=True)
 class SearchResult:
     ids: np.ndarray  # (n, k) object; "" where fewer than k exist
@@ -46,7 +56,10 @@ class SearchResult:
 
 class Shard:
     def __init__(self, dim: int, metric: str, params: IndexParams, *, data_dir: Path | None = None,
-                 scorer: Scorer | None = None, background: bool = True):
+                 scorer: Scorer | None = None, background: bool = True, durability: str = "fsync",
+                 durability_interval_ms: int = 100):
+        """data_dir: where the shard's checkpoints and write-ahead log live (None: memory only).
+        durability: when a write is acknowledged (shard/wal.py): "fsync", "interval" or "none"."""
         self.dim = dim
         self.metric = metric
         self.params = params
@@ -60,7 +73,9 @@ class Shard:
         self._builds = 0
         self._closed = False
         self._build_error: str | None = None
+        self._wal: WriteAheadLog | None = None
         if data_dir is not None:
+            self._wal = WriteAheadLog(data_dir / "wal", durability, durability_interval_ms)
             self._restore(data_dir)
 
     # ---- writes -------------------------------------------------------------------------
@@ -81,16 +96,36 @@ class Shard:
             raise invalid("ids", f"must have one id per vector row ({len(vectors)}), got {len(ids)}")
         with self._lock:
             self._check_open()  # under the lock: nothing is appended after close() has begun
+            seq = self._log(wal.UPSERT, ids, vectors)  # logged first: a write the log refused is not applied
             self._rows.append(ids, vectors)
+        self._durable(seq)  # outside the lock, so concurrent writers share one fsync
         self._maybe_rebuild()
         return len(ids)
 
     def delete(self, ids: list[str]) -> int:
         with self._lock:
             self._check_open()
+            seq = self._log(wal.DELETE, ids)
             removed = self._rows.kill(ids)
+        self._durable(seq)
         self._maybe_rebuild()
         return removed
+
+    def _log(self, kind: int, ids: list[str], vectors: np.ndarray | None = None) -> int:
+        if self._wal is None:
+            return 0
+        try:
+            return self._wal.append(kind, ids, vectors)
+        except OSError as e:
+            raise _storage_error(e, "append to the write-ahead log") from None
+
+    def _durable(self, seq: int) -> None:
+        """Return once record `seq` is durable (under the log's policy): only then is the write acknowledged."""
+        if self._wal is not None and seq:
+            try:
+                self._wal.sync(seq)
+            except OSError as e:
+                raise _storage_error(e, "fsync the write-ahead log") from None
 
     def get(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(found mask over ids, the found rows' vectors)."""
@@ -312,26 +347,40 @@ class Shard:
             return
         if self._builder is not None:
             self._builder.join()
-        with self._lock:
+        with self._lock:  # writes hold this lock while they log and apply: the copy and the seq agree
             n = self._rows.n
             vectors, ids, alive = self._rows.vectors[:n].copy(), self._rows.ids[:n].copy(), self._rows.alive[:n].copy()
             index = self._index
+            last_seq = self._wal.rotate() if self._wal is not None else 0
         snapshot.save(self.data_dir, vectors, ids, alive, index.size if index else 0,
-                      index.num_leaves if index else 0, index.save if index else None)
+                      index.num_leaves if index else 0, index.save if index else None, last_seq=last_seq)
+        if self._wal is not None:
+            self._wal.truncate_through(last_seq)  # the checkpoint holds every record up to last_seq
 
     def _restore(self, root: Path) -> None:
+        """The latest checkpoint, then every logged write after its sequence number, in order."""
+        t0 = time.perf_counter()
         snap = snapshot.load(root)
-        if snap is None:
-            return
-        self._rows = Rows.from_arrays(snap.vectors, snap.ids, snap.alive)
-        if snap.index_dir is not None:
-            try:
-                self._index = CoarseIndex.load(snap.index_dir, snap.indexed, snap.num_leaves, self.params)
-            except Exception:  # a damaged index is rebuilt from the vectors, which are the source of truth
-                log.exception("could not load the saved index; rebuilding")
-                self._index = None
-        if self._index is None:
-            self._maybe_rebuild()
+        if snap is not None:
+            self._rows = Rows.from_arrays(snap.vectors, snap.ids, snap.alive)
+            if snap.index_dir is not None:
+                try:
+                    self._index = CoarseIndex.load(snap.index_dir, snap.indexed, snap.num_leaves, self.params)
+                except Exception:  # a damaged index is rebuilt from the vectors, which are the source of truth
+                    log.exception("could not load the saved index; rebuilding")
+                    self._index = None
+        replayed = 0
+        assert self._wal is not None
+        for rec in self._wal.recover(snap.last_seq if snap is not None else 0):
+            if rec.kind == wal.UPSERT:
+                self._rows.append(rec.ids, rec.vectors)
+            else:
+                self._rows.kill(rec.ids)
+            replayed += 1
+        if replayed or snap is not None:
+            log.info("shard %s restored: checkpoint of %d rows + %d logged writes in %.2fs", root,
+                     len(snap.ids) if snap is not None else 0, replayed, time.perf_counter() - t0)
+        self._maybe_rebuild()
 
     def close(self, save: bool = True) -> None:
         with self._lock:
@@ -340,3 +389,5 @@ class Shard:
             self._builder.join()
         if save:
             self.save()
+        if self._wal is not None:
+            self._wal.close()

@@ -1,8 +1,8 @@
 """On-disk snapshots of a shard, published atomically through a manifest.
 
-Layout under the shard's directory (a WAL will live beside the snapshots in `wal/`):
+Layout under the shard's directory (the write-ahead log lives beside the snapshots in `wal/`):
 
-    manifest.json          {"snapshot": "snap-000007", ...}   (written to a temp file, fsynced, renamed)
+    manifest.json          {"snapshot": "snap-000007", "last_seq": 4711, ...}   (temp file, fsynced, renamed)
     snap-000007/vectors.npy, ids.npy, alive.npy, scann/ (optional serialized index)
 
 A snapshot directory is complete before the manifest names it, so a crash mid-save leaves
@@ -30,6 +30,7 @@ class Snapshot:
     indexed: int  # rows [0, indexed) are covered by the index in index_dir
     num_leaves: int
     index_dir: Path | None
+    last_seq: int  # the write-ahead log's last record this snapshot holds; replay starts after it
 
 
 def _fsync_dir(path: Path) -> None:
@@ -58,7 +59,7 @@ def read_manifest(root: Path) -> dict | None:
 
 
 def save(root: Path, vectors: np.ndarray, ids: np.ndarray, alive: np.ndarray,
-         indexed: int, num_leaves: int, save_index) -> Path:
+         indexed: int, num_leaves: int, save_index, *, last_seq: int = 0) -> Path:
     """Write a new snapshot dir, then point the manifest at it, then remove older ones.
 
     `save_index(dir)` writes the serialized ScaNN index, or is None when there is none.
@@ -84,6 +85,7 @@ def save(root: Path, vectors: np.ndarray, ids: np.ndarray, alive: np.ndarray,
     write_json_atomic(root / MANIFEST, {
         "version": 1, "seq": seq, "snapshot": name, "points": int(len(ids)),
         "indexed": indexed if has_index else 0, "num_leaves": num_leaves if has_index else 0,
+        "last_seq": last_seq,
     })
     for old in root.glob("snap-*"):
         if old.name != name:
@@ -105,4 +107,5 @@ def load(root: Path) -> Snapshot | None:
         indexed=manifest["indexed"],
         num_leaves=manifest["num_leaves"],
         index_dir=index_dir,
+        last_seq=int(manifest.get("last_seq", 0)),
     )

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from conftest import API_KEY, free_port
+from simsearch.router import EmbeddedServer, ServeConfig
+from simsearch.router.app import StartupError
 
 pytestmark = pytest.mark.integration  # `simsearch serve` as a subprocess
 
@@ -43,6 +45,28 @@ def serve_fails(*args: str, data_dir: Path | None, match: str) -> float:
     assert lines and re.search(match, lines[-1]), proc.stderr
     assert "listening on" not in proc.stdout, proc.stdout
     return took
+
+
+@contextmanager
+def serving(data_dir: Path, *args: str, port: int | None = None) -> Iterator[tuple[subprocess.Popen, str]]:
+    """A real `simsearch serve` on data_dir, up to its "listening on" banner (yielded with the process);
+    stopped with SIGTERM on the way out unless the test already ended it."""
+    port = free_port() if port is None else port
+    proc = subprocess.Popen([sys.executable, "-m", "simsearch", "serve", "--port", str(port), "--data-dir",
+                             str(data_dir), "--bootstrap-key", "k" * 16, *args], env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "listening on" in line:
+                break
+        assert lines and "listening on" in lines[-1], "".join(lines)
+        yield proc, lines[-1]
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=120)
 
 
 @contextmanager
@@ -85,21 +109,78 @@ def test_port_shared_with_another_simsearch_server(tmp_path):
     """gRPC servers set SO_REUSEPORT, so a second one could bind the same port and split the traffic;
     serve must refuse instead."""
     port = free_port()
-    first = subprocess.Popen([sys.executable, "-m", "simsearch", "serve", "--port", str(port), "--data-dir",
-                              str(tmp_path / "a"), "--bootstrap-key", "k" * 16], env=_env(),
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        lines = []
-        for line in first.stdout:
-            lines.append(line)
-            if "listening on" in line:
-                break
-        assert any("listening on" in line for line in lines), "".join(lines)
+    with serving(tmp_path / "a", port=port) as (first, _):
         serve_fails("--port", str(port), data_dir=tmp_path / "b", match=rf"port {port} .* in use")
-    finally:
-        first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=120)
     assert first.returncode == 0
+
+
+def test_a_data_dir_has_one_owner_until_it_dies(tmp_path):
+    """Two servers on one data dir would overwrite each other's snapshots: the second is refused,
+    naming the first; the lock dies with its owner, so a kill -9 leaves none behind."""
+    data = tmp_path / "data"
+    with serving(data) as (first, banner):
+        assert "durability: fsync" in banner  # the default
+        owner = (data / "LOCK").read_text()
+        assert re.match(rf"pid {first.pid} on host \S+, since \d{{4}}-", owner), owner
+        assert (data / "LOCK").stat().st_mode & 0o777 == 0o600
+        took = serve_fails(data_dir=data, match=rf"^simsearch serve: data dir {re.escape(str(data))} is in use by "
+                                                rf"another simsearch server \(pid {first.pid} on host .*\); stop "
+                                                rf"that server or pass another --data-dir$")
+        assert took < QUICK_S
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=60)
+    with serving(data) as (second, _):
+        assert f"pid {second.pid} on" in (data / "LOCK").read_text()
+    assert second.returncode == 0
+    assert (data / "LOCK").read_text() == ""  # a clean stop leaves no owner behind
+
+
+def test_an_embedded_server_owns_its_data_dir_until_stopped(tmp_path):
+    """flock belongs to the open file, not the process: a second server in the same process is
+    refused too, and a stopped one frees the directory for the next."""
+    config = ServeConfig(port=0, data_dir=tmp_path, bootstrap_key=API_KEY)
+    first = EmbeddedServer(config).start()
+    try:
+        with pytest.raises(StartupError, match=rf"data dir {re.escape(str(tmp_path))} is in use .*pid {os.getpid()}"):
+            EmbeddedServer(config).start()
+    finally:
+        first.stop()
+    EmbeddedServer(config).start().stop()
+
+
+def test_a_failed_start_releases_the_data_dir(tmp_path):
+    config = ServeConfig(port=0, data_dir=tmp_path, bootstrap_key=API_KEY)
+    with listener() as port:
+        with pytest.raises(StartupError, match="in use"):
+            EmbeddedServer(ServeConfig(port=port, data_dir=tmp_path, bootstrap_key=API_KEY)).start()
+    EmbeddedServer(config).start().stop()
+
+
+def test_unknown_durability_is_a_usage_error(tmp_path):
+    serve_fails("--durability", "sometimes", data_dir=tmp_path, match=r"--durability: invalid choice: 'sometimes'")
+
+
+@pytest.mark.parametrize("ms", ["0", "10001", "soon"])
+def test_durability_interval_out_of_range(tmp_path, ms):
+    serve_fails("--durability-interval-ms", ms, data_dir=tmp_path, match=r"--durability-interval-ms: must be .*\[1, 10000\]")
+
+
+def test_durability_config_is_checked_and_shown():
+    with pytest.raises(ValueError, match=r"durability must be one of fsync, interval, none; got 'always'"):
+        ServeConfig(durability="always")
+    with pytest.raises(ValueError, match=r"durability_interval_ms must be in \[1, 10000\], got 0"):
+        ServeConfig(durability="interval", durability_interval_ms=0)
+    assert ServeConfig().durability_banner == "fsync"
+    assert ServeConfig(durability="interval", durability_interval_ms=250).durability_banner == \
+        "interval (250 ms loss window)"
+    assert ServeConfig(durability="none").durability_banner.startswith("NONE (acknowledged writes can be lost")
+
+
+@pytest.mark.parametrize("args, shown", [(("--durability", "interval"), "durability: interval (100 ms loss window)"),
+                                         (("--durability", "none"), "durability: NONE (acknowledged writes can be lost")])
+def test_the_banner_names_the_durability(tmp_path, args, shown):
+    with serving(tmp_path, *args) as (_, banner):
+        assert shown in banner
 
 
 def test_metrics_port_in_use(tmp_path):

@@ -1,0 +1,274 @@
+"""A shard's write-ahead log: every upsert or delete batch is one checksummed, sequence-numbered
+record, written (and, by default, fsynced) before the write is acknowledged.
+
+Why: a write acknowledged only from memory is lost by any crash. Recovery loads the latest
+checkpoint and replays the records after its sequence number, so the log is the source of
+truth between checkpoints; replicas (the cluster issue) can catch up from the same records.
+
+Record (little-endian):
+
+    u32 payload length | u32 CRC-32 of (length, seq, payload) | u64 seq | payload
+    payload = u8 kind (1 upsert, 2 delete) | u32 n | u32 dim | u32 id-bytes
+              | ids as UTF-8 joined by NUL (ids never hold NUL) | n x dim float32 (upserts)
+
+Sequence numbers rise by one per record, across segments. Segments are files
+`wal/<first seq, 20 digits>.log`, rotated at a size and at every checkpoint, and deleted once a
+checkpoint covers them. Each append is one `write` of the whole record, so a killed process
+never leaves half a record (the page cache keeps what was written); power loss can, and
+recovery cuts such a torn tail off. A bad record followed by a valid later one is corruption,
+not a torn tail: recovery stops with the file and offset rather than drop acknowledged writes.
+
+Durability: "fsync" fsyncs before a write is acknowledged, one fsync for every writer that
+waits at that moment (group commit); "interval" fsyncs in the background every N ms (a power
+loss loses at most N ms; a process crash loses nothing); "none" never fsyncs (tests and
+benchmarks).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import threading
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+DURABILITY = ("fsync", "interval", "none")
+UPSERT, DELETE = 1, 2
+SEGMENT_BYTES = 64 << 20  # a new segment after this many bytes
+_HEAD = struct.Struct("<IIQ")  # length, crc, seq
+_BODY = struct.Struct("<BIII")  # kind, n, dim, id bytes
+_LEN = struct.Struct("<I")
+_SEQ = struct.Struct("<Q")
+
+
+class LogCorrupted(Exception):
+    """A record that fails its checks with valid records after it: acknowledged writes would be lost."""
+
+
+@dataclass(frozen=True)
+class Record:
+    seq: int
+    kind: int  # UPSERT or DELETE
+    ids: list[str]
+    vectors: np.ndarray | None  # (n, dim) float32 for upserts
+
+
+def encode(seq: int, kind: int, ids: list[str], vectors: np.ndarray | None) -> bytes:
+    blob = "\0".join(ids).encode("utf-8", "surrogatepass")
+    dim = 0 if vectors is None else vectors.shape[1]
+    parts = [_BODY.pack(kind, len(ids), dim, len(blob)), blob]
+    if vectors is not None:
+        parts.append(np.ascontiguousarray(vectors, "<f4").tobytes())
+    payload = b"".join(parts)
+    crc = zlib.crc32(_SEQ.pack(seq) + payload, zlib.crc32(_LEN.pack(len(payload))))
+    return _HEAD.pack(len(payload), crc, seq) + payload
+
+
+def decode_payload(seq: int, payload: bytes) -> Record:
+    kind, n, dim, nblob = _BODY.unpack_from(payload)
+    start = _BODY.size
+    text = payload[start:start + nblob].decode("utf-8", "surrogatepass")
+    ids = text.split("\0") if n else []
+    vectors = None
+    if kind == UPSERT:
+        vectors = np.frombuffer(payload, "<f4", n * dim, start + nblob).reshape(n, dim)
+    return Record(seq, kind, ids, vectors)
+
+
+def _parse(data: bytes, offset: int) -> tuple[int, int, bytes] | None:
+    """(seq, end offset, payload) of a valid record at offset, else None."""
+    if offset + _HEAD.size > len(data):
+        return None
+    length, crc, seq = _HEAD.unpack_from(data, offset)
+    end = offset + _HEAD.size + length
+    if end > len(data):
+        return None
+    payload = data[offset + _HEAD.size:end]
+    if zlib.crc32(_SEQ.pack(seq) + payload, zlib.crc32(_LEN.pack(length))) != crc:
+        return None
+    return seq, end, payload
+
+
+def _valid_record_after(data: bytes, offset: int, expected: tuple[int, ...]) -> int | None:
+    """The offset of a valid record with one of the `expected` seqs anywhere after `offset`, or None.
+    The seq field sits 8 bytes into a record, so candidates are found with bytes.find."""
+    for seq in expected:
+        needle = _SEQ.pack(seq)
+        at = data.find(needle, offset)
+        while at != -1:
+            start = at - 8
+            if start >= offset and _parse(data, start) is not None:
+                return start
+            at = data.find(needle, at + 1)
+    return None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class WriteAheadLog:
+    def __init__(self, directory: Path, durability: str = "fsync", interval_ms: int = 100,
+                 segment_bytes: int = SEGMENT_BYTES):
+        if durability not in DURABILITY:
+            raise ValueError(f"durability must be one of {', '.join(DURABILITY)}, got {durability!r}")
+        self.directory = directory
+        self.durability = durability
+        self.segment_bytes = segment_bytes
+        self.last_seq = 0
+        self._synced = 0
+        self._fd: int | None = None
+        self._size = 0
+        self._lock = threading.Lock()  # appends and rotation
+        self._sync_lock = threading.Lock()  # one fsync at a time; the writers waiting share it
+        self._stop = threading.Event()
+        self._interval_s = interval_ms / 1000
+        self._flusher: threading.Thread | None = None
+
+    # ---- recovery ----
+
+    def segments(self) -> list[Path]:
+        return sorted(self.directory.glob("*.log"))
+
+    def recover(self, after_seq: int) -> Iterator[Record]:
+        """Yield every record with seq > after_seq, oldest first; cut a torn tail off the last
+        segment (logged with its size); raise LogCorrupted, naming the file and offset, for a bad
+        record that valid records follow. Then open the log for appends."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.last_seq = after_seq
+        prev = 0  # the previous record's seq in the log: seqs rise by one per record
+        segments = self.segments()
+        for i, path in enumerate(segments):
+            data = path.read_bytes()
+            offset = 0
+            while offset < len(data):
+                parsed = _parse(data, offset)
+                if parsed is not None and prev and parsed[0] != prev + 1:
+                    parsed = None  # a gap or a step back in the sequence is damage too
+                if parsed is None:
+                    self._torn_or_corrupt(path, data, offset, prev, last=i == len(segments) - 1)
+                    break
+                seq, end, payload = parsed
+                if seq > after_seq:
+                    yield decode_payload(seq, payload)
+                prev = seq
+                self.last_seq = max(self.last_seq, seq)
+                offset = end
+        self._synced = self.last_seq
+        self._open_segment(segments[-1] if segments else None)
+        if self.durability == "interval":
+            self._flusher = threading.Thread(target=self._flush_loop, name="wal-flush", daemon=True)
+            self._flusher.start()
+
+    def _torn_or_corrupt(self, path: Path, data: bytes, offset: int, prev: int, *, last: bool) -> None:
+        nxt = prev + 1
+        later = _valid_record_after(data, offset + 1, (nxt, nxt + 1))
+        if not last or later is not None:
+            where = f"a valid record follows at offset {later}" if later is not None else "a later segment follows"
+            raise LogCorrupted(f"write-ahead log {path} is damaged at offset {offset} ({where}); refusing to "
+                               f"drop acknowledged writes. Restore the file, or move it away to accept the loss")
+        with open(path, "r+b") as f:
+            f.truncate(offset)
+            f.flush()
+            os.fsync(f.fileno())
+        log.warning("write-ahead log %s: cut a torn record of %d bytes at offset %d (a crash mid-write); "
+                    "every earlier record is kept", path, len(data) - offset, offset)
+
+    # ---- appends ----
+
+    def _open_segment(self, path: Path | None) -> None:
+        if path is None:
+            path = self.directory / f"{self.last_seq + 1:020d}.log"
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._size = os.fstat(self._fd).st_size
+        _fsync_dir(self.directory)  # the new file's name is durable before a record in it is acknowledged
+
+    def append(self, kind: int, ids: list[str], vectors: np.ndarray | None = None) -> int:
+        """Write one record (one `write` call) and return its seq. Not yet durable: see `sync`.
+        Call under the shard's write lock, so seq order is the order writes are applied."""
+        with self._lock:
+            if self._fd is None:
+                raise OSError("the write-ahead log is closed")
+            seq = self.last_seq + 1
+            record = encode(seq, kind, ids, vectors)
+            if self._size and self._size + len(record) > self.segment_bytes:
+                self._rotate_locked()
+            view = memoryview(record)
+            while view:  # os.write may write less than asked (it rarely does for regular files)
+                view = view[os.write(self._fd, view):]
+            self._size += len(record)
+            self.last_seq = seq
+            return seq
+
+    def sync(self, seq: int) -> None:
+        """Return once record `seq` is durable under the log's policy (fsync: group commit)."""
+        if self.durability != "fsync" or self._synced >= seq:
+            return
+        self._fsync_through()
+
+    def _fsync_through(self) -> None:
+        with self._sync_lock:
+            with self._lock:
+                target = self.last_seq
+                if self._synced >= target or self._fd is None:
+                    return
+                fd = os.dup(self._fd)  # stays valid if the segment rotates while we sync
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._synced = max(self._synced, target)
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                self._fsync_through()
+            except OSError:
+                log.exception("write-ahead log: background fsync failed")
+
+    def rotate(self) -> int:
+        """Start a new segment; returns the last seq of the old ones (a checkpoint's cut point)."""
+        with self._lock:
+            if self._size:
+                self._rotate_locked()
+            return self.last_seq
+
+    def _rotate_locked(self) -> None:
+        os.fsync(self._fd)  # earlier segments are always durable
+        os.close(self._fd)
+        self._synced = max(self._synced, self.last_seq)
+        self._open_segment(None)
+
+    def truncate_through(self, seq: int) -> int:
+        """Delete the segments whose records all have seq <= `seq` (a checkpoint holds them). Returns how many."""
+        segments = self.segments()
+        removed = 0
+        for path, nxt in zip(segments, segments[1:]):
+            if int(nxt.stem) - 1 <= seq:
+                path.unlink()
+                removed += 1
+        if removed:
+            _fsync_dir(self.directory)
+        return removed
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._flusher is not None:
+            self._flusher.join()
+        with self._lock:
+            if self._fd is not None:
+                if self.durability != "none":
+                    os.fsync(self._fd)
+                os.close(self._fd)
+                self._fd = None
