@@ -33,7 +33,8 @@ class Snapshot:
     last_seq: int  # the write-ahead log's last record this snapshot holds; replay starts after it
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (a new, renamed or removed file) durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -48,7 +49,7 @@ def write_json_atomic(path: Path, payload: dict) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def read_manifest(root: Path) -> dict | None:
@@ -81,7 +82,7 @@ def save(root: Path, vectors: np.ndarray, ids: np.ndarray, alive: np.ndarray,
         save_index(tmp / "scann")
     shutil.rmtree(root / name, ignore_errors=True)  # left by a crash between this rename and the manifest
     os.replace(tmp, root / name)
-    _fsync_dir(root)
+    fsync_dir(root)
     write_json_atomic(root / MANIFEST, {
         "version": 1, "seq": seq, "snapshot": name, "points": int(len(ids)),
         "indexed": indexed if has_index else 0, "num_leaves": num_leaves if has_index else 0,

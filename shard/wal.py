@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from simsearch.shard.snapshot import fsync_dir
+
 log = logging.getLogger(__name__)
 
 DURABILITY = ("fsync", "interval", "none")
@@ -108,14 +110,6 @@ def _valid_record_after(data: bytes, offset: int, expected: tuple[int, ...]) -> 
                 return start
             at = data.find(needle, at + 1)
     return None
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class WriteAheadLog:
@@ -192,7 +186,7 @@ class WriteAheadLog:
             path = self.directory / f"{self.last_seq + 1:020d}.log"
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._size = os.fstat(self._fd).st_size
-        _fsync_dir(self.directory)  # the new file's name is durable before a record in it is acknowledged
+        fsync_dir(self.directory)  # the new file's name is durable before a record in it is acknowledged
 
     def append(self, kind: int, ids: list[str], vectors: np.ndarray | None = None) -> int:
         """Write one record (one `write` call) and return its seq. Not yet durable: see `sync`.
@@ -259,7 +253,7 @@ class WriteAheadLog:
                 path.unlink()
                 removed += 1
         if removed:
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         return removed
 
     def close(self) -> None:
