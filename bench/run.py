@@ -20,7 +20,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from simsearch.bench import datasets as D
+from simsearch import datasets as D
+from simsearch.bench.wordnet_minilm import wordnet_minilm
 from simsearch.bench.measure import first_at, measure
 from simsearch.bench.report import plot, table
 from simsearch.bench.services import ChromaServer, MilvusLite
@@ -29,7 +30,7 @@ from simsearch.bench.systems import FaissHNSW, FaissIVFPQ, Hnswlib, NumpyBruteFo
 
 DATASETS: dict[str, Callable[[int], D.Dataset]] = {
     "fashion-mnist": lambda q: D.fashion_mnist().head(60_000, q),
-    "wordnet-minilm": lambda q: D.wordnet_minilm().head(117_659, q),
+    "wordnet-minilm": lambda q: wordnet_minilm().head(117_659, q),
     "synthetic-100k": lambda q: D.synthetic_gmm(100_000, queries=q),
     "synthetic-300k": lambda q: D.synthetic_gmm(300_000, queries=q),
     "synthetic-1m": lambda q: D.synthetic_gmm(1_000_000, queries=q),

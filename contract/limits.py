@@ -48,3 +48,13 @@ MAX_TEXT_CHARS = 8192  # MiniLM reads 256 tokens; far longer input is a client b
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # one request or reply
 UPSERT_TARGET_BYTES = 8 * 1024 * 1024  # the SDK cuts bulk upserts into requests of about this size
 MAX_ECHO_CHARS = 48  # an error message quotes at most this much of a client's input
+
+
+def longest_utf8(ids) -> int:
+    """The longest string's size in UTF-8 bytes, the measure MAX_ID_BYTES bounds. All-ASCII ids (the
+    usual case) are measured by their lengths alone, without encoding each one."""
+    if not ids:
+        return 0
+    if "".join(ids).isascii():
+        return max(map(len, ids))
+    return max(len(x.encode("utf-8", "surrogatepass")) for x in ids)

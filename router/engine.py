@@ -29,9 +29,8 @@ from simsearch.router.encoders import EncoderHub
 from simsearch.router.hashing import group_by_shard
 from simsearch.router.merge import merge
 from simsearch.router.replies import CollectionStatus, Hits, SearchReply, decode_hits, encode_hits
-from simsearch.contract.limits import DEFAULT_TIMEOUT_S, MAX_ID_BYTES, MAX_QUERIES
-from simsearch.router.validate import (SearchOptions, check_get_reply, check_reply_size, check_shape, check_vectors,
-                                      id_bytes)
+from simsearch.contract.limits import DEFAULT_TIMEOUT_S, MAX_ID_BYTES, MAX_QUERIES, longest_utf8
+from simsearch.router.validate import SearchOptions, check_get_reply, check_reply_size, check_shape, check_vectors
 from simsearch.shard import CollectionSpec
 from simsearch.shard.config import check_rows
 
@@ -168,7 +167,7 @@ class Engine:
         live = self._get(tenant, name)
         await off_loop_if_large(vectors.size, check_vectors, vectors, live.spec, "vectors", rows=len(ids))
         if live.id_bytes is not None:
-            live.id_bytes = max(live.id_bytes, id_bytes(ids))
+            live.id_bytes = max(live.id_bytes, longest_utf8(ids))
         ids_arr = np.asarray(ids, dtype=object)
         await self._write(live, [h.upsert(ids_arr[pos].tolist(), vectors[pos])
                                  for h, pos in zip(live.shards, group_by_shard(ids, live.spec.shards)) if len(pos)])

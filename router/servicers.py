@@ -34,10 +34,6 @@ log = logging.getLogger(__name__)
 
 
 
-def tenant_of(engine: Engine, key: str) -> str:
-    return tenant_by_digest(engine, hash_key(key))
-
-
 def tenant_by_digest(engine: Engine, digest: str) -> str:
     tenant = engine.catalog.tenant_for_digest(digest)
     if tenant is None:
@@ -79,7 +75,7 @@ def rpc(method):
     @functools.wraps(method)
     async def wrapper(self, request, context: grpc.aio.ServicerContext):
         try:
-            tenant, checked = admit(self.engine, request, key_from_metadata(context.invocation_metadata()))
+            tenant, checked = admit(self.engine, request, hash_key(key_from_metadata(context.invocation_metadata())))
             if wants_checked:
                 return await method(self, request, context, tenant, checked=checked)
             return await method(self, request, context, tenant)
@@ -91,15 +87,14 @@ def rpc(method):
     return wrapper
 
 
-def admit(engine: Engine, request, key_or_digest: str, *, digest: bool = False) -> tuple[str, object]:
+def admit(engine: Engine, request, digest: str) -> tuple[str, object]:
     """The one admission sequence of every request, unary or a stream's message: refuse an
-    undecodable body, authenticate, then check the request's bounds. Returns (tenant, what the
-    check derived)."""
+    undecodable body, authenticate (the API key's SHA-256: a stream hashes its key once), then
+    check the request's bounds. Returns (tenant, what the check derived)."""
     refused = undecodable_error(request)
     if refused is not None:
         raise refused
-    tenant = tenant_by_digest(engine, key_or_digest) if digest else tenant_of(engine, key_or_digest)
-    return tenant, check_request(request)
+    return tenant_by_digest(engine, digest), check_request(request)
 
 
 class CollectionsServicer(collections_pb2_grpc.CollectionsServicer):
@@ -143,21 +138,21 @@ class PointsServicer(points_pb2_grpc.PointsServicer):
         self.engine = engine
 
     @rpc
-    async def Upsert(self, request, context, tenant):
+    async def Upsert(self, request, context, tenant, checked):
         vectors = await self.engine.encoders.vectors_for(
             self.engine.spec(tenant, request.collection), lambda: convert.matrix_from_proto(request.vectors, "vectors"),
             request.inputs, request.encoder, "vectors", deadline_of(self.engine, context))
-        n, generation = await self.engine.upsert(tenant, request.collection, list(request.ids), vectors)
+        n, generation = await self.engine.upsert(tenant, request.collection, checked, vectors)
         return points_pb2.UpsertResponse(upserted=n, generation=generation)
 
     @rpc
-    async def Delete(self, request, context, tenant):
-        n, generation = await self.engine.delete(tenant, request.collection, list(request.ids))
+    async def Delete(self, request, context, tenant, checked):
+        n, generation = await self.engine.delete(tenant, request.collection, checked)
         return points_pb2.DeleteResponse(deleted=n, generation=generation)
 
     @rpc
-    async def Get(self, request, context, tenant):
-        ids, vectors, missing = await self.engine.get(tenant, request.collection, list(request.ids))
+    async def Get(self, request, context, tenant, checked):
+        ids, vectors, missing = await self.engine.get(tenant, request.collection, checked)
         return points_pb2.GetResponse(ids=ids, vectors=convert.matrix_to_proto(vectors), missing=missing)
 
     @rpc
@@ -177,7 +172,7 @@ class PointsServicer(points_pb2_grpc.PointsServicer):
             return
         async for request in request_iterator:
             try:
-                tenant, opts = admit(self.engine, request, digest, digest=True)
+                tenant, opts = admit(self.engine, request, digest)
                 found = await self._search(request, tenant, opts, None)
                 reply = points_pb2.SearchStreamResponse(result=convert.search_response(found))
             except Exception as e:

@@ -89,11 +89,6 @@ def check_ids(ids: Sequence[str], field: str = "ids") -> Sequence[str]:
     return ids
 
 
-def id_bytes(ids: Sequence[str]) -> int:
-    """The longest id's UTF-8 size: what a collection's replies may have to carry per hit."""
-    return max((len(x.encode("utf-8", "surrogatepass")) for x in ids), default=0)
-
-
 # ---- matrices and raw inputs ----
 
 
@@ -257,7 +252,7 @@ def _check_create(req: collections_pb2.CreateCollectionRequest) -> None:
     check_ref(req.encoder, "encoder")
 
 
-def _check_upsert(req: points_pb2.UpsertRequest) -> None:
+def _check_upsert(req: points_pb2.UpsertRequest) -> list[str]:
     check_name(req.collection, "collection")
     ids = req.ids
     if not 1 <= len(ids) <= MAX_BATCH:
@@ -268,13 +263,16 @@ def _check_upsert(req: points_pb2.UpsertRequest) -> None:
             raise invalid("inputs", f"must hold one input per id ({len(ids)}), got {n}")
     else:
         check_matrix(req.vectors, "vectors", MAX_BATCH, rows=len(ids))
-    check_ids(list(ids))
+    checked = list(ids)  # the one conversion of the repeated field: the servicer passes this list on
+    check_ids(checked)
     check_ref(req.encoder, "encoder")
+    return checked
 
 
-def _check_ids_request(req: points_pb2.GetRequest | points_pb2.DeleteRequest) -> None:
+def _check_ids_request(req: points_pb2.GetRequest | points_pb2.DeleteRequest) -> list[str]:
     check_name(req.collection, "collection")
-    check_ids(list(req.ids))  # one pass to Python strs: each later pass over a repeated field re-creates them
+    # one pass to Python strs (each pass over a repeated field re-creates them); the servicer passes it on
+    return check_ids(list(req.ids))
 
 
 def _check_search(req: points_pb2.SearchRequest) -> SearchOptions:
@@ -311,6 +309,6 @@ def check_request(request: Message) -> Any:
     """Every bound on `request` that needs no collection, cheapest first (see the module
     docstring); raises InvalidArgument / ResourceExhausted naming the field. Requests with
     nothing to bound (ListCollections, ListModels) pass. Returns what the check derived (a
-    search's SearchOptions), so nothing is parsed twice."""
+    search's SearchOptions, a write's or get's ids as a list), so nothing is parsed twice."""
     check = _CHECKS.get(type(request))
     return check(request) if check is not None else None

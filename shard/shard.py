@@ -21,6 +21,7 @@ import numpy as np
 
 from simsearch.contract.errors import (DeadlineExceeded, FailedPrecondition, ResourceExhausted, SimsearchError,
                                        Unavailable, invalid)
+from simsearch.contract.limits import longest_utf8
 from simsearch.reranker import ExactScorer, Scorer, normalize, top_k
 from simsearch.shard import snapshot, wal
 from simsearch.shard.config import IndexParams
@@ -166,7 +167,7 @@ class Shard:
         """The longest live id, in UTF-8 bytes (one pass over the ids: asked once per router start)."""
         with self._lock:
             ids = list(self._rows.row_of)
-        return max((len(x.encode("utf-8", "surrogatepass")) for x in ids), default=0)
+        return longest_utf8(ids)
 
     def search_work(self, n: int, k: int, *, exact: bool = False, leaves_to_search: int = 0,
                     oversample: int = 0) -> int:

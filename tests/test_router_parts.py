@@ -236,3 +236,12 @@ def test_a_bug_hit_by_every_request_logs_one_traceback_per_interval(caplog):
     assert {a.code for a in answers} == {"INTERNAL"} and "TestMethod" in answers[0].message
     records = [r for r in caplog.records if "TestMethod" in r.getMessage()]
     assert len(records) == 1 and records[0].exc_info is not None
+
+
+def test_longest_utf8_measures_bytes_not_characters():
+    from simsearch.contract.limits import longest_utf8
+
+    assert longest_utf8([]) == 0
+    assert longest_utf8(["a", "bcd"]) == 3  # ASCII: lengths alone
+    assert longest_utf8(["abc", "ünï"]) == 5  # ü and ï take two bytes each
+    assert longest_utf8(["😀"]) == 4

@@ -1,21 +1,16 @@
-"""The datasets `simsearch bench` runs on, by the names its runner uses: the shared loaders of
-`simsearch.datasets`, plus WordNet-MiniLM, the one that needs an encoder to exist.
-
-- fashion-mnist-784-euclidean: Debian's `dataset-fashion-mnist` (ann-benchmarks' split, l2).
-- wordnet-minilm-384-cosine: all-MiniLM-L6-v2 embeddings of every WordNet 3.0 definition
-  (117,659) as the database, queried with GCIDE definitions (a seeded sample); real text.
-- synthetic-gmm-128-<n>: a seeded Gaussian mixture, 128-d, l2, for scale (synthetic, and says so).
-"""
+"""The benchmark's one dataset that needs an encoder, so it lives in bench/ rather than datasets/:
+wordnet-minilm-384-cosine, all-MiniLM-L6-v2 embeddings of every WordNet 3.0 definition (117,659)
+as the database, queried with GCIDE definitions (a seeded sample); real text."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from simsearch.datasets import Dataset, fashion_mnist, ground_truth, parse_size, synthetic_gmm
+from simsearch.datasets import Dataset
 from simsearch.datasets.gcide import gcide_definitions
 from simsearch.datasets.wordnet import wordnet_definitions
 
-__all__ = ["Dataset", "fashion_mnist", "ground_truth", "parse_size", "synthetic_gmm", "wordnet_minilm"]
+__all__ = ["wordnet_minilm"]
 
 
 def wordnet_minilm(queries: int = 10_000, seed: int = 0) -> Dataset:
