@@ -95,11 +95,13 @@ def collection_info(spec, generation: int, created_at: float, shard_stats: list[
         else:
             infos.append(collections_pb2.ShardInfo(shard=i, available=True, **st))
     states = {s.index_state for s in infos if s.available}
-    if "building" in states:
+    if infos and not states:  # no shard answered (a collection skipped at start-up, or every actor gone)
+        state = "unavailable"
+    elif "building" in states:
         state = "building"
     elif states == {"ready"}:
         state = "ready"
-    elif "ready" in states:
+    elif states & {"ready", "partial"}:  # an index on some shards, or fresh rows still scanned exactly
         state = "partial"
     else:
         state = "none"

@@ -21,12 +21,12 @@ import numpy as np
 
 from simsearch.contract.errors import (DeadlineExceeded, FailedPrecondition, ResourceExhausted, SimsearchError,
                                        Unavailable, invalid)
-from simsearch.contract.limits import longest_utf8
 from simsearch.reranker import ExactScorer, Scorer, normalize, top_k
-from simsearch.shard import snapshot, wal
+from simsearch.shard import memory, snapshot, wal
 from simsearch.shard.config import IndexParams
+from simsearch.shard.faults import CheckpointDamaged
 from simsearch.shard.scann_index import CoarseIndex
-from simsearch.shard.storage import Rows, View
+from simsearch.shard.storage import Rows, Sealed, View
 from simsearch.shard.wal import WriteAheadLog
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,12 @@ CHUNK_BYTES = 64 << 20  # bounds each chunk's temporaries (candidate gather, dis
 
 
 RERANK_CHUNK = 16  # queries re-ranked together (measured best of 8..128 on 784-d, 40 candidates)
+TICK_S = 0.25  # how often the maintenance thread looks at the shard
+IDLE_FOLD_S = 1.0  # no writes for this long: fold the fresh rows into the index (after a bulk load)...
+FOLD_MIN_FRACTION = 64  # ...when they are at least 1/64 of the indexed rows (else they wait for more)
+CHECKPOINT_LOG_BYTES = 128 << 20  # a checkpoint once the log holds this much: bounds disk use and replay
+CHECKPOINT_IDLE_S = 10.0  # no writes for this long and records not yet in a checkpoint: write one
+CHECKPOINT_RETRY_S = 10.0  # after a failed checkpoint (a full disk), wait this long before the next try
 
 
 def _chunk(per_query_bytes: int) -> int:
@@ -58,26 +64,40 @@ class SearchResult:
 class Shard:
     def __init__(self, dim: int, metric: str, params: IndexParams, *, data_dir: Path | None = None,
                  scorer: Scorer | None = None, background: bool = True, durability: str = "fsync",
-                 durability_interval_ms: int = 100):
+                 durability_interval_ms: int = 100, checkpoint_log_bytes: int = CHECKPOINT_LOG_BYTES):
         """data_dir: where the shard's checkpoints and write-ahead log live (None: memory only).
-        durability: when a write is acknowledged (shard/wal.py): "fsync", "interval" or "none"."""
+        durability: when a write is acknowledged (shard/wal.py): "fsync", "interval" or "none".
+        background: build indexes in the background when the fresh rows pass the threshold, and fold
+        them in after a bulk load. checkpoint_log_bytes: log size that forces a checkpoint.
+        Raises StorageFault (shard.faults) when data_dir holds state that cannot be loaded as written."""
+        memory.pin_mmap_threshold()
         self.dim = dim
         self.metric = metric
         self.params = params
         self.data_dir = data_dir
         self.scorer = scorer or ExactScorer(metric)
         self.background = background
+        self.checkpoint_log_bytes = checkpoint_log_bytes
         self._lock = threading.Lock()
+        self._checkpoint_lock = threading.Lock()  # one checkpoint at a time
         self._rows = Rows(dim)
         self._index: CoarseIndex | None = None
         self._builder: threading.Thread | None = None
         self._builds = 0
         self._closed = False
         self._build_error: str | None = None
+        self._checkpoint_error: str | None = None
+        self._checkpointed = ("", 0)  # (sealed generation, last seq) of the newest checkpoint
+        self._last_write = time.monotonic()
+        self._stop = threading.Event()
+        self._maintainer: threading.Thread | None = None
         self._wal: WriteAheadLog | None = None
         if data_dir is not None:
             self._wal = WriteAheadLog(data_dir / "wal", durability, durability_interval_ms)
             self._restore(data_dir)
+        if background or data_dir is not None:
+            self._maintainer = threading.Thread(target=self._maintain, name="shard-maintenance", daemon=True)
+            self._maintainer.start()
 
     # ---- writes -------------------------------------------------------------------------
 
@@ -99,6 +119,7 @@ class Shard:
             self._check_open()  # under the lock: nothing is appended after close() has begun
             seq = self._log(wal.UPSERT, ids, vectors)  # logged first: a write the log refused is not applied
             self._rows.append(ids, vectors)
+            self._last_write = time.monotonic()
         self._durable(seq)  # outside the lock, so concurrent writers share one fsync
         self._maybe_rebuild()
         return len(ids)
@@ -108,6 +129,7 @@ class Shard:
             self._check_open()
             seq = self._log(wal.DELETE, ids)
             removed = self._rows.kill(ids)
+            self._last_write = time.monotonic()
         self._durable(seq)
         self._maybe_rebuild()
         return removed
@@ -132,7 +154,8 @@ class Shard:
         """(found mask over ids, the found rows' vectors)."""
         with self._lock:
             found, rows = self._rows.lookup(ids)
-            return found, self._rows.vectors[rows].copy()
+            view = self._rows.view()
+        return found, view.vectors(rows)  # rows never change once written: gathered outside the lock
 
     # ---- search -------------------------------------------------------------------------
 
@@ -150,7 +173,7 @@ class Shard:
         oversample = oversample or self.params.oversample
         # l2 re-rank holds the gather and its difference: 2 x (k*oversample, dim) floats per query;
         # the exact scan holds ~3 (n,) float rows per query.
-        per_query = max(2 * k * oversample * self.dim, 3 * (view.n - (index.size if index else 0))) * 4
+        per_query = max(2 * k * oversample * self.dim, 3 * (view.n if index is None else view.n - view.s)) * 4
         step = _chunk(per_query)
         parts = []
         for i in range(0, len(queries), step):
@@ -159,15 +182,12 @@ class Shard:
             parts.append(self._search_chunk(view, index, queries[i : i + step], k, leaves_to_search, oversample))
         rows = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
         dist = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
-        valid = np.isfinite(dist)
-        ids = np.where(valid, view.ids[np.where(valid, rows, 0)], "")
-        return SearchResult(ids=ids, distances=dist)
+        return SearchResult(ids=view.ids(rows, np.isfinite(dist)), distances=dist)
 
     def max_id_bytes(self) -> int:
         """The longest live id, in UTF-8 bytes (one pass over the ids: asked once per router start)."""
         with self._lock:
-            ids = list(self._rows.row_of)
-        return longest_utf8(ids)
+            return self._rows.max_id_bytes()
 
     def search_work(self, n: int, k: int, *, exact: bool = False, leaves_to_search: int = 0,
                     oversample: int = 0) -> int:
@@ -185,16 +205,21 @@ class Shard:
 
     def _search_chunk(self, view: View, index: CoarseIndex | None, q: np.ndarray, k: int,
                       leaves: int, oversample: int) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates from each part (ScaNN over the sealed rows, or an exact scan of them without an
+        index; an exact scan of the fresh rows), then the best k of their exact distances."""
         cand_rows, cand_dist = [], []
-        sealed = 0
-        if index is not None:
-            sealed = index.size
+        s = view.s
+        if index is not None:  # the index covers exactly the sealed rows
             rows, dist = self._coarse(view, index, q, k, k * oversample, leaves)
             cand_rows.append(rows)
             cand_dist.append(dist)
-        if view.n > sealed:  # exact scan of the fresh rows (all rows when there is no index)
-            rows, dist = self._exact(q, view, sealed, view.n, k)
+        elif s:
+            rows, dist = self._exact(q, view.sealed.vectors, view.alive[:s], k)
             cand_rows.append(rows)
+            cand_dist.append(dist)
+        if view.n > s:
+            rows, dist = self._exact(q, view.fresh[: view.n - s], view.alive[s:view.n], k)
+            cand_rows.append(rows + s)
             cand_dist.append(dist)
         if not cand_rows:
             return np.zeros((len(q), k), np.int64), np.full((len(q), k), np.inf, np.float32)
@@ -217,7 +242,7 @@ class Shard:
         so clustered deletes cannot crowd out live neighbours.
         """
         rows, ok = index.search(q, count, leaves)  # (c, kk)
-        dist = np.where(ok & view.alive[rows], self._rerank(q, view.vectors, rows), np.inf).astype(np.float32)
+        dist = np.where(ok & view.alive[rows], self._rerank(q, view.sealed.vectors, rows), np.inf).astype(np.float32)
         found = np.isfinite(dist).sum(axis=1)
         short = np.flatnonzero(found < k)
         if len(short):  # only then count the live indexed rows (O(N)): fewer than k may exist at all
@@ -241,16 +266,16 @@ class Shard:
             out[i:i + RERANK_CHUNK] = self.scorer.score_candidates(q[i:i + RERANK_CHUNK], vectors[rows[i:i + RERANK_CHUNK]])
         return out
 
-    def _exact(self, q: np.ndarray, view: View, lo: int, hi: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Brute force over rows [lo, hi): a fast matmul pass picks 2k+8 finalists, which are
-        then scored in the precise difference form (the matmul form loses digits on large norms)."""
-        vecs = view.vectors[lo:hi]
-        dist = self.scorer.score_all(q, vecs).astype(np.float32)  # (c, hi-lo)
-        dist[:, ~view.alive[lo:hi]] = np.inf
+    def _exact(self, q: np.ndarray, vecs: np.ndarray, alive: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Brute force over one segment's rows (positions within it): a fast matmul pass picks 2k+8
+        finalists, which are then scored in the precise difference form (the matmul form loses digits
+        on large norms)."""
+        dist = self.scorer.score_all(q, vecs).astype(np.float32)  # (c, rows)
+        dist[:, ~alive] = np.inf
         pos, _ = top_k(dist, 2 * k + 8)
         precise = self.scorer.score_candidates(q, vecs[pos]).astype(np.float32)
         precise = np.where(np.isfinite(np.take_along_axis(dist, pos, axis=1)), precise, np.inf)
-        return pos + lo, precise
+        return pos, precise
 
     # ---- index maintenance --------------------------------------------------------------
 
@@ -293,26 +318,38 @@ class Shard:
             view = self._rows.view()
             m = view.n
             keep = np.flatnonzero(view.alive[:m])
-        vectors = view.vectors[keep]  # rows are immutable, so copying outside the lock is safe
+        # Rows never change once written, so they are copied, hashed and indexed outside the lock.
+        vectors = view.vectors(keep)
+        ids = view.id_list(keep)
         try:
             index = CoarseIndex.build(vectors, self.metric, self.params) if len(keep) >= self.params.min_index_size else None
+            sealed = Sealed.build(vectors, ids) if index is not None else Sealed.empty(self.dim)
         except Exception as e:  # keep serving from the old index; report through stats()
             log.exception("index build failed")
             self._build_error = f"{type(e).__name__}: {e}"
             return
         with self._lock:
+            if self._closed:  # the shard stopped while we built: its last checkpoint stands
+                return
             rows = self._rows
-            tail = slice(m, rows.n)  # rows written while we built
-            self._rows = Rows.from_arrays(
-                np.concatenate([vectors, rows.vectors[tail]]),
-                np.concatenate([view.ids[keep], rows.ids[tail]]),
-                np.concatenate([rows.alive[keep], rows.alive[tail]]),  # current liveness: deletes made during the build stick
-                headroom=max(1024, len(keep) // 4),
-            )
+            tail = np.arange(m, rows.n)  # rows written while we built
+            alive = rows.alive[keep]  # current liveness: deletes made during the build stick
+            tail_vectors, tail_ids, tail_alive = rows.view().vectors(tail), rows.view().id_list(tail), rows.alive[m:rows.n]
+            if index is not None:
+                self._rows = Rows.assemble(sealed, alive, tail_vectors, tail_ids, tail_alive,
+                                           headroom=max(1024, len(keep) // 16))
+            else:  # too few live rows for an index: every row stays fresh, searched exactly
+                self._rows = Rows.assemble(sealed, alive[:0], np.concatenate([vectors, tail_vectors]), ids + tail_ids,
+                                           np.concatenate([alive, tail_alive]))
             self._index = index
             self._builds += 1
             self._build_error = None
+        del view, vectors, ids
+        memory.release_freed()  # the old rows' copy
         log.info("shard index built over %d rows in %.2fs", len(keep), time.perf_counter() - t0)
+
+    def _building(self) -> bool:
+        return self._builder is not None and self._builder.is_alive()
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -322,72 +359,139 @@ class Shard:
 
     def stats(self) -> dict:
         """Counts, and the index parameters in use (what "auto" resolved to for this shard's size);
-        the ScaNN ones are 0 while there is no index (the shard searches exactly)."""
+        the ScaNN ones are 0 while there is no index (the shard searches exactly). `fresh` counts the
+        live points the index does not cover yet (scanned exactly); index_state is "ready" only when
+        there are none, "partial" while some wait for the next build."""
         with self._lock:
             index = self._index
-            indexed = index.size if index else 0
-            building = self._builder is not None and self._builder.is_alive()
+            fresh = len(self._rows.row_of) if index else self._rows.live
+            indexed = self._rows.live - fresh
+            state = "building" if self._building() else ("none" if index is None else ("partial" if fresh else "ready"))
             return {
                 "points": self._rows.live,
                 "indexed": indexed,
-                "fresh": self._rows.n - indexed,
+                "fresh": fresh,
                 "deleted": self._rows.dead,
-                "index_state": "building" if building else ("ready" if index else "none"),
+                "index_state": state,
                 "num_leaves": index.num_leaves if index else 0,
                 "leaves_to_search": index.default_leaves if index else 0,
                 "dims_per_block": self.params.block_dims_for(self.dim) if index else 0,
                 "oversample": self.params.oversample,
-                "rebuild_threshold": self.params.rebuild_after(indexed),
+                "rebuild_threshold": self.params.rebuild_after(index.size if index else 0),
                 "builds": self._builds,
-                "error": self._build_error or "",
+                "error": self._build_error or (f"checkpoint failed: {self._checkpoint_error}" if self._checkpoint_error else ""),
             }
 
+    # ---- checkpoints and maintenance -----------------------------------------------------
+
+    def _maintain(self) -> None:
+        """The shard's background duties, once per tick: fold the fresh rows in after a bulk load, and
+        write a checkpoint after an index build, when the log passes its size limit, or when writes
+        stop with records not yet checkpointed (so the log and the replay after a crash stay short)."""
+        retry_at = 0.0
+        while not self._stop.wait(TICK_S):
+            idle = time.monotonic() - self._last_write
+            try:
+                if self.background and idle >= IDLE_FOLD_S:
+                    self._fold()
+                if self._wal is not None and time.monotonic() >= retry_at and self._checkpoint_due(idle):
+                    self.save()
+            except OSError as e:  # a full or read-only disk: writes report it; retry later
+                self._checkpoint_error = f"{e.strerror or e}"
+                retry_at = time.monotonic() + CHECKPOINT_RETRY_S
+                log.warning("shard %s: checkpoint failed (%s); retrying in %.0fs", self.data_dir,
+                            self._checkpoint_error, CHECKPOINT_RETRY_S)
+            except Exception:  # noqa: BLE001 (a bug must not kill the thread that keeps the log bounded)
+                log.exception("shard %s: maintenance failed", self.data_dir)
+                retry_at = time.monotonic() + CHECKPOINT_RETRY_S
+
+    def _fold(self) -> None:
+        with self._lock:
+            indexed = self._index.size if self._index else 0
+            fresh = len(self._rows.row_of)
+            due = (fresh and fresh >= indexed // FOLD_MIN_FRACTION and self._rows.live >= self.params.min_index_size
+                   and not self._building() and not self._closed)
+        if due:
+            self.build_index(wait=False)
+
+    def _checkpoint_due(self, idle: float) -> bool:
+        with self._lock:
+            if self._closed:
+                return False
+            sealed_uid, done_seq = self._checkpointed
+            newer_build = self._index is not None and self._rows.sealed.uid != sealed_uid
+            pending = self._wal.last_seq > done_seq
+        return newer_build or (pending and (idle >= CHECKPOINT_IDLE_S or self._wal.size_bytes() >= self.checkpoint_log_bytes))
+
     def save(self) -> None:
-        """Write a snapshot of every row (and the index) under data_dir."""
+        """Write a checkpoint of every row (and the index) under data_dir, then drop the log it covers.
+        Does not wait for a running build: the log holds every acknowledged write, and the build's
+        result is checkpointed when it lands."""
         if self.data_dir is None:
             return
-        if self._builder is not None:
-            self._builder.join()
-        with self._lock:  # writes hold this lock while they log and apply: the copy and the seq agree
-            n = self._rows.n
-            vectors, ids, alive = self._rows.vectors[:n].copy(), self._rows.ids[:n].copy(), self._rows.alive[:n].copy()
-            index = self._index
-            last_seq = self._wal.rotate() if self._wal is not None else 0
-        snapshot.save(self.data_dir, vectors, ids, alive, index.size if index else 0,
-                      index.num_leaves if index else 0, index.save if index else None, last_seq=last_seq)
-        if self._wal is not None:
-            self._wal.truncate_through(last_seq)  # the checkpoint holds every record up to last_seq
+        with self._checkpoint_lock:
+            with self._lock:  # writes hold this lock while they log and apply: the copy and the seq agree
+                rows, index = self._rows, self._index
+                s, n = rows.sealed.size, rows.n
+                view = rows.view()
+                fresh = view.fresh[: n - s].copy()
+                fresh_ids = rows.fresh_ids[: n - s]
+                alive = rows.alive[:n].copy()
+                last_seq = self._wal.rotate() if self._wal is not None else 0
+            if self._checkpointed == (rows.sealed.uid, last_seq):
+                return  # nothing new since the last one
+            indexed = index is not None and index.size == s
+            snapshot.save(self.data_dir, sealed=rows.sealed, sealed_alive=alive[:s], fresh=fresh, fresh_ids=fresh_ids,
+                          fresh_alive=alive[s:], num_leaves=index.num_leaves if indexed else 0,
+                          save_index=index.save if indexed else None, last_seq=last_seq)
+            self._checkpointed = (rows.sealed.uid, last_seq)
+            self._checkpoint_error = None
+            if self._wal is not None:
+                self._wal.truncate_through(last_seq)  # the checkpoint holds every record up to last_seq
 
     def _restore(self, root: Path) -> None:
         """The latest checkpoint, then every logged write after its sequence number, in order."""
         t0 = time.perf_counter()
-        snap = snapshot.load(root)
-        if snap is not None:
-            self._rows = Rows.from_arrays(snap.vectors, snap.ids, snap.alive)
-            if snap.index_dir is not None:
-                try:
-                    self._index = CoarseIndex.load(snap.index_dir, snap.indexed, snap.num_leaves, self.params)
-                except Exception:  # a damaged index is rebuilt from the vectors, which are the source of truth
-                    log.exception("could not load the saved index; rebuilding")
-                    self._index = None
-        replayed = 0
         assert self._wal is not None
-        for rec in self._wal.recover(snap.last_seq if snap is not None else 0):
+        ckpt = snapshot.load(root)
+        after = ckpt.last_seq if ckpt is not None else 0
+        first = self._wal.first_seq()
+        if first is not None and first > after + 1:
+            what = f"the checkpoint in {ckpt.path} ends at record {after}" if ckpt else f"there is no checkpoint ({root / snapshot.MANIFEST} is missing)"
+            raise CheckpointDamaged(f"write-ahead log {self._wal.directory} starts at record {first} but {what}: records "
+                                    f"{after + 1}..{first - 1} are missing; restore the checkpoint, or move {root} away "
+                                    f"to give up this shard's data")
+        if ckpt is not None:
+            self._rows = Rows.assemble(ckpt.sealed, ckpt.sealed_alive, ckpt.fresh, ckpt.fresh_ids, ckpt.fresh_alive)
+            if ckpt.index_dir is not None:
+                try:
+                    self._index = CoarseIndex.load(ckpt.index_dir, ckpt.sealed.size, ckpt.num_leaves, self.params)
+                except Exception:  # checksums passed, yet ScaNN refused it: rebuilt from the vectors, the source of truth
+                    log.exception("could not load the saved index in %s; rebuilding", ckpt.index_dir)
+                    self._index = None
+            self._checkpointed = (ckpt.sealed.uid, ckpt.last_seq)
+        replayed = 0
+        for rec in self._wal.recover(after):
             if rec.kind == wal.UPSERT:
                 self._rows.append(rec.ids, rec.vectors)
             else:
                 self._rows.kill(rec.ids)
             replayed += 1
-        if replayed or snap is not None:
+        memory.release_freed()
+        if replayed or ckpt is not None:
             log.info("shard %s restored: checkpoint of %d rows + %d logged writes in %.2fs", root,
-                     len(snap.ids) if snap is not None else 0, replayed, time.perf_counter() - t0)
+                     ckpt.sealed.size + len(ckpt.fresh_ids) if ckpt is not None else 0, replayed,
+                     time.perf_counter() - t0)
         self._maybe_rebuild()
 
     def close(self, save: bool = True) -> None:
+        """Stop: no write is accepted after this begins. Does not wait for a running index build (the
+        log and the checkpoint hold every acknowledged write; the build's result is dropped)."""
         with self._lock:
             self._closed = True
-        if self._builder is not None:
-            self._builder.join()
+        self._stop.set()
+        if self._maintainer is not None and self._maintainer is not threading.current_thread():
+            self._maintainer.join()
         if save:
             self.save()
         if self._wal is not None:

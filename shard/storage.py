@@ -1,95 +1,255 @@
-"""Append-only row storage for one shard: full-precision vectors, ids, a liveness mask.
+"""Compact row storage for one shard: two contiguous float32 segments, ids in one string, a liveness mask.
 
-Rows are immutable once written: an upsert of an existing id tombstones the old row and
-appends a new one. That is what lets searches read a consistent `View` without holding a
-lock, and lets a rebuild copy rows [0, m) while writes keep appending after m.
+Why this shape: a stored point should cost about its vector. Python objects per point (a str
+per id, a dict entry per id) cost several times a 50-d vector, so the bulk of the rows lives in
+a *sealed* segment built once per index build and never modified:
+
+- `vectors`: one (S, d) float32 array, exactly the rows the ScaNN index covers (row i = index row i);
+- ids: one Python str holding every id followed by NUL (ids never hold NUL; 1 byte per ASCII
+  character), plus an int64 offset per row, so an id is one slice and no per-id object exists;
+- an id -> row index: the ids' 64-bit hashes sorted (int64) with the rows in that order (int64),
+  searched with `np.searchsorted`; a match is confirmed by comparing the id itself, so a hash
+  collision can never make one id find another's row.
+
+Rows written since the last build go to the small *fresh* segment (a growable array, a list of
+ids and a dict, bounded by the rebuild threshold), which a search scans exactly. An upsert of an
+existing id tombstones the old row and appends a new one, so rows never change once written:
+searches read a consistent `View` without holding a lock, and a build copies rows [0, m) while
+writes keep appending after m. Python's str hash is salted per process; hashes are never stored.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from simsearch.contract.limits import longest_utf8
+
+SEP = "\0"
+
+
+def _hashes(ids: list[str]) -> np.ndarray:
+    return np.fromiter(map(hash, ids), np.int64, len(ids))
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """The rows an index build produced: immutable once made (their liveness lives in `Rows.alive`)."""
+
+    vectors: np.ndarray  # (S, d) float32
+    text: str  # every id followed by SEP
+    starts: np.ndarray  # (S + 1,) int64: id i is text[starts[i] : starts[i + 1] - 1]
+    sorted_hash: np.ndarray  # (S,) int64
+    order: np.ndarray  # (S,) int32 (int64 past 2**31 rows): rows in sorted_hash order
+    uid: str = field(default_factory=lambda: uuid.uuid4().hex)  # names this generation in checkpoints
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, ids: list[str], uid: str | None = None) -> "Sealed":
+        """Index `ids` (one per row of `vectors`, unique: they were live together)."""
+        lengths = np.fromiter(map(len, ids), np.int64, len(ids))
+        starts = np.zeros(len(ids) + 1, np.int64)
+        np.cumsum(lengths + 1, out=starts[1:])
+        text = SEP.join(ids) + SEP if ids else ""
+        hashes = _hashes(ids)
+        order = np.argsort(hashes, kind="stable")
+        if len(ids) < 2**31:
+            order = order.astype(np.int32)
+        return cls(vectors, text, starts, hashes[order], order, uid or uuid.uuid4().hex)
+
+    @classmethod
+    def empty(cls, dim: int) -> "Sealed":
+        return cls.build(np.empty((0, dim), np.float32), [])
+
+    @property
+    def size(self) -> int:
+        return len(self.vectors)
+
+    def id_list(self, rows: np.ndarray) -> list[str]:
+        text, starts = self.text, self.starts
+        return [text[a:b] for a, b in zip(starts[rows].tolist(), (starts[rows + 1] - 1).tolist())]
+
+    def find(self, ids: list[str], hashes: np.ndarray) -> np.ndarray:
+        """The row of each id (-1 where absent), whatever its liveness."""
+        rows = np.full(len(ids), -1, np.int64)
+        if not self.size or not ids:
+            return rows
+        lo = np.searchsorted(self.sorted_hash, hashes, "left")
+        hi = np.searchsorted(self.sorted_hash, hashes, "right")
+        one = np.flatnonzero(hi - lo == 1)  # the common case: confirm the id, vectorised over the matches
+        if len(one):
+            cand = self.order[lo[one]]
+            same = np.array(self.id_list(cand), object) == np.array([ids[i] for i in one.tolist()], object)
+            rows[one[same]] = cand[same]
+        for i in np.flatnonzero(hi - lo > 1).tolist():  # a 64-bit hash shared by different ids: rare
+            for j in range(lo[i], hi[i]):
+                r = int(self.order[j])
+                if self.id_list(np.array([r]))[0] == ids[i]:
+                    rows[i] = r
+                    break
+        return rows
+
+    def max_id_bytes(self, alive: np.ndarray) -> int:
+        if not self.size or not alive.any():
+            return 0
+        if self.text.isascii():
+            return int((np.diff(self.starts)[alive] - 1).max())
+        return longest_utf8(self.id_list(np.flatnonzero(alive)))
 
 
 @dataclass(frozen=True)
 class View:
-    """A point-in-time, read-only picture of the rows a search may look at."""
+    """A point-in-time, read-only picture of the rows a search may look at. Rows [0, sealed.size) are
+    the sealed segment, rows [sealed.size, n) the fresh one."""
 
-    vectors: np.ndarray  # (cap, d) float32; rows [0, n) are valid
-    ids: np.ndarray  # (cap,) object (str)
-    alive: np.ndarray  # (cap,) bool; read live, so deletes are seen at once
+    sealed: Sealed
+    fresh: np.ndarray  # (cap, d) float32; fresh rows [0, n - sealed.size) are valid
+    fresh_ids: list[str]  # append-only: entries past n may appear, entries before n never change
+    alive: np.ndarray  # (cap,) bool over all rows; read live, so deletes are seen at once
     n: int
+
+    @property
+    def s(self) -> int:
+        return self.sealed.size
+
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        """Copies of these rows' vectors, in order."""
+        rows = np.asarray(rows, np.int64)
+        s = self.s
+        if not len(rows) or rows.max() < s:
+            return self.sealed.vectors[rows]
+        if rows.min() >= s:
+            return self.fresh[rows - s]
+        out = np.empty((len(rows), self.fresh.shape[1]), np.float32)
+        low = rows < s
+        out[low] = self.sealed.vectors[rows[low]]
+        out[~low] = self.fresh[rows[~low] - s]
+        return out
+
+    def id_list(self, rows: np.ndarray) -> list[str]:
+        rows = np.asarray(rows, np.int64)
+        s = self.s
+        low = rows < s
+        if low.all():
+            return self.sealed.id_list(rows)
+        fresh = self.fresh_ids
+        if not low.any():
+            return [fresh[r] for r in (rows - s).tolist()]
+        out = np.empty(len(rows), object)
+        out[low] = self.sealed.id_list(rows[low])
+        out[~low] = [fresh[r] for r in (rows[~low] - s).tolist()]
+        return out.tolist()
+
+    def ids(self, rows: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """An object array shaped like `rows`: the id of each valid row, "" elsewhere."""
+        out = np.full(rows.shape, "", object)
+        out[valid] = self.id_list(rows[valid]) if valid.any() else []
+        return out
 
 
 class Rows:
-    """Growable arrays plus the id -> row map. Not thread-safe: the shard locks around writes."""
+    """A sealed segment, a growable fresh segment, and the liveness of every row. Not thread-safe: the
+    shard locks around writes."""
 
-    def __init__(self, dim: int, capacity: int = 1024):
+    def __init__(self, dim: int, sealed: Sealed | None = None, capacity: int = 1024):
         self.dim = dim
-        self.vectors = np.empty((capacity, dim), np.float32)
-        self.ids = np.empty(capacity, object)
-        self.alive = np.zeros(capacity, bool)
-        self.n = 0
+        self.sealed = sealed if sealed is not None else Sealed.empty(dim)
+        s = self.sealed.size
+        self.fresh = np.empty((capacity, dim), np.float32)
+        self.fresh_ids: list[str] = []
+        self.row_of: dict[str, int] = {}  # live fresh ids -> row
+        self.alive = np.zeros(s + capacity, bool)
+        self.alive[:s] = True
+        self.n = s
         self.dead = 0
-        self.row_of: dict[str, int] = {}
 
     @classmethod
-    def from_arrays(cls, vectors: np.ndarray, ids: np.ndarray, alive: np.ndarray, headroom: int = 1024) -> "Rows":
-        n, dim = vectors.shape
-        rows = cls(dim, capacity=n + headroom)
-        rows.vectors[:n] = vectors
-        rows.ids[:n] = ids
-        rows.alive[:n] = alive
-        rows.n = n
-        live = np.flatnonzero(alive)
-        rows.dead = n - len(live)
-        rows.row_of = dict(zip(ids[live].tolist(), live.tolist()))
+    def assemble(cls, sealed: Sealed, sealed_alive: np.ndarray, fresh: np.ndarray, fresh_ids: list[str],
+                 fresh_alive: np.ndarray, headroom: int = 1024) -> "Rows":
+        """Rows from parts (a build's result, a checkpoint): the liveness given, the fresh index rebuilt."""
+        rows = cls(sealed.vectors.shape[1], sealed, capacity=len(fresh) + headroom)
+        s, f = sealed.size, len(fresh)
+        rows.fresh[:f] = fresh
+        rows.fresh_ids = list(fresh_ids)
+        rows.alive[:s] = sealed_alive
+        rows.alive[s:s + f] = fresh_alive
+        rows.n = s + f
+        rows.dead = rows.n - int(sealed_alive.sum()) - int(fresh_alive.sum())
+        live = np.flatnonzero(fresh_alive)
+        rows.row_of = dict(zip([rows.fresh_ids[i] for i in live.tolist()], (live + s).tolist()))
         return rows
 
     def view(self) -> View:
-        return View(self.vectors, self.ids, self.alive, self.n)
+        return View(self.sealed, self.fresh, self.fresh_ids, self.alive, self.n)
 
     @property
     def live(self) -> int:
         return self.n - self.dead
 
-    def _grow(self, need: int) -> None:
-        cap = len(self.ids)
-        if need <= cap:
+    @property
+    def fresh_count(self) -> int:
+        return self.n - self.sealed.size
+
+    def _grow(self, extra: int) -> None:
+        f = self.fresh_count
+        if f + extra <= len(self.fresh):
             return
-        cap = max(need, cap * 2)
+        cap = max(f + extra, len(self.fresh) * 2)
         # New arrays, old ones untouched: views held by running searches stay valid.
-        vectors = np.empty((cap, self.dim), np.float32)
-        vectors[: self.n] = self.vectors[: self.n]
-        ids = np.empty(cap, object)
-        ids[: self.n] = self.ids[: self.n]
-        alive = np.zeros(cap, bool)
+        fresh = np.empty((cap, self.dim), np.float32)
+        fresh[:f] = self.fresh[:f]
+        alive = np.zeros(self.sealed.size + cap, bool)
         alive[: self.n] = self.alive[: self.n]
-        self.vectors, self.ids, self.alive = vectors, ids, alive
+        self.fresh, self.alive = fresh, alive
+
+    def find(self, ids: list[str]) -> np.ndarray:
+        """The live row of each id, -1 where there is none."""
+        rows = np.fromiter(map(self.row_of.get, ids, [-1] * len(ids)), np.int64, len(ids))
+        rest = np.flatnonzero(rows < 0)
+        if len(rest) and self.sealed.size:
+            names = [ids[i] for i in rest.tolist()] if len(rest) < len(ids) else ids
+            sealed = self.sealed.find(names, _hashes(names))
+            ok = sealed >= 0
+            ok[ok] = self.alive[sealed[ok]]
+            rows[rest[ok]] = sealed[ok]
+        return rows
 
     def append(self, ids: list[str], vectors: np.ndarray) -> None:
-        """Write rows; an id already present is tombstoned first (last write wins)."""
-        replaced = self.row_of.keys() & set(ids)
-        if replaced:
-            self.kill(list(replaced))
+        """Write rows; an id already present is tombstoned first (last write wins). Ids are unique
+        within one call (the router checks)."""
+        old = self.find(ids)
+        if (old >= 0).any():
+            self._kill_rows(ids, old)
         m = len(ids)
-        self._grow(self.n + m)
-        self.vectors[self.n : self.n + m] = vectors
-        self.ids[self.n : self.n + m] = ids
-        self.alive[self.n : self.n + m] = True
+        self._grow(m)
+        f = self.fresh_count
+        self.fresh[f:f + m] = vectors
+        self.fresh_ids.extend(ids)
+        self.alive[self.n:self.n + m] = True
         self.row_of.update(zip(ids, range(self.n, self.n + m)))
         self.n += m
 
     def kill(self, ids: list[str]) -> int:
         """Tombstone the rows of these ids; return how many existed."""
-        rows = [r for r in map(self.row_of.pop, ids, [None] * len(ids)) if r is not None]
-        self.alive[rows] = False
-        self.dead += len(rows)
-        return len(rows)
+        return self._kill_rows(ids, self.find(ids))
+
+    def _kill_rows(self, ids: list[str], rows: np.ndarray) -> int:
+        hit = np.flatnonzero(rows >= 0)
+        found = rows[hit]
+        self.alive[found] = False
+        self.dead += len(found)
+        pop = self.row_of.pop
+        for i in hit[found >= self.sealed.size].tolist():  # fresh ones leave the fresh index
+            pop(ids[i], None)
+        return len(found)
 
     def lookup(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(found mask over ids, their rows)."""
-        rows = np.fromiter(map(self.row_of.get, ids, [-1] * len(ids)), np.int64, len(ids))
+        rows = self.find(ids)
         found = rows >= 0
         return found, rows[found]
+
+    def max_id_bytes(self) -> int:
+        s = self.sealed.size
+        return max(self.sealed.max_id_bytes(self.alive[:s]), longest_utf8(list(self.row_of)))

@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from simsearch.shard.faults import StorageFault
+
 from simsearch.shard.snapshot import fsync_dir
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,7 @@ _LEN = struct.Struct("<I")
 _SEQ = struct.Struct("<Q")
 
 
-class LogCorrupted(Exception):
+class LogCorrupted(StorageFault):
     """A record that fails its checks with valid records after it: acknowledged writes would be lost."""
 
 
@@ -134,6 +136,21 @@ class WriteAheadLog:
 
     def segments(self) -> list[Path]:
         return sorted(self.directory.glob("*.log"))
+
+    def first_seq(self) -> int | None:
+        """The sequence number the oldest segment starts at (its name), None when there is no log."""
+        segments = self.segments()
+        return int(segments[0].stem) if segments else None
+
+    def size_bytes(self) -> int:
+        """Bytes the log holds on disk (what a checkpoint would let go)."""
+        total = 0
+        for path in self.segments():
+            try:
+                total += path.stat().st_size
+            except FileNotFoundError:  # deleted by a checkpoint meanwhile
+                pass
+        return total
 
     def recover(self, after_seq: int) -> Iterator[Record]:
         """Yield every record with seq > after_seq, oldest first; cut a torn tail off the last
