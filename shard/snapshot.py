@@ -211,13 +211,12 @@ def _read_ids(path: Path) -> list[str]:
 
 def load(root: Path) -> Checkpoint | None:
     """The latest checkpoint; None when the shard has none; CheckpointDamaged when it cannot be
-    loaded as written (a missing manifest while snapshots exist, a missing or damaged file)."""
+    loaded as written (a manifest that does not parse, a missing or damaged file)."""
     manifest = read_manifest(root)
     if manifest is None:
-        orphans = sorted(p.name for p in root.glob("snap-*") if not p.name.endswith(".partial"))
-        if orphans:
-            raise CheckpointDamaged(f"checkpoint manifest {root / MANIFEST} is missing but {root / orphans[-1]} "
-                                    f"exists; restore the manifest, or move {root} away to give up this shard's data")
+        # A snapshot directory without a manifest was never published (a crash before the rename of
+        # the manifest): the log still holds all it has. A manifest lost after publication shows as a
+        # log that starts after record 1, which the shard refuses.
         return None
     snap = root / manifest["snapshot"]
     if not snap.is_dir():

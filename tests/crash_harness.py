@@ -158,6 +158,14 @@ def serve_supports_durability() -> bool:
     return "--durability" in out.stdout
 
 
+def mid_checkpoint(data_dir: Path) -> bool:
+    """Whether a shard was writing a checkpoint when the process died: its snapshot directory under a
+    temporary name, or its manifest's temporary file, is still there."""
+    shards = data_dir / "tenants"
+    return any(True for _ in shards.glob("*/*/shard-*/snap-*.partial")) or any(
+        True for _ in shards.glob("*/*/shard-*/manifest.json.tmp"))
+
+
 def log_tail(path: Path, lines: int = 20) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -293,6 +301,7 @@ class CycleReport:
     errors: list[str] = field(default_factory=list)  # what the writer saw after the kill
     unexpected: str = ""  # an error before the kill, or no error after it
     index_state_at_kill: str = ""  # the last describe before the kill ("building": a kill during a build)
+    checkpoint_at_kill: bool = False  # a checkpoint was being written when the kill landed (files show it)
 
     def line(self) -> str:
         v = self.verification
@@ -302,7 +311,8 @@ class CycleReport:
                  f"{v.search_checked}")
         wrote = ("" if self.kind == "final" else
                  f" | acked {self.acked_upserts} upserts, {self.acked_deletes} deletes, {self.unknown} unknown; "
-                 f"killed at {self.kill_delay_s:.2f}s ({self.index_state_at_kill or 'n/a'})")
+                 f"killed at {self.kill_delay_s:.2f}s ({self.index_state_at_kill or 'n/a'}"
+                 f"{', mid-checkpoint' if self.checkpoint_at_kill else ''})")
         extra = f" | UNEXPECTED: {self.unexpected}" if self.unexpected else ""
         if v is not None and v.examples:
             extra += " | e.g. " + "; ".join(v.examples[:2])
@@ -314,6 +324,7 @@ class Totals:
     cycles: int = 0
     kills: int = 0
     kills_during_build: int = 0
+    kills_during_checkpoint: int = 0
     acked_upserts: int = 0
     acked_deletes: int = 0
     unknown: int = 0
@@ -329,6 +340,7 @@ class Totals:
         self.cycles += r.kind != "final"
         self.kills += r.kind != "final" and not r.unexpected.startswith("no kill")
         self.kills_during_build += r.index_state_at_kill == "building"
+        self.kills_during_checkpoint += r.checkpoint_at_kill
         self.acked_upserts += r.acked_upserts
         self.acked_deletes += r.acked_deletes
         self.unknown += r.unknown
@@ -351,6 +363,7 @@ class Totals:
         rows = [
             ("cycles", self.cycles), ("kills (SIGKILL)", self.kills),
             ("kills during an index build", self.kills_during_build),
+            ("kills during a checkpoint", self.kills_during_checkpoint),
             ("acknowledged upserts", self.acked_upserts), ("acknowledged deletes", self.acked_deletes),
             ("lost", self.lost), ("resurrected", self.resurrected), ("unknown (writes cut off)", self.unknown),
             ("count mismatches", self.count_mismatches), ("exact-search misses", self.search_misses),
@@ -418,6 +431,7 @@ class CrashHarness:
             start = t_ready if early else time.monotonic()
             self.write_until_killed(client, report, start)
         self.server.kill()  # reaps it; a no-op signal when the timer's kill already landed
+        report.checkpoint_at_kill = mid_checkpoint(self.server.data_dir)
         self._record(report)
         return report
 
