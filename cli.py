@@ -51,7 +51,7 @@ def _cmd_serve(args) -> int:
                          ray_address=args.ray_address, bootstrap_key=args.bootstrap_key,
                          cache_min_hits=args.cache_min_hits, cache_ttl_s=args.cache_ttl, metrics_port=args.metrics_port,
                          placement=args.placement, durability=args.durability,
-                         durability_interval_ms=args.durability_interval_ms)
+                         durability_interval_ms=args.durability_interval_ms, skip_damaged=args.skip_damaged)
     try:
         asyncio.run(serve(config))
     except StartupError as e:
@@ -224,6 +224,9 @@ def parser() -> argparse.ArgumentParser:
                         "loss loses up to that much), none (tests and benchmarks only)")
     s.add_argument("--durability-interval-ms", type=_interval_ms, default=100, metavar="MS",
                    help="with --durability interval: the most a power loss can lose, 1-10000 (default 100)")
+    s.add_argument("--skip-damaged", action="store_true",
+                   help="start even when a collection's files cannot be loaded: it stays listed, reported "
+                        "unavailable with the reason, and can be dropped (default: refuse to start)")
     s.set_defaults(func=_cmd_serve)
 
     d = sub.add_parser("demo", help="Fashion-MNIST end to end on embedded defaults; prints recall and latency",

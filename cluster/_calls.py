@@ -22,4 +22,14 @@ async def call_actor(actor: Any, label: str, method: str, *args: Any, **kwargs: 
             raise Unavailable(f"{label} is unavailable: {cause}") from None
         raise Internal(f"{label} failed in {method}: {type(cause).__name__}: {cause}") from e
     except RayActorError as e:
-        raise Unavailable(f"{label} is unavailable: {type(e).__name__}") from None
+        raise Unavailable(f"{label} is unavailable: {_why_gone(e)}") from None
+
+
+def _why_gone(e: RayActorError) -> str:
+    """The error's type, or, for an actor whose constructor raised (a shard that cannot load its files),
+    that exception's last line, which names the file: Ray keeps only its text."""
+    if getattr(e, "actor_init_failed", False):
+        lines = [line.strip() for line in str(getattr(e, "error_msg", "")).splitlines() if line.strip()]
+        if lines:
+            return lines[-1]
+    return type(e).__name__

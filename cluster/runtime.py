@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Callable
 
 import ray
 
@@ -16,6 +17,16 @@ GCS_PORT = 6379  # a head node's default GCS port
 CLIENT_PORT = 10001  # Ray Client's default port (ray://host)
 
 adopt("ray")  # Ray installs its own stderr handler at import; route it through ours, quiet by default
+_on_start: list[Callable[[], None]] = []
+
+
+def on_ray_start(callback: Callable[[], None]) -> Callable[[], None]:
+    """Call `callback()` each time `start_ray` starts or joins Ray in this process, in the thread that
+    called it, and return a function that removes it. Why: ray.init replaces the process's SIGTERM
+    handler (its own `sys.exit` from the main thread; from any thread, the core worker's C++ failure
+    handler, which aborts the process), so a server re-installs its own handlers here."""
+    _on_start.append(callback)
+    return lambda: _on_start.remove(callback) if callback in _on_start else None
 
 
 def probe(address: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
@@ -60,6 +71,8 @@ def start_ray(address: str | None = None, *, num_cpus: int | None = None,
         ray.init(address="local", num_cpus=num_cpus, object_store_memory=object_store_bytes, **common)
         log.info("started a local Ray")
     adopt("ray")  # ray.init may have reconfigured its logger
+    for callback in list(_on_start):
+        callback()
 
 
 def stop_ray() -> None:

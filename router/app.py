@@ -12,19 +12,20 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from simsearch.contract.errors import SimsearchError
 from simsearch.cluster import PLACEMENTS, start_ray
+from simsearch.cluster.runtime import on_ray_start
 from simsearch.router.cache import make_cache
-from simsearch.router.catalog import Catalog
+from simsearch.router.catalog import Catalog, CatalogError
 from simsearch.router.dirlock import DirLock, DirLocked
-from simsearch.shard.wal import LogCorrupted
-from simsearch.router.engine import FACTORIES, Engine
+from simsearch.router.engine import FACTORIES, CollectionDamaged, Engine
 from simsearch.router.server import Server, create_server
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,9 @@ class ServeConfig:
     # "none" left to the OS (tests and benchmarks). A process crash loses nothing in any mode.
     durability: str = "fsync"
     durability_interval_ms: int = 100
+    # A collection whose files cannot be loaded stops start-up (the message names it and the file);
+    # with skip_damaged the server starts without it and reports it unavailable, with the reason.
+    skip_damaged: bool = False
 
     @property
     def shard_placement(self) -> str:
@@ -179,6 +183,25 @@ def _start_ray(address: str | None) -> None:
                            f"leave it out to use this machine only") from e
 
 
+def _open_catalog(config: ServeConfig) -> tuple[Catalog, str | None]:
+    """The data dir's catalog (created, or imported from catalog.json, on first start) and the default
+    tenant; returns a generated key to print once (first start without a bootstrap key)."""
+    try:
+        catalog = Catalog(config.data_dir)
+    except CatalogError as e:  # missing while collection data exists, or damaged: names the file and the fix
+        raise StartupError(str(e)) from e
+    except OSError as e:
+        raise StartupError(f"cannot open the catalog in {config.data_dir} ({e.strerror or e}); pass --data-dir a "
+                           f"writable directory") from e
+    key = config.bootstrap_key or os.environ.get("SIMSEARCH_BOOTSTRAP_KEY") or None
+    try:
+        return catalog, catalog.ensure_default_tenant(key)
+    except sqlite3.Error as e:
+        catalog.close()
+        raise StartupError(f"cannot store the default tenant in {catalog.path} ({e}); check that its disk is "
+                           f"writable and not full") from e
+
+
 async def _abandon(server: Server) -> None:
     """Undo a half-built server: release its port and shards, write nothing."""
     await server.server.stop(None)
@@ -210,20 +233,19 @@ async def _build_locked(config: ServeConfig) -> tuple[Server, str | None]:
         await _check_redis(config.redis_url)
     if config.shard_placement == "ray" or config.ray_address:  # in-process shards need no Ray; encoder
         _start_ray(config.ray_address)                         # replicas start a local one on first use
-    try:
-        catalog = Catalog(config.data_dir)
-    except (OSError, ValueError, KeyError, TypeError, SimsearchError) as e:  # unreadable, or specs that no longer validate
-        raise StartupError(f"cannot read the catalog in {config.data_dir} ({type(e).__name__}: {e}); restore "
-                           f"{config.data_dir / 'catalog.json'} or pass another --data-dir") from e
-    key = config.bootstrap_key or os.environ.get("SIMSEARCH_BOOTSTRAP_KEY") or None
-    generated = catalog.ensure_default_tenant(key)
+    catalog, generated = _open_catalog(config)
     cache = make_cache(config.redis_url, min_hits=config.cache_min_hits, window_s=config.cache_window_s,
                        ttl_s=config.cache_ttl_s)
+    engine = Engine(catalog, cache=cache, shard_factory=FACTORIES[config.shard_placement],
+                    durability=config.durability, durability_interval_ms=config.durability_interval_ms)
     try:
-        engine = Engine(catalog, cache=cache, shard_factory=FACTORIES[config.shard_placement],
-                        durability=config.durability, durability_interval_ms=config.durability_interval_ms)
-    except LogCorrupted as e:  # the message names the file, the offset and what to do
-        raise StartupError(str(e)) from e
+        await engine.open(skip_damaged=config.skip_damaged)
+    except BaseException as e:
+        await engine.close(save=False)  # the collections started so far: write nothing
+        if isinstance(e, CollectionDamaged):
+            raise StartupError(f"{e}. To serve the other collections meanwhile, start with --skip-damaged (this "
+                               f"one is then listed as unavailable, and can be dropped)") from e
+        raise
     try:
         server = create_server(engine, f"{config.host}:{config.port}")
     except (OSError, RuntimeError) as e:  # gRPC raises RuntimeError("Failed to bind to address ...")
@@ -243,12 +265,36 @@ async def _build_locked(config: ServeConfig) -> tuple[Server, str | None]:
     return server, generated
 
 
+def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Callable[[], None]:
+    """SIGINT and SIGTERM set `stop` (drain, then checkpoint), now and after Ray starts in this process:
+    ray.init, which an encoder's first use may call in a worker thread long after start-up, replaces
+    SIGTERM's handler (tests/test_startup.py kills a server that started Ray). Returns the undo."""
+    def install() -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)  # (re)sets the process's handler: signal.signal underneath
+
+    def after_ray_start() -> None:
+        try:
+            loop.call_soon_threadsafe(install)  # signal handlers are set on the main thread, the loop's
+        except RuntimeError:  # the loop has closed: the server is gone
+            pass
+
+    install()
+    return on_ray_start(after_ray_start)
+
+
 async def serve(config: ServeConfig) -> None:
     server, generated = await build(config)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):  # before the banner: a signal sent on seeing it stops cleanly
-        loop.add_signal_handler(sig, stop.set)
+    # before the banner: a signal sent on seeing it stops cleanly
+    forget_ray_hook = _stop_on_signals(asyncio.get_running_loop(), stop)
+    try:
+        await _run(config, server, generated, stop)
+    finally:
+        forget_ray_hook()
+
+
+async def _run(config: ServeConfig, server: Server, generated: str | None, stop: asyncio.Event) -> None:
     if generated:
         print(f"created the default tenant; its API key (shown once): {generated}", flush=True)
     print(f"simsearch listening on {config.host}:{server.port} (data: {config.data_dir}, "

@@ -1,26 +1,72 @@
-"""Tenants and their collections, persisted as one JSON document written atomically.
+"""Tenants, their API key digests and their collections, in one SQLite database (`catalog.sqlite`).
 
-Everything a restart needs to re-create the shard actors lives here: each collection's
-spec, its unique id (so a dropped-and-recreated name never shares storage or cache keys
-with its predecessor) and the storage layout `tenants/<tenant>/<name>-<uid>/shard-<i>`.
+Why SQLite: creating or dropping a collection (and later a tenant, a key, a role or an alias)
+must be all or nothing across a crash or a power loss, which a transaction gives and a
+rewritten JSON file does not. Each change is one transaction; `journal_mode=DELETE` with
+`synchronous=EXTRA` fsyncs the rollback journal, the database and, on commit, the directory
+that loses the journal, so a committed change survives kill -9 and power loss. Each kind of
+thing is a table (not a JSON blob), so later issues add tables and columns, not formats.
+
+Reads (every request authenticates and looks up its collection) come from an in-memory copy
+that is changed only after a commit succeeds: a failed write (a read-only or full disk)
+leaves the copy, the file and the caller's view exactly as they were.
+
+Everything a restart needs to re-create the shards lives here: each collection's spec, its
+unique id (so a dropped-and-recreated name never shares storage or cache keys with its
+predecessor) and the storage layout `tenants/<tenant>/<name>-<uid>/shard-<i>`.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
+import re
 import shutil
+import sqlite3
 import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from simsearch.contract.errors import AlreadyExists, NotFound
+from simsearch.contract.errors import (AlreadyExists, NotFound, ResourceExhausted, SimsearchError, Unavailable,
+                                       excerpt)
 from simsearch.router.auth import hash_key, new_key
 from simsearch.shard import CollectionSpec, IndexParams
-from simsearch.shard.snapshot import write_json_atomic
+from simsearch.shard.snapshot import fsync_dir
 
+log = logging.getLogger(__name__)
 DEFAULT_TENANT = "default"
+CATALOG_FILE = "catalog.sqlite"
+LEGACY_FILE = "catalog.json"  # the catalog before SQLite: imported once, then renamed to catalog.json.migrated
+TENANTS_DIR = "tenants"
+SCHEMA_VERSION = 1
+_COLLECTION_DIR = re.compile(r"^.+-[0-9a-f]{12}$")  # <name>-<uid>: what `collection_dir` names
+
+SCHEMA = (  # one statement each: later versions add tables (roles, aliases) and columns
+    """CREATE TABLE tenants (
+        name       TEXT PRIMARY KEY,
+        created_at REAL NOT NULL
+    )""",
+    """CREATE TABLE api_keys (
+        digest     TEXT PRIMARY KEY,  -- SHA-256 of the key, which is never stored
+        tenant     TEXT NOT NULL REFERENCES tenants(name) ON DELETE CASCADE,
+        created_at REAL NOT NULL
+    )""",
+    """CREATE TABLE collections (
+        tenant     TEXT NOT NULL REFERENCES tenants(name),
+        name       TEXT NOT NULL,
+        uid        TEXT NOT NULL UNIQUE,  -- names the storage directory and the cache scope
+        spec       TEXT NOT NULL,         -- the CollectionSpec as JSON, validated again on load
+        created_at REAL NOT NULL,
+        PRIMARY KEY (tenant, name)
+    )""",
+)
+
+
+class CatalogError(Exception):
+    """The catalog cannot be opened; the message names the file and the fix, in one line."""
 
 
 @dataclass(frozen=True)
@@ -30,89 +76,231 @@ class CollectionRecord:
     uid: str
     created_at: float
 
-    def to_json(self) -> dict:
-        spec = asdict(self.spec)
-        return {"tenant": self.tenant, "spec": spec, "uid": self.uid, "created_at": self.created_at}
+    def spec_json(self) -> str:
+        return json.dumps(asdict(self.spec), sort_keys=True)
 
     @classmethod
-    def from_json(cls, d: dict) -> "CollectionRecord":
-        spec = dict(d["spec"])
+    def from_row(cls, tenant: str, spec_json: str, uid: str, created_at: float) -> "CollectionRecord":
+        spec = json.loads(spec_json)
         spec["index"] = IndexParams(**spec["index"])
-        return cls(d["tenant"], CollectionSpec(**spec), d["uid"], d["created_at"])
+        return cls(tenant, CollectionSpec(**spec), uid, created_at)
+
+
+def write_error(e: Exception, what: str) -> SimsearchError:
+    """A failed write to the data disk as the platform's error. The caller guarantees "nothing was
+    changed" (the transaction rolled back, or the change was undone), so the message says so."""
+    full = (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+            or getattr(e, "sqlite_errorname", "") == "SQLITE_FULL")
+    if isinstance(e, OSError):
+        reason = f"{e.strerror or e}: {e.filename}" if e.filename else (e.strerror or str(e))
+    else:
+        reason = str(e)
+    if full:
+        return ResourceExhausted(f"could not {what}: the disk is full ({reason}); nothing was changed; free some "
+                                 f"space and retry")
+    return Unavailable(f"could not {what}: the write failed ({reason}); nothing was changed")
+
+
+def _has_collection_data(root: Path) -> bool:
+    """Anything under tenants/<tenant>/: an empty tenant directory (all its collections dropped) is not data."""
+    tenants = root / TENANTS_DIR
+    return tenants.is_dir() and any(any(t.iterdir()) for t in tenants.iterdir() if t.is_dir())
+
+
+def _missing(root: Path) -> CatalogError:
+    return CatalogError(f"the catalog {root / CATALOG_FILE} is missing or empty but {root / TENANTS_DIR} holds "
+                        f"collection data; restore {CATALOG_FILE} (or {LEGACY_FILE}) from a backup, or move "
+                        f"{root / TENANTS_DIR} away to start with an empty catalog")
 
 
 class Catalog:
-    def __init__(self, root: Path):
+    """The catalog of one data directory. Writes are transactions under a lock (the event loop and
+    worker threads both call in); the in-memory copies are replaced, never changed in place, so
+    a reader iterating one is never disturbed by a write in another thread."""
+
+    def __init__(self, root: Path, *, busy_timeout_s: float = 10.0):
+        """Opens `root/catalog.sqlite`, creating it (or importing `catalog.json`) on first start.
+        Raises CatalogError when it is missing while collection data exists, or cannot be read.
+        busy_timeout_s: how long a write waits for another connection's lock (the data dir's one
+        server holds the only connection, so this is only ever waited on by hand-run tools)."""
         self.root = root
-        self.path = root / "catalog.json"
+        self.path = root / CATALOG_FILE
         self._lock = threading.Lock()
         root.mkdir(parents=True, exist_ok=True)
-        doc = json.loads(self.path.read_text()) if self.path.exists() else {"tenants": {}, "collections": []}
-        self.tenants: dict[str, dict] = doc["tenants"]
-        self._collections: dict[tuple[str, str], CollectionRecord] = {}
-        for d in doc["collections"]:
-            rec = CollectionRecord.from_json(d)
-            self._collections[(rec.tenant, rec.spec.name)] = rec
-        self._index_keys()
+        legacy = root / LEGACY_FILE
+        if not self.path.exists() and not legacy.exists() and _has_collection_data(root):
+            raise _missing(root)  # checked before connecting, which would create the file
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                       timeout=busy_timeout_s)
+        except sqlite3.Error as e:
+            raise CatalogError(f"cannot open the catalog {self.path} ({e}); check the file and its directory") from e
+        try:
+            self._prepare(legacy)
+            self._load()
+        except CatalogError:
+            self._db.close()
+            raise
+        except (sqlite3.Error, OSError, ValueError, KeyError, TypeError, SimsearchError) as e:
+            self._db.close()
+            raise CatalogError(f"the catalog {self.path} cannot be read ({type(e).__name__}: {e}); restore it from "
+                               f"a backup or pass another --data-dir") from e
 
-    def _persist(self) -> None:
-        write_json_atomic(self.path, {
-            "tenants": self.tenants,
-            "collections": [r.to_json() for r in self._collections.values()],
-        })
+    # ---- opening ----
+
+    def _prepare(self, legacy: Path) -> None:
+        self._db.execute("PRAGMA journal_mode=DELETE")
+        self._db.execute("PRAGMA synchronous=EXTRA")  # FULL, plus an fsync of the directory on commit
+        self._db.execute("PRAGMA foreign_keys=ON")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise ValueError(f"schema version {version} is newer than this simsearch knows ({SCHEMA_VERSION})")
+        if version == SCHEMA_VERSION:
+            if legacy.exists():  # a crash after the import's commit, before the rename
+                self._retire(legacy)
+            return
+        if self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            raise ValueError("it holds tables but no simsearch schema version")
+        # A new database (no file, an empty one, or a first transaction a crash undid).
+        if not legacy.exists() and _has_collection_data(self.root):
+            raise _missing(self.root)
+        doc = None
+        try:
+            doc = json.loads(legacy.read_text()) if legacy.exists() else None
+            with self._transaction():  # the schema, its version and the import commit together, or not at all
+                for statement in SCHEMA:
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                if doc is not None:
+                    self._import(doc)
+        except (OSError, ValueError, KeyError, TypeError, SimsearchError) as e:
+            if not legacy.exists():
+                raise
+            raise CatalogError(f"cannot import the catalog {legacy} ({type(e).__name__}: {e}); nothing was imported; "
+                               f"restore it from a backup or pass another --data-dir") from e
+        if doc is not None:
+            log.info("imported %s into %s (%d tenants, %d collections)", legacy, self.path, len(doc["tenants"]),
+                     len(doc["collections"]))
+            self._retire(legacy)
+
+    def _import(self, doc: dict) -> None:
+        """catalog.json's tenants and collections, inside the transaction that creates the schema."""
+        now = time.time()
+        tenants = set(doc["tenants"]) | {c["tenant"] for c in doc["collections"]}
+        self._db.executemany("INSERT INTO tenants VALUES (?, ?)", [(t, now) for t in sorted(tenants)])
+        self._db.executemany("INSERT INTO api_keys VALUES (?, ?, ?)",
+                             [(d, t, now) for t, v in doc["tenants"].items() for d in v["key_hashes"]])
+        for c in doc["collections"]:
+            rec = CollectionRecord.from_row(c["tenant"], json.dumps(c["spec"]), c["uid"], c["created_at"])
+            self._insert_row(rec)
+
+    def _retire(self, legacy: Path) -> None:
+        legacy.rename(legacy.with_name(LEGACY_FILE + ".migrated"))
+        fsync_dir(self.root)
+
+    def _load(self) -> None:
+        self._tenants = {name for (name,) in self._db.execute("SELECT name FROM tenants")}
+        self._tenant_by_digest = dict(self._db.execute("SELECT digest, tenant FROM api_keys"))
+        self._collections: dict[tuple[str, str], CollectionRecord] = {}
+        for row in self._db.execute("SELECT tenant, spec, uid, created_at FROM collections"):
+            rec = CollectionRecord.from_row(*row)
+            self._collections[(rec.tenant, rec.spec.name)] = rec
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _transaction(self) -> "_Transaction":
+        return _Transaction(self._db)
 
     # ---- tenants ----
 
-    def _index_keys(self) -> None:
-        """Key digest -> tenant, so authenticating a request is one dict lookup, not a scan of every tenant."""
-        self._tenant_by_digest = {d: t for t, doc in self.tenants.items() for d in doc["key_hashes"]}
+    @property
+    def tenants(self) -> dict[str, dict]:
+        """Each tenant with its key digests (a copy)."""
+        out: dict[str, dict] = {t: {"name": t, "key_hashes": []} for t in sorted(self._tenants)}
+        for digest, tenant in self._tenant_by_digest.items():
+            out[tenant]["key_hashes"].append(digest)
+        return out
 
     def ensure_default_tenant(self, bootstrap_key: str | None) -> str | None:
         """Create the default tenant on first start. Returns a generated key to show once, else None."""
         with self._lock:
             generated = None
-            if bootstrap_key is None and not self.tenants:
+            if bootstrap_key is None and not self._tenants:
                 bootstrap_key = generated = new_key()
-            if bootstrap_key is not None:
-                tenant = self.tenants.setdefault(DEFAULT_TENANT, {"name": DEFAULT_TENANT, "key_hashes": []})
-                digest = hash_key(bootstrap_key)
-                if digest not in tenant["key_hashes"]:
-                    tenant["key_hashes"].append(digest)
-                    self._persist()
-                    self._index_keys()
+            if bootstrap_key is None:
+                return None
+            digest = hash_key(bootstrap_key)
+            if digest in self._tenant_by_digest and DEFAULT_TENANT in self._tenants:
+                return generated
+            now = time.time()
+            with self._transaction():
+                self._db.execute("INSERT OR IGNORE INTO tenants VALUES (?, ?)", (DEFAULT_TENANT, now))
+                self._db.execute("INSERT OR IGNORE INTO api_keys VALUES (?, ?, ?)", (digest, DEFAULT_TENANT, now))
+            self._tenants = self._tenants | {DEFAULT_TENANT}
+            self._tenant_by_digest = {digest: DEFAULT_TENANT, **self._tenant_by_digest}
             return generated
 
     def tenant_for_digest(self, digest: str) -> str | None:
-        """For callers that hash a key once and check it per request (a search stream)."""
+        """One dict probe per request (a search stream hashes its key once and checks it per message)."""
         return self._tenant_by_digest.get(digest)
 
     # ---- collections ----
 
+    @staticmethod
+    def plan(tenant: str, spec: CollectionSpec) -> CollectionRecord:
+        """A new collection's record, not yet stored: its directories are made before `insert` commits it."""
+        return CollectionRecord(tenant, spec, uuid.uuid4().hex[:12], time.time())
+
     def add(self, tenant: str, spec: CollectionSpec) -> CollectionRecord:
+        return self.insert(self.plan(tenant, spec))
+
+    def insert(self, rec: CollectionRecord) -> CollectionRecord:
+        """Commit `rec`. AlreadyExists for a taken name; Unavailable / ResourceExhausted when the disk
+        refuses the write (then nothing changed)."""
         with self._lock:
-            if (tenant, spec.name) in self._collections:
-                raise AlreadyExists(f"collection {spec.name!r} already exists", field="name")
-            rec = CollectionRecord(tenant, spec, uuid.uuid4().hex[:12], time.time())
-            self._collections[(tenant, spec.name)] = rec
-            self._persist()
+            if (rec.tenant, rec.spec.name) in self._collections:
+                raise AlreadyExists(f"collection {excerpt(rec.spec.name)} already exists", field="name")
+            try:
+                with self._transaction():
+                    self._db.execute("INSERT OR IGNORE INTO tenants VALUES (?, ?)", (rec.tenant, rec.created_at))
+                    self._insert_row(rec)
+            except sqlite3.Error as e:
+                raise write_error(e, f"create collection {excerpt(rec.spec.name)} in {self.path}") from e
+            self._tenants = self._tenants | {rec.tenant}
+            self._collections = {**self._collections, (rec.tenant, rec.spec.name): rec}
             return rec
 
+    def _insert_row(self, rec: CollectionRecord) -> None:
+        self._db.execute("INSERT INTO collections VALUES (?, ?, ?, ?, ?)",
+                         (rec.tenant, rec.spec.name, rec.uid, rec.spec_json(), rec.created_at))
+
     def remove(self, tenant: str, name: str, *, delete_files: bool = True) -> CollectionRecord:
-        """Forget the collection (persisted at once); its files go too unless the caller removes
-        them itself (the router does, off its event loop: a large collection takes a while)."""
+        """Forget the collection (committed at once); its files go too unless the caller removes
+        them itself (the router does, off its event loop: a large collection takes a while).
+        Unavailable / ResourceExhausted when the disk refuses the write (then nothing changed)."""
         with self._lock:
-            rec = self._collections.pop((tenant, name), None)
+            rec = self._collections.get((tenant, name))
             if rec is None:
-                raise NotFound(f"collection {name!r} does not exist", field="name")
-            self._persist()
+                raise NotFound(f"collection {excerpt(name)} does not exist", field="name")
+            try:
+                with self._transaction():
+                    self._db.execute("DELETE FROM collections WHERE tenant = ? AND name = ?", (tenant, name))
+            except sqlite3.Error as e:
+                raise write_error(e, f"drop collection {excerpt(name)} from {self.path}") from e
+            self._collections = {k: v for k, v in self._collections.items() if k != (tenant, name)}
         if delete_files:
             shutil.rmtree(self.collection_dir(rec), ignore_errors=True)
         return rec
 
+    def exists(self, tenant: str, name: str) -> bool:
+        return (tenant, name) in self._collections
+
     def get(self, tenant: str, name: str, field: str = "collection") -> CollectionRecord:
         rec = self._collections.get((tenant, name))
         if rec is None:
-            raise NotFound(f"collection {name!r} does not exist", field=field)
+            raise NotFound(f"collection {excerpt(name)} does not exist", field=field)
         return rec
 
     def names(self, tenant: str) -> list[str]:
@@ -121,8 +309,47 @@ class Catalog:
     def records(self) -> list[CollectionRecord]:
         return list(self._collections.values())
 
+    # ---- storage layout ----
+
     def collection_dir(self, rec: CollectionRecord) -> Path:
-        return self.root / "tenants" / rec.tenant / f"{rec.spec.name}-{rec.uid}"
+        return self.root / TENANTS_DIR / rec.tenant / f"{rec.spec.name}-{rec.uid}"
 
     def shard_dir(self, rec: CollectionRecord, shard: int) -> Path:
         return self.collection_dir(rec) / f"shard-{shard}"
+
+    def orphans(self) -> list[Path]:
+        """Collection directories no record names: left by a crash between making a collection's
+        directories and committing it, or between committing a drop and deleting its files."""
+        known = {self.collection_dir(rec) for rec in self._collections.values()}
+        tenants = self.root / TENANTS_DIR
+        if not tenants.is_dir():
+            return []
+        return sorted(d for t in tenants.iterdir() if t.is_dir() for d in t.iterdir()
+                      if d.is_dir() and _COLLECTION_DIR.match(d.name) and d not in known)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when the body or the commit fails."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc_type is None:
+            try:
+                self._db.execute("COMMIT")
+                return
+            except sqlite3.Error:
+                self._rollback()
+                raise
+        self._rollback()
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite has already rolled back (e.g. after SQLITE_FULL); the hot journal undoes the rest

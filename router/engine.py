@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from simsearch.cluster import LocalShardHandle, RayShardHandle, ShardHandle
-from simsearch.contract.errors import DeadlineExceeded, NotFound, Unavailable, excerpt
+from simsearch.contract.errors import (AlreadyExists, DeadlineExceeded, FailedPrecondition, NotFound, SimsearchError,
+                                       Unavailable, excerpt)
 from simsearch.reranker import to_score
 from simsearch.router import metrics
 from simsearch.router.cache import HotQueryCache, make_cache
 from simsearch.router.deadline import Deadline
-from simsearch.router.catalog import Catalog, CollectionRecord
+from simsearch.router.catalog import Catalog, CollectionRecord, write_error
 from simsearch.router.encoders import EncoderHub
 from simsearch.router.hashing import group_by_shard
 from simsearch.router.merge import merge
@@ -33,6 +34,8 @@ from simsearch.contract.limits import DEFAULT_TIMEOUT_S, MAX_ID_BYTES, MAX_QUERI
 from simsearch.router.validate import SearchOptions, check_get_reply, check_reply_size, check_shape, check_vectors
 from simsearch.shard import CollectionSpec
 from simsearch.shard.config import check_rows
+from simsearch.shard.faults import StorageFault
+from simsearch.shard.snapshot import fsync_dir
 
 log = logging.getLogger(__name__)
 RETRY_UNAVAILABLE_S = 1.0  # the back-off a client is told (RetryInfo) when a shard did not answer
@@ -73,6 +76,19 @@ async def off_loop_if_large(values: int, fn: Callable[..., T], *args: Any, **kwa
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 
+async def _unstoppable(coro: Any) -> Any:
+    """Await `coro` in its own task, shielded: a caller that goes away (a cancelled RPC) stops waiting,
+    but a catalog change and what goes with it (directories, shards) still finish together."""
+    task = asyncio.ensure_future(coro)
+    task.add_done_callback(_retrieve)
+    return await asyncio.shield(task)
+
+
+def _kill(handles: list[ShardHandle]) -> None:
+    for h in handles:
+        h.kill()
+
+
 def _retrieve(task: asyncio.Future) -> None:
     if not task.cancelled():
         task.exception()
@@ -93,12 +109,43 @@ class LiveCollection:
         return self.record.spec
 
 
+class CollectionDamaged(Exception):
+    """A catalogued collection whose stored state cannot be loaded (a shard's StorageFault, a missing
+    directory); `reason` quotes the fault, which names the file."""
+
+    def __init__(self, record: CollectionRecord, reason: str):
+        super().__init__(f"collection {record.tenant}/{record.spec.name} cannot be loaded: {reason}")
+        self.record = record
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class DamagedCollection:
+    """A collection kept in the catalog but not served (start-up with skip_damaged): listed, described
+    as unavailable with the reason, refused for data calls, and droppable."""
+
+    record: CollectionRecord
+    reason: str
+
+    def refusal(self, field: str) -> FailedPrecondition:
+        # FAILED_PRECONDITION, not UNAVAILABLE: retrying cannot help until an operator restores the
+        # files or drops the collection (and the SDK retries UNAVAILABLE on its own).
+        return FailedPrecondition(f"collection {excerpt(self.record.spec.name)} is unavailable (its files could not "
+                                  f"be loaded at start-up; drop it, or restore them and restart): {self.reason}",
+                                  field=field)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 class Engine:
     def __init__(self, catalog: Catalog, *, cache: HotQueryCache | None = None,
                  shard_factory: ShardFactory = local_factory, default_timeout_s: float = DEFAULT_TIMEOUT_S,
                  clock: Callable[[], float] = time.perf_counter, encoders: EncoderHub | None = None,
                  durability: str = "fsync", durability_interval_ms: int = 100):
-        """durability: when a shard acknowledges a write ("fsync", "interval", "none": shard/wal.py)."""
+        """durability: when a shard acknowledges a write ("fsync", "interval", "none": shard/wal.py).
+        Serves no collection until `open` has started the catalogued ones."""
         self.catalog = catalog
         self.encoders = encoders or EncoderHub(catalog.root / "models")
         self.cache = cache or make_cache(None)
@@ -107,16 +154,59 @@ class Engine:
         self.default_timeout_s = default_timeout_s  # the edge's deadline for a call that sets none
         self._clock = clock
         self._live: dict[tuple[str, str], LiveCollection] = {}
+        self._damaged: dict[tuple[str, str], DamagedCollection] = {}
         # Each process start is a new cache epoch, so a restarted router never reads entries
         # written under the same (collection, generation) by an earlier incarnation.
         self._epoch = f"{time.time_ns():x}"
-        for rec in catalog.records():
-            self._live[(rec.tenant, rec.spec.name)] = self._start(rec)
+
+    async def open(self, *, skip_damaged: bool = False) -> list[DamagedCollection]:
+        """Remove orphaned collection directories, then start every catalogued collection's shards.
+        A collection that cannot be loaded raises CollectionDamaged (the shards started so far are
+        left for `close`), or with skip_damaged is kept listed but unavailable, one warning each.
+        Returns the skipped collections."""
+        for path in self.catalog.orphans():
+            log.warning("removing %s: no catalogued collection owns it (a crash during a create or a drop)", path)
+            await asyncio.to_thread(shutil.rmtree, path, ignore_errors=True)
+        for rec in self.catalog.records():
+            key = (rec.tenant, rec.spec.name)
+            try:
+                self._live[key] = await self._start_checked(rec)
+            except CollectionDamaged as e:
+                if not skip_damaged:
+                    raise
+                self._damaged[key] = DamagedCollection(rec, e.reason)
+                log.warning("serving without collection %s/%s (listed as unavailable): %s", rec.tenant, rec.spec.name,
+                            e.reason)
+        return list(self._damaged.values())
 
     def _start(self, rec: CollectionRecord) -> LiveCollection:
-        handles = [self._factory(f"{rec.tenant}/{rec.spec.name}-{rec.uid}/shard-{i}", rec, i,
-                                 self.catalog.shard_dir(rec, i), **self._shard_options) for i in range(rec.spec.shards)]
+        handles: list[ShardHandle] = []
+        try:
+            for i in range(rec.spec.shards):
+                handles.append(self._factory(f"{rec.tenant}/{rec.spec.name}-{rec.uid}/shard-{i}", rec, i,
+                                             self.catalog.shard_dir(rec, i), **self._shard_options))
+        except BaseException:
+            _kill(handles)
+            raise
         return LiveCollection(rec, handles, f"{rec.tenant}:{rec.uid}.{self._epoch}")
+
+    async def _start_checked(self, rec: CollectionRecord) -> LiveCollection:
+        """Start a catalogued collection's shards and wait until each answers. CollectionDamaged when a
+        shard directory is missing (a shard would start empty there) or a shard cannot load its files."""
+        for i in range(rec.spec.shards):
+            path = self.catalog.shard_dir(rec, i)
+            if not path.is_dir():
+                raise CollectionDamaged(rec, f"its shard directory {path} is missing")
+        try:
+            live = self._start(rec)  # a local shard loads its checkpoint and replays its log here
+        except (StorageFault, OSError) as e:
+            raise CollectionDamaged(rec, _one_line(str(e))) from e
+        try:  # a Ray shard loads in its actor: a failure there surfaces at its first call
+            await asyncio.gather(*(h.stats() for h in live.shards))
+        except SimsearchError as e:
+            _kill(live.shards)
+            raise CollectionDamaged(rec, _one_line(e.message)) from e
+        return live
 
     def spec(self, tenant: str, name: str) -> CollectionSpec:
         return self._get(tenant, name).spec
@@ -124,23 +214,65 @@ class Engine:
     def _get(self, tenant: str, name: str, field: str = "collection") -> LiveCollection:
         live = self._live.get((tenant, name))
         if live is None:
+            damaged = self._damaged.get((tenant, name))
+            if damaged is not None:
+                raise damaged.refusal(field)
             raise NotFound(f"collection {excerpt(name)} does not exist", field=field)
         return live
 
     # ---- collections ----
 
     async def create_collection(self, tenant: str, spec: CollectionSpec) -> CollectionStatus:
-        rec = self.catalog.add(tenant, spec)
-        live = self._start(rec)
-        self._live[(tenant, spec.name)] = live
+        """All or nothing: the directories and the shards first, then the catalog commit. A failure before
+        the commit undoes the rest (a crash leaves an orphan directory, removed at the next start); a disk
+        that refuses a write answers UNAVAILABLE or RESOURCE_EXHAUSTED. Runs to the end even when the
+        caller goes away, so a commit is never half undone."""
+        if self.catalog.exists(tenant, spec.name) or (tenant, spec.name) in self._damaged:
+            raise AlreadyExists(f"collection {excerpt(spec.name)} already exists", field="name")
+        await _unstoppable(self._create(tenant, spec))
         return await self.describe(tenant, spec.name)
 
+    async def _create(self, tenant: str, spec: CollectionSpec) -> None:
+        rec = self.catalog.plan(tenant, spec)
+        try:
+            await asyncio.to_thread(self._make_dirs, rec)
+            live = self._start(rec)
+        except BaseException as e:
+            await asyncio.to_thread(shutil.rmtree, self.catalog.collection_dir(rec), ignore_errors=True)
+            if isinstance(e, OSError):
+                raise write_error(e, f"create collection {excerpt(spec.name)}") from e
+            raise
+        try:
+            await asyncio.gather(*(h.stats() for h in live.shards))  # a Ray shard that cannot start fails here
+            await asyncio.to_thread(self.catalog.insert, rec)
+        except BaseException:
+            _kill(live.shards)
+            await asyncio.to_thread(shutil.rmtree, self.catalog.collection_dir(rec), ignore_errors=True)
+            raise
+        self._live[(tenant, spec.name)] = live
+
+    def _make_dirs(self, rec: CollectionRecord) -> None:
+        """Every shard directory of a new collection, durable before the catalog names it."""
+        for i in range(rec.spec.shards):
+            self.catalog.shard_dir(rec, i).mkdir(parents=True)
+        collection = self.catalog.collection_dir(rec)
+        for path in (collection, collection.parent, collection.parent.parent, self.catalog.root):
+            fsync_dir(path)
+
     async def drop_collection(self, tenant: str, name: str) -> None:
-        live = self._get(tenant, name, "name")
-        del self._live[(tenant, name)]
-        for h in live.shards:
-            h.kill()
-        rec = self.catalog.remove(tenant, name, delete_files=False)
+        """The catalog commit first (a refused write leaves the collection listed and serving), then the
+        shards stop and the files go, off the loop (a crash in between leaves an orphan, removed at start)."""
+        key = (tenant, name)
+        if key not in self._live and key not in self._damaged:
+            raise NotFound(f"collection {excerpt(name)} does not exist", field="name")
+        await _unstoppable(self._drop(tenant, name))
+
+    async def _drop(self, tenant: str, name: str) -> None:
+        rec = await asyncio.to_thread(self.catalog.remove, tenant, name, delete_files=False)
+        live = self._live.pop((tenant, name), None)
+        self._damaged.pop((tenant, name), None)
+        if live is not None:
+            _kill(live.shards)
         # the files go in a worker thread: a large collection takes a while, and the loop serves everyone
         await asyncio.to_thread(shutil.rmtree, self.catalog.collection_dir(rec), ignore_errors=True)
 
@@ -148,6 +280,10 @@ class Engine:
         return self.catalog.names(tenant)
 
     async def describe(self, tenant: str, name: str) -> CollectionStatus:
+        damaged = self._damaged.get((tenant, name))
+        if damaged is not None:  # every shard reported unavailable, with the reason
+            rec = damaged.record
+            return CollectionStatus(rec.spec, 0, rec.created_at, [{"unavailable": damaged.reason}] * rec.spec.shards)
         live = self._get(tenant, name, "name")
         replies = await asyncio.gather(*(h.stats() for h in live.shards), return_exceptions=True)
         stats = [r if isinstance(r, dict) else {"unavailable": str(r)} for r in replies]
@@ -318,8 +454,9 @@ class Engine:
             if isinstance(r, Exception):
                 log.error("shard close failed: %s", r)
         for live in self._live.values():
-            for h in live.shards:
-                h.kill()
+            _kill(live.shards)
         self._live.clear()
+        self._damaged.clear()
         self.encoders.close()
         await self.cache.close()
+        self.catalog.close()

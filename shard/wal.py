@@ -125,6 +125,7 @@ class WriteAheadLog:
         self.last_seq = 0
         self._synced = 0
         self._fd: int | None = None
+        self._broken: OSError | None = None  # why appends stopped, when a partial record could not be cut
         self._size = 0
         self._lock = threading.Lock()  # appends and rotation
         self._sync_lock = threading.Lock()  # one fsync at a time; the writers waiting share it
@@ -210,17 +211,35 @@ class WriteAheadLog:
         Call under the shard's write lock, so seq order is the order writes are applied."""
         with self._lock:
             if self._fd is None:
-                raise OSError("the write-ahead log is closed")
+                raise self._broken or OSError("the write-ahead log is closed")
             seq = self.last_seq + 1
             record = encode(seq, kind, ids, vectors)
             if self._size and self._size + len(record) > self.segment_bytes:
                 self._rotate_locked()
             view = memoryview(record)
-            while view:  # os.write may write less than asked (it rarely does for regular files)
-                view = view[os.write(self._fd, view):]
+            try:
+                while view:  # os.write may write less than asked (a nearly full disk: up to the last free page)
+                    view = view[os.write(self._fd, view):]
+            except OSError as e:
+                self._cut_partial_record(e)
+                raise
             self._size += len(record)
             self.last_seq = seq
             return seq
+
+    def _cut_partial_record(self, cause: OSError) -> None:
+        """After a failed write: cut the segment back to where the record began, so nothing valid is ever
+        appended after a partial record (recovery would rightly call that damage). When even that fails,
+        the log stops taking appends: the shard answers UNAVAILABLE until it is restarted."""
+        try:
+            os.ftruncate(self._fd, self._size)
+        except OSError as e:
+            log.error("write-ahead log %s: could not cut a partial record (%s); refusing further appends",
+                      self.directory, e.strerror or e)
+            os.close(self._fd)
+            self._fd = None
+            self._broken = OSError(cause.errno, f"{cause.strerror}; the log stopped taking writes after a partial "
+                                                f"record it could not cut: restart the server once the disk is writable")
 
     def sync(self, seq: int) -> None:
         """Return once record `seq` is durable under the log's policy (fsync: group commit)."""

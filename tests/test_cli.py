@@ -70,7 +70,7 @@ def test_serve_generates_a_key_serves_and_shuts_down_cleanly(tmp_path):
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
-    assert (tmp_path / "data" / "catalog.json").exists()
+    assert (tmp_path / "data" / "catalog.sqlite").exists()
 
 
 # ---- helpers ----------------------------------------------------------------------------------

@@ -211,7 +211,7 @@ def test_catalog_persists_tenants_and_collections(tmp_path):
     cat = Catalog(tmp_path)
     key = cat.ensure_default_tenant(None)
     assert key and cat.tenant_for_digest(hash_key(key)) == "default"
-    assert "key_hashes" in cat.tenants["default"] and key not in (tmp_path / "catalog.json").read_text()
+    assert "key_hashes" in cat.tenants["default"] and key.encode() not in (tmp_path / "catalog.sqlite").read_bytes()
     rec = cat.add("default", CollectionSpec(name="c1", dim=4, metric="dot", shards=2))
     with pytest.raises(AlreadyExists):
         cat.add("default", CollectionSpec(name="c1", dim=4))

@@ -1,11 +1,15 @@
 """Every start-up fault of `simsearch serve`, as a user meets it: the real command in a
 subprocess ends with one line naming the problem and the fix, a non-zero exit, no traceback,
-and (for Redis and Ray) within seconds rather than minutes."""
+and (for Redis and Ray) within seconds rather than minutes. Damaged or missing files stop
+start-up loudly (or, with --skip-damaged, only their collection); and a SIGTERM stops the
+server cleanly even after Ray has started inside it."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,11 +19,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import API_KEY, free_port
+from simsearch import Client, DeadlineExceeded, FailedPrecondition
 from simsearch.router import EmbeddedServer, ServeConfig
 from simsearch.router.app import StartupError
+from simsearch.router.catalog import Catalog
 
 pytestmark = pytest.mark.integration  # `simsearch serve` as a subprocess
 
@@ -219,3 +226,179 @@ def test_ray_address_with_nothing_listening_fails_within_seconds(tmp_path):
 
 def test_unknown_log_level_is_a_usage_error(tmp_path):
     serve_fails("--log-level", "loud", data_dir=tmp_path, match=r"--log-level: invalid choice: 'loud'")
+
+
+# ---- damaged or missing files ----
+
+KEY = "k" * 16  # what `serving` starts with
+
+
+def _client(banner: str) -> Client:
+    return Client(banner.split("listening on ")[1].split(" ")[0], api_key=KEY)
+
+
+def _shard_dir(data: Path, name: str, shard: int = 0) -> Path:
+    catalog = Catalog(data)
+    try:
+        return catalog.shard_dir(catalog.get("default", name), shard)
+    finally:
+        catalog.close()
+
+
+@pytest.fixture
+def two_collections(tmp_path) -> Path:
+    """A data dir with collections "good" and "bad" (two shards), each with points, stopped cleanly
+    (so each shard has a checkpoint manifest)."""
+    data = tmp_path / "data"
+    with EmbeddedServer(ServeConfig(port=0, data_dir=data, bootstrap_key=KEY)) as server:
+        with Client(server.address, api_key=KEY) as client:
+            for name in ("good", "bad"):
+                client.create_collection(name, dim=4, shards=2)
+                client.upsert(name, [f"p{i}" for i in range(20)], np.eye(20, 4, dtype=np.float32) + 1)
+    return data
+
+
+def test_a_damaged_manifest_stops_start_up_naming_the_file(two_collections):
+    manifest = _shard_dir(two_collections, "bad", 1) / "manifest.json"
+    manifest.write_text(manifest.read_text()[:20])  # cut mid-document
+    serve_fails(data_dir=two_collections,
+                match=rf"^simsearch serve: collection default/bad cannot be loaded: .*{re.escape(str(manifest))}.* "
+                      rf"start with --skip-damaged")
+
+
+def test_skip_damaged_serves_the_rest_and_reports_the_damaged_one(two_collections):
+    manifest = _shard_dir(two_collections, "bad", 0) / "manifest.json"
+    manifest.write_bytes(b"\x00garbled\xff")
+    with serving(two_collections, "--skip-damaged") as (proc, banner):
+        # read up to the banner: the one warning line for the skipped collection came before it
+        with _client(banner) as client:
+            assert client.list_collections() == ["bad", "good"]
+            assert client.get("good", ["p3"]).missing == []
+            info = client.describe_collection("bad")
+            assert info.index_state == "unavailable" and info.points == 0
+            assert all(not s["available"] and str(manifest) in s["error"] for s in info.shard_info)
+            calls = [lambda: client.search("bad", np.ones(4, np.float32), k=1), lambda: client.get("bad", ["p1"]),
+                     lambda: client.upsert("bad", ["x"], np.ones((1, 4), np.float32)),
+                     lambda: client.delete("bad", ["p1"]), lambda: client.build_index("bad")]
+            for call in calls:
+                with pytest.raises(FailedPrecondition, match=rf"collection 'bad' is unavailable .*drop it.*"
+                                                             rf"{re.escape(str(manifest))}"):
+                    call()
+            client.drop_collection("bad")  # what an operator can do about it
+            assert client.list_collections() == ["good"]
+    with serving(two_collections) as (_, banner):  # no flag needed any more
+        with _client(banner) as client:
+            assert client.list_collections() == ["good"]
+
+
+def start_and_stop(data_dir: Path, *args: str) -> str:
+    """`simsearch serve` up to its banner, then SIGTERM; checks the clean exit and returns its log (stderr)."""
+    proc = subprocess.Popen([sys.executable, "-m", "simsearch", "serve", "--port", "0", "--data-dir", str(data_dir),
+                             *args], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    banner = proc.stdout.readline()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert "listening on" in banner and proc.returncode == 0, err
+    return err
+
+
+def test_the_skipped_collection_is_logged_once(two_collections):
+    manifest = _shard_dir(two_collections, "bad") / "manifest.json"
+    manifest.unlink()  # the checkpoint's files stay behind
+    err = start_and_stop(two_collections, "--skip-damaged")
+    warnings = [line for line in err.splitlines() if "serving without collection" in line]
+    assert len(warnings) == 1 and "default/bad (listed as unavailable): " in warnings[0], err
+    assert str(manifest) in warnings[0], err  # the fault names the file
+
+
+def test_a_shard_in_a_ray_actor_that_cannot_load_is_named_too(two_collections, ray_cluster):
+    """With placement "ray" the shard loads in its actor; the fault comes back through Ray, still naming
+    the file (cluster/_calls.py keeps the constructor's own message)."""
+    manifest = _shard_dir(two_collections, "bad", 1) / "manifest.json"
+    manifest.write_text("{")
+    with pytest.raises(StartupError, match=rf"collection default/bad cannot be loaded: .*shard-1 is unavailable: "
+                                           rf".*CheckpointDamaged: .*{re.escape(str(manifest))}"):
+        EmbeddedServer(ServeConfig(port=0, data_dir=two_collections, bootstrap_key=KEY, placement="ray")).start()
+    config = ServeConfig(port=0, data_dir=two_collections, bootstrap_key=KEY, placement="ray", skip_damaged=True)
+    with EmbeddedServer(config) as server, Client(server.address, api_key=KEY) as client:
+        assert client.get("good", ["p1"]).missing == []
+        assert client.describe_collection("bad").index_state == "unavailable"
+
+
+def test_a_missing_collection_directory_stops_start_up(two_collections):
+    shard = _shard_dir(two_collections, "bad", 0)
+    shutil.rmtree(shard.parent)
+    serve_fails(data_dir=two_collections,
+                match=rf"^simsearch serve: collection default/bad cannot be loaded: its shard directory "
+                      rf"{re.escape(str(shard))} is missing")
+
+
+def test_a_missing_catalog_beside_collection_data_stops_start_up(two_collections):
+    (two_collections / "catalog.sqlite").unlink()
+    serve_fails(data_dir=two_collections,
+                match=rf"^simsearch serve: the catalog {re.escape(str(two_collections))}/catalog.sqlite is missing "
+                      rf"or empty but .*/tenants holds collection data; restore catalog.sqlite")
+
+
+def test_a_damaged_catalog_stops_start_up(two_collections):
+    catalog = two_collections / "catalog.sqlite"
+    catalog.write_bytes(catalog.read_bytes()[:100])
+    serve_fails(data_dir=two_collections,
+                match=rf"^simsearch serve: the catalog {re.escape(str(catalog))} cannot be read .*restore it")
+
+
+def test_orphaned_collection_directories_are_removed_at_start(two_collections):
+    """A crash between making a collection's directories and committing it (or between committing a
+    drop and deleting its files) leaves them unowned: the next start removes them, saying so."""
+    orphan = two_collections / "tenants" / "default" / "ghost-0123456789ab"
+    (orphan / "shard-0" / "wal").mkdir(parents=True)
+    err = start_and_stop(two_collections)
+    assert re.search(rf"WARNING .*removing {re.escape(str(orphan))}: no catalogued collection owns it", err), err
+    assert not orphan.exists()
+    assert sorted(p.name.split("-")[0] for p in orphan.parent.iterdir()) == ["bad", "good"]
+
+
+# ---- shutdown after Ray started in the server ----
+
+def _register_untrained_image_encoder(models: Path) -> str:
+    """An untrained MLP on 8x8 images: enough for an Embed call to start encoder replicas (and Ray)."""
+    from simsearch.encoder import TrainConfig, registry
+    from simsearch.encoder.model import build_encoder
+
+    model = build_encoder(TrainConfig(dataset="digits", backbone="mlp", width=16, embedding_dim=8), (1, 8, 8))
+    return registry.save(model, name="tiny", kind="image", input_shape=(1, 8, 8), config={},
+                         fingerprint="untrained", metrics={}, root=models)
+
+
+def _embed(client: Client, ref: str, attempts: int = 4) -> np.ndarray:
+    """Embed two blank images. The first call starts Ray and the replicas (torch), which on a loaded machine
+    can outlast the server's 30 s deadline; they go on starting, so asking again is enough."""
+    for attempt in range(attempts):
+        try:
+            return client.embed(ref, images=np.zeros((2, 1, 8, 8), np.uint8)).vectors
+        except DeadlineExceeded:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def test_sigterm_after_ray_started_inside_the_server_drains_and_checkpoints(tmp_path):
+    """ray.init (here: an encoder's first Embed, in a worker thread) replaces SIGTERM's handler with
+    one that aborts the process; the server installs its own again, so SIGTERM still drains and
+    checkpoints."""
+    data = tmp_path / "data"
+    ref = _register_untrained_image_encoder(data / "models")
+    with serving(data) as (proc, banner):
+        with _client(banner) as client:
+            client.create_collection("c", dim=4)
+            assert _embed(client, ref).shape == (2, 8)  # Ray is up, in the server process
+            client.upsert("c", ["p1", "p2"], np.eye(2, 4, dtype=np.float32))
+        os.kill(proc.pid, signal.SIGTERM)
+        out = proc.stdout.read()
+        proc.wait(timeout=120)
+    assert proc.returncode == 0, out
+    assert "shutting down: draining calls and snapshotting shards" in out, out
+    assert json.loads((_shard_dir(data, "c") / "manifest.json").read_text())["last_seq"] > 0  # the checkpoint
+    with serving(data) as (_, banner):
+        with _client(banner) as client:
+            assert client.get("c", ["p1", "p2"]).missing == []
