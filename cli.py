@@ -51,7 +51,8 @@ def _cmd_serve(args) -> int:
                          ray_address=args.ray_address, bootstrap_key=args.bootstrap_key,
                          cache_min_hits=args.cache_min_hits, cache_ttl_s=args.cache_ttl, metrics_port=args.metrics_port,
                          placement=args.placement, durability=args.durability,
-                         durability_interval_ms=args.durability_interval_ms, skip_damaged=args.skip_damaged)
+                         durability_interval_ms=args.durability_interval_ms, skip_damaged=args.skip_damaged,
+                         max_log_mb=args.max_log_mb)
     try:
         asyncio.run(serve(config))
     except StartupError as e:
@@ -172,15 +173,22 @@ def _port(text: str) -> int:
     return port
 
 
-def _interval_ms(text: str) -> int:
-    low, high = 1, 10_000  # router/app.py DURABILITY_INTERVAL_MS (not imported: the client install lacks it)
-    try:
-        ms = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer in [{low}, {high}], got {text!r}") from None
-    if not low <= ms <= high:
-        raise argparse.ArgumentTypeError(f"must be in [{low}, {high}], got {ms}")
-    return ms
+def _int_in(low: int, high: int):
+    """An argparse type: an integer in [low, high]."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer in [{low}, {high}], got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be in [{low}, {high}], got {value}")
+        return value
+    return parse
+
+
+# router/app.py's DURABILITY_INTERVAL_MS and MAX_LOG_MB (not imported: the client install lacks the server)
+_interval_ms = _int_in(1, 10_000)
+_max_log_mb = _int_in(1, 65_536)
 
 
 def _global_options(suppress: bool) -> argparse.ArgumentParser:
@@ -224,6 +232,9 @@ def parser() -> argparse.ArgumentParser:
                         "loss loses up to that much), none (tests and benchmarks only)")
     s.add_argument("--durability-interval-ms", type=_interval_ms, default=100, metavar="MS",
                    help="with --durability interval: the most a power loss can lose, 1-10000 (default 100)")
+    s.add_argument("--max-log-mb", type=_max_log_mb, default=128, metavar="MB",
+                   help="a shard's write-ahead log past this size forces a checkpoint (as index builds and idle "
+                        "time do): bounds its disk use and the replay after a crash, 1-65536 (default 128)")
     s.add_argument("--skip-damaged", action="store_true",
                    help="start even when a collection's files cannot be loaded: it stays listed, reported "
                         "unavailable with the reason, and can be dropped (default: refuse to start)")

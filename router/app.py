@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 REDIS_PING_TIMEOUT_S = 3.0
 DURABILITY = ("fsync", "interval", "none")
 DURABILITY_INTERVAL_MS = (1, 10_000)
+MAX_LOG_MB = (1, 65_536)
 
 
 class StartupError(Exception):
@@ -59,6 +60,9 @@ class ServeConfig:
     # "none" left to the OS (tests and benchmarks). A process crash loses nothing in any mode.
     durability: str = "fsync"
     durability_interval_ms: int = 100
+    # Each shard's write-ahead log past this size forces a checkpoint (as do index builds and idle
+    # time): bounds the log's disk use and the replay after a crash (Postgres' max_wal_size).
+    max_log_mb: int = 128
     # A collection whose files cannot be loaded stops start-up (the message names it and the file);
     # with skip_damaged the server starts without it and reports it unavailable, with the reason.
     skip_damaged: bool = False
@@ -81,6 +85,9 @@ class ServeConfig:
         low, high = DURABILITY_INTERVAL_MS
         if not low <= self.durability_interval_ms <= high:
             raise ValueError(f"durability_interval_ms must be in [{low}, {high}], got {self.durability_interval_ms}")
+        low, high = MAX_LOG_MB
+        if not low <= self.max_log_mb <= high:
+            raise ValueError(f"max_log_mb must be in [{low}, {high}], got {self.max_log_mb}")
 
     @property
     def durability_banner(self) -> str:
@@ -237,7 +244,8 @@ async def _build_locked(config: ServeConfig) -> tuple[Server, str | None]:
     cache = make_cache(config.redis_url, min_hits=config.cache_min_hits, window_s=config.cache_window_s,
                        ttl_s=config.cache_ttl_s)
     engine = Engine(catalog, cache=cache, shard_factory=FACTORIES[config.shard_placement],
-                    durability=config.durability, durability_interval_ms=config.durability_interval_ms)
+                    durability=config.durability, durability_interval_ms=config.durability_interval_ms,
+                        checkpoint_log_bytes=config.max_log_mb << 20)
     try:
         await engine.open(skip_damaged=config.skip_damaged)
     except BaseException as e:

@@ -143,14 +143,17 @@ class Engine:
     def __init__(self, catalog: Catalog, *, cache: HotQueryCache | None = None,
                  shard_factory: ShardFactory = local_factory, default_timeout_s: float = DEFAULT_TIMEOUT_S,
                  clock: Callable[[], float] = time.perf_counter, encoders: EncoderHub | None = None,
-                 durability: str = "fsync", durability_interval_ms: int = 100):
-        """durability: when a shard acknowledges a write ("fsync", "interval", "none": shard/wal.py).
+                 durability: str = "fsync", durability_interval_ms: int = 100,
+                 checkpoint_log_bytes: int = 128 << 20):
+        """durability: when a shard acknowledges a write ("fsync", "interval", "none": shard/wal.py);
+        checkpoint_log_bytes: a shard's log size that forces a checkpoint.
         Serves no collection until `open` has started the catalogued ones."""
         self.catalog = catalog
         self.encoders = encoders or EncoderHub(catalog.root / "models")
         self.cache = cache or make_cache(None)
         self._factory = shard_factory
-        self._shard_options = dict(durability=durability, durability_interval_ms=durability_interval_ms)
+        self._shard_options = dict(durability=durability, durability_interval_ms=durability_interval_ms,
+                                   checkpoint_log_bytes=checkpoint_log_bytes)
         self.default_timeout_s = default_timeout_s  # the edge's deadline for a call that sets none
         self._clock = clock
         self._live: dict[tuple[str, str], LiveCollection] = {}

@@ -36,6 +36,8 @@ def main() -> int:
     ap.add_argument("--dim", type=int, default=16, help="vector dimension (default 16)")
     ap.add_argument("--durability", choices=("fsync", "interval", "none"),
                     help="passed to `simsearch serve --durability` (default: not passed, the server's default)")
+    ap.add_argument("--max-log-mb", type=int, default=1,
+                    help="passed to `simsearch serve --max-log-mb` (default 1: frequent size-triggered checkpoints)")
     ap.add_argument("--keep", action="store_true", help="keep the data directory and server.log")
     args = ap.parse_args()
     if args.cycles < 1:
@@ -44,9 +46,10 @@ def main() -> int:
         ap.error("this simsearch serve has no --durability flag")
 
     work = Path(tempfile.mkdtemp(prefix="simsearch-crash-"))
-    config = ch.HarnessConfig(dim=args.dim, durability=args.durability)
+    config = ch.HarnessConfig(dim=args.dim, durability=args.durability, max_log_mb=args.max_log_mb)
     print(f"crash loop: {args.cycles} cycles, seed {args.seed}, dim {args.dim}, "
-          f"durability {args.durability or '(server default)'}; work dir {work}", flush=True)
+          f"durability {args.durability or '(server default)'}, max log {args.max_log_mb} MB; work dir {work}",
+          flush=True)
     t0 = time.monotonic()
     try:
         totals = ch.run(work, args.cycles, config, seed=args.seed, log=lambda line: print(line, flush=True))

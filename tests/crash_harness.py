@@ -180,6 +180,7 @@ class ServerProcess:
     data_dir: Path
     log_path: Path
     durability: str | None = None
+    max_log_mb: int | None = None
     proc: subprocess.Popen | None = None
     address: str = ""
     startup_s: float = 0.0
@@ -194,6 +195,8 @@ class ServerProcess:
                    "--bootstrap-key", API_KEY]
             if self.durability:
                 cmd += ["--durability", self.durability]
+            if self.max_log_mb:
+                cmd += ["--max-log-mb", str(self.max_log_mb)]
             with self.log_path.open("a") as log:
                 log.write(f"\n=== {' '.join(cmd[1:])}\n")
                 log.flush()
@@ -394,6 +397,8 @@ class HarnessConfig:
     search_sample: int = 32
     describe_every_s: float = 0.05  # how often the writer samples index_state
     durability: str | None = None  # passed to `simsearch serve --durability` when set
+    # `--max-log-mb`: 1 makes size-triggered checkpoints (and log rotations) frequent, so kills land in them
+    max_log_mb: int | None = 1
 
 
 class CrashHarness:
@@ -403,7 +408,8 @@ class CrashHarness:
                  log: Callable[[str], None] = print):
         self.config, self.log = config, log
         self.rng = np.random.default_rng(seed)
-        self.server = ServerProcess(work_dir / "data", work_dir / "server.log", config.durability)
+        self.server = ServerProcess(work_dir / "data", work_dir / "server.log", config.durability,
+                                    config.max_log_mb)
         self.ledger = Ledger()
         self.totals = Totals()
         self.next_id = 0
