@@ -34,7 +34,7 @@ from simsearch.contract.errors import (AlreadyExists, NotFound, ResourceExhauste
                                        excerpt)
 from simsearch.router.auth import hash_key, new_key
 from simsearch.shard import CollectionSpec, IndexParams
-from simsearch.shard.snapshot import fsync_dir
+from simsearch.shard.snapshot import fsync_path
 
 log = logging.getLogger(__name__)
 DEFAULT_TENANT = "default"
@@ -196,7 +196,7 @@ class Catalog:
 
     def _retire(self, legacy: Path) -> None:
         legacy.rename(legacy.with_name(LEGACY_FILE + ".migrated"))
-        fsync_dir(self.root)
+        fsync_path(self.root)
 
     def _load(self) -> None:
         self._tenants = {name for (name,) in self._db.execute("SELECT name FROM tenants")}

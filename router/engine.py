@@ -35,7 +35,7 @@ from simsearch.router.validate import SearchOptions, check_get_reply, check_repl
 from simsearch.shard import CollectionSpec
 from simsearch.shard.config import check_rows
 from simsearch.shard.faults import StorageFault
-from simsearch.shard.snapshot import fsync_dir
+from simsearch.shard.snapshot import fsync_path
 
 log = logging.getLogger(__name__)
 RETRY_UNAVAILABLE_S = 1.0  # the back-off a client is told (RetryInfo) when a shard did not answer
@@ -260,7 +260,7 @@ class Engine:
             self.catalog.shard_dir(rec, i).mkdir(parents=True)
         collection = self.catalog.collection_dir(rec)
         for path in (collection, collection.parent, collection.parent.parent, self.catalog.root):
-            fsync_dir(path)
+            fsync_path(path)
 
     async def drop_collection(self, tenant: str, name: str) -> None:
         """The catalog commit first (a refused write leaves the collection listed and serving), then the

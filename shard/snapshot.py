@@ -55,8 +55,8 @@ class Checkpoint:
     path: Path  # the snapshot directory
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a directory's entries (a new, renamed or removed file) durable."""
+def fsync_path(path: Path) -> None:
+    """fsync a file (its bytes), or a directory (its entries: a new, renamed or removed file)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -71,7 +71,7 @@ def write_json_atomic(path: Path, payload: dict) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    fsync_dir(path.parent)
+    fsync_path(path.parent)
 
 
 def _crc(path: Path) -> list[int]:
@@ -82,14 +82,6 @@ def _crc(path: Path) -> list[int]:
             crc = zlib.crc32(chunk, crc)
             size += len(chunk)
     return [size, crc]
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_npy(path: Path, arr: np.ndarray) -> None:
@@ -169,14 +161,14 @@ def save(root: Path, *, sealed: Sealed, sealed_alive: np.ndarray, fresh: np.ndar
     _write_npy(tmp / "alive.npy", np.concatenate([sealed_alive, fresh_alive]))
     written += [tmp / "fresh.npy", tmp / "fresh_ids.txt", tmp / "alive.npy"]
     for path in written:
-        _fsync_file(path)
+        fsync_path(path)
         files[path.relative_to(tmp).as_posix()] = _crc(path)
     for directory in {p.parent for p in written}:
-        fsync_dir(directory)
+        fsync_path(directory)
     has_index = any(k.startswith("scann/") for k in files)
     shutil.rmtree(root / name, ignore_errors=True)  # left by a crash between this rename and the manifest
     os.replace(tmp, root / name)
-    fsync_dir(root)
+    fsync_path(root)
     write_json_atomic(root / MANIFEST, {
         "version": VERSION, "seq": seq, "snapshot": name, "points": sealed.size + len(fresh_ids),
         "indexed": sealed.size if has_index else 0, "sealed": sealed.size, "sealed_uid": sealed.uid,

@@ -39,7 +39,7 @@ import numpy as np
 
 from simsearch.shard.faults import StorageFault
 
-from simsearch.shard.snapshot import fsync_dir
+from simsearch.shard.snapshot import fsync_path
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ class WriteAheadLog:
             path = self.directory / f"{self.last_seq + 1:020d}.log"
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._size = os.fstat(self._fd).st_size
-        fsync_dir(self.directory)  # the new file's name is durable before a record in it is acknowledged
+        fsync_path(self.directory)  # the new file's name is durable before a record in it is acknowledged
 
     def append(self, kind: int, ids: list[str], vectors: np.ndarray | None = None) -> int:
         """Write one record (one `write` call) and return its seq. Not yet durable: see `sync`.
@@ -289,7 +289,7 @@ class WriteAheadLog:
                 path.unlink()
                 removed += 1
         if removed:
-            fsync_dir(self.directory)
+            fsync_path(self.directory)
         return removed
 
     def close(self) -> None:
