@@ -44,6 +44,7 @@ def table(result: dict[str, Any]) -> str:
                 f"| {p1['single_qps']:,.0f} | {ratio1} | {p1['single']['p50_ms']:.2f} | {p1['single']['p99_ms']:.2f} "
                 f"| {s['build_s']:.1f} | {_ingest(s)} | {s['memory_bytes'] / 2**20:,.0f} "
                 f"| {s['bytes_per_vector']:,.0f} |")
+    lines += _memory(result.get("memory"), ds) + _durability(result.get("durability_ingest"))
     extra = result.get("simsearch_extra")
     if extra:
         lines += ["", f"simsearch at {extra['knob']} (recall@10 {extra['recall']:.3f}):", "",
@@ -65,6 +66,49 @@ def table(result: dict[str, Any]) -> str:
                   f"({cache['hit']['n']:,} hits and {cache['miss']['n']:,} misses, interleaved: each hot query, "
                   "then the same query perturbed by 1e-4 of its mean magnitude, a new key)."]
     return "\n".join(lines)
+
+
+def _memory(mem: dict[str, Any] | None, ds: dict[str, Any]) -> list[str]:
+    """Bytes per stored point, simsearch's server against raw ScaNN measured in a clean process."""
+    if not mem:
+        return []
+    raw, sim = mem["raw_scann"], mem["simsearch"]
+    f32 = mem["float32_bytes_per_point"]
+    data = f"{ds['name']}{' (synthetic)' if ds['synthetic'] else ''}"
+    return ["", f"Memory per stored point, {mem['points']:,} points x {mem['dim']} on {data} "
+            f"(the float32 vector alone: {f32:,} bytes):", "",
+            "| system | bytes/point | × float32 vector | MiB | how measured |", "|---|---|---|---|---|",
+            f"| raw ScaNN, same parameters (re-order keeps the floats) | {raw['bytes_per_point']:,.0f} "
+            f"| {raw['bytes_per_point'] / f32:.2f} | {raw['bytes'] / 2**20:,.0f} | {raw['method']}; "
+            f"peak {raw['peak_over_before_load'] / 2**20:,.0f} MiB |",
+            f"| simsearch server | {sim['bytes_per_point']:,.0f} | {sim['bytes_per_point'] / f32:.2f} "
+            f"| {sim['bytes'] / 2**20:,.0f} | {sim['method']} |",
+            "", f"Server memory per point / raw ScaNN's: **{mem['simsearch_over_raw']:.2f}×** "
+            "(issue 15's target: ≤ 1.5×)."]
+
+
+def _durability(ing: dict[str, Any] | None) -> list[str]:
+    """SDK ingest with --durability fsync against none, same run."""
+    if not ing:
+        return []
+    med = ing["median_vectors_per_s"]
+    lines = ["", f"Ingest through the SDK, {ing['vectors']:,} vectors x {ing['dim']}, {ing['shards']} shard(s), "
+             f"requests of {ing['batch_rows']:,} rows (the SDK's default ~8 MiB), {ing['rounds']} ingest(s) per mode "
+             f"in the order {ing['order']}, each into a fresh collection of a server started with that mode "
+             f"({_index_params(ing.get('collection_index_params'))}):", "",
+             "| --durability | vectors/s (median) | each ingest, vectors/s |", "|---|---|---|"]
+    for mode in ("fsync", "none"):
+        each = ", ".join(f"{r['vectors_per_s']:,.0f}" for r in ing["runs"] if r["durability"] == mode)
+        lines.append(f"| {mode} | {med[mode]:,.0f} | {each} |")
+    lines += ["", f"Ingest fsync / none: **{ing['fsync_over_none']:.2f}×** (issue 15's target: ≥ 0.7×)."]
+    return lines
+
+
+def _index_params(params: dict[str, int] | None) -> str:
+    if not params:
+        return "default index parameters: background index builds run during ingest"
+    said = ", ".join(f"{k} {v:,}" for k, v in params.items())
+    return f"created with {said}" + (", so no background index build runs" if "min_index_size" in params else "")
 
 
 def _ingest(s: dict[str, Any]) -> str:

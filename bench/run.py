@@ -5,6 +5,11 @@ markdown table (bench-results/ by default). `simsearch bench --scale` runs the s
     simsearch bench --dataset wordnet-minilm --systems raw-scann,simsearch,hnswlib
     simsearch bench --scale --sizes 100k,300k,1m --shards 1,2,4
     simsearch bench --dataset tiny                             # seconds; what CI runs
+    simsearch bench --dataset synthetic-50d --systems raw-scann,simsearch   # memory per point at 50-d
+
+With simsearch among the systems, a run also reports ingest with --durability fsync against
+none (--ingest-rounds each, alternating) and the server's memory per stored point against raw
+ScaNN's, measured in a clean process (--no-memory skips it).
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ import numpy as np
 
 from simsearch import datasets as D
 from simsearch.bench.wordnet_minilm import wordnet_minilm
+from simsearch.bench.ingest import ingest_by_durability
 from simsearch.bench.measure import first_at, measure
+from simsearch.bench.memory import comparison, raw_scann_memory
 from simsearch.bench.report import plot, table
 from simsearch.bench.services import ChromaServer, MilvusLite
 from simsearch.bench.simsearch_system import SimsearchServer
@@ -34,6 +41,8 @@ DATASETS: dict[str, Callable[[int], D.Dataset]] = {
     "synthetic-100k": lambda q: D.synthetic_gmm(100_000, queries=q),
     "synthetic-300k": lambda q: D.synthetic_gmm(300_000, queries=q),
     "synthetic-1m": lambda q: D.synthetic_gmm(1_000_000, queries=q),
+    # a 50-d set for the memory target (no real 50-d set is installed here); synthetic, and named so
+    "synthetic-50d": lambda q: D.synthetic_gmm(300_000, 50, queries=q),
     "tiny": lambda q: D.synthetic_gmm(4_000, 32, queries=min(q, 300)),
 }
 SYSTEMS = ("raw-scann", "simsearch", "numpy", "hnswlib", "faiss-hnsw", "faiss-ivfpq", "milvus", "chroma")
@@ -75,7 +84,8 @@ def dataset_info(ds: D.Dataset) -> dict[str, Any]:
 
 
 def compare(ds: D.Dataset, systems: list[str], *, k: int, single: int, shards: int, placement: str, batch: int,
-            clients: tuple[int, ...], log: Callable[[str], None] = print) -> dict[str, Any]:
+            clients: tuple[int, ...], ingest_rounds: int = 4, memory: bool = True,
+            log: Callable[[str], None] = print) -> dict[str, Any]:
     truth = D.ground_truth(ds)[:, :k]
     result: dict[str, Any] = {"dataset": dataset_info(ds), "k": k, "machine": machine(), "systems": [],
                               "started": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -87,6 +97,17 @@ def compare(ds: D.Dataset, systems: list[str], *, k: int, single: int, shards: i
                 result["simsearch_extra"] = simsearch_extra(system, ds, truth, result["systems"][-1], k, clients, log)
         finally:
             system.close()
+    served = next((s for s in result["systems"] if s["kind"] == "simsearch"), None)
+    if served is not None and memory:
+        log("memory per stored point: raw ScaNN in a clean process")
+        raw = raw_scann_memory(ds.train, ds.test, ds.metric, shards)
+        result["memory"] = mem = comparison(len(ds.train), ds.train.shape[1], served["memory_bytes"], raw)
+        log(f"  raw ScaNN {mem['raw_scann']['bytes_per_point']:,.0f} B/point, simsearch "
+            f"{mem['simsearch']['bytes_per_point']:,.0f} B/point: {mem['simsearch_over_raw']:.2f}x")
+    if served is not None and ingest_rounds:
+        log(f"ingest through the SDK, --durability fsync against none ({ingest_rounds} each, alternating)")
+        result["durability_ingest"] = ingest_by_durability(ds, shards=shards, placement=placement,
+                                                           rounds=ingest_rounds, log=log)
     return result
 
 
@@ -155,10 +176,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--placement", choices=("local", "ray"), default="local")
     ap.add_argument("--batch", type=int, default=1000, help="queries per batched simsearch request")
     ap.add_argument("--clients", type=_counts, default=[1, 4, 16], help="concurrent client counts for simsearch")
+    ap.add_argument("--ingest-rounds", type=int, default=4, metavar="N",
+                    help="with simsearch: timed SDK ingests per durability mode (fsync, none), alternating; 0 skips")
+    ap.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True,
+                    help="with simsearch: memory per point against raw ScaNN in a clean process (default on)")
     ap.add_argument("--scale", action="store_true", help="run the synthetic size x shards sweep instead")
     ap.add_argument("--sizes", type=_sizes, default=[100_000, 300_000, 1_000_000], help="with --scale (e.g. 100k,1m)")
     ap.add_argument("--out", default="bench-results")
     args = ap.parse_args(argv)
+    if args.ingest_rounds < 0:
+        ap.error(f"--ingest-rounds must be 0 or more, got {args.ingest_rounds}")
     out = Path(args.out)
     shards = args.shards
     if args.scale:
@@ -175,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--systems: unknown {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
     ds = DATASETS[args.dataset](args.queries)
     result = compare(ds, systems, k=args.k, single=args.single, shards=shards[0], placement=args.placement,
-                     batch=args.batch, clients=tuple(args.clients))
+                     batch=args.batch, clients=tuple(args.clients), ingest_rounds=args.ingest_rounds,
+                     memory=args.memory)
     result["command"] = "simsearch bench " + " ".join(sys.argv[1:] if argv is None else argv)
     write(result, out, f"bench-{ds.name}")
     return 0

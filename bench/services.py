@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 
 from simsearch.datasets import Dataset
+from simsearch.bench.serve_process import tree_rss
 from simsearch.bench.systems import EF_SEARCH, prepare
 
 HNSW = {"M": 16, "ef_construction": 200}
@@ -33,22 +33,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def tree_rss(pid: int) -> int:
-    """Resident bytes of a process and all its descendants."""
-    try:
-        proc = psutil.Process(pid)
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
-    total = 0
-    for p in procs:
-        try:
-            total += p.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return total
 
 
 def _ids_to_rows(hits: list[list[Any]], k: int) -> np.ndarray:

@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import secrets
 import shutil
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +23,20 @@ import psutil
 
 from simsearch.datasets import Dataset
 from simsearch.bench.measure import latency
-from simsearch.bench.services import tree_rss
+from simsearch.bench.serve_process import ServeProcess
 from simsearch.bench.systems import LEAF_FRACTIONS
 from simsearch.client import AsyncClient, Client
 from simsearch.shard import IndexParams
+
+
+def wait_idle(pid: int, limit_s: float = 120.0) -> None:
+    """Wait until a server process is idle (under 10% of a core) before anything is timed. Without it
+    the first setting swept ran at about half the batched speed of the next (4,876 vs 9,852 QPS on
+    Fashion-MNIST), which points at work still running after the build returns."""
+    proc = psutil.Process(pid)
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline and proc.cpu_percent(interval=0.5) > 10.0:
+        pass
 
 
 def ids_to_rows(ids: np.ndarray) -> np.ndarray:
@@ -56,29 +62,18 @@ class SimsearchServer:
 
     def __post_init__(self) -> None:
         self.params = {"shards": self.shards, "placement": self.placement, "batch": self.batch,
-                       "oversample": IndexParams().oversample, "server": "own process"}
+                       "oversample": IndexParams().oversample, "server": "own process",
+                       "durability": "fsync"}
         self.ingest_s = self.index_s = 0.0
 
     def start(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="bench-simsearch-"))
         self.key = "bench-" + secrets.token_hex(8)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "simsearch", "serve", "--port", "0", "--data-dir", str(self.dir / "data"),
-             "--bootstrap-key", self.key, "--placement", self.placement],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        deadline = time.monotonic() + 120
-        for line in self.proc.stdout:  # "simsearch listening on 127.0.0.1:PORT (...)"; stdout drained below
-            if line.startswith("simsearch listening on "):
-                self.address = line.split()[3]
-                break
-            if time.monotonic() > deadline:
-                break
-        else:
-            raise RuntimeError(f"simsearch serve exited with {self.proc.wait()} before listening")
-        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+        self.server = ServeProcess(self.dir / "data", self.key, ["--placement", self.placement])
+        self.server.start()
+        self.address = self.server.address
         self.client = Client(self.address, api_key=self.key)
-        self.rss_before = tree_rss(self.proc.pid)
+        self.rss_before = self.server.rss()
 
     def build(self, ds: Dataset) -> None:
         self.start()
@@ -97,16 +92,10 @@ class SimsearchServer:
             self.client.search("bench", q, 10, no_cache=True)
 
     def wait_idle(self, limit_s: float = 120.0) -> None:
-        """Wait until the server process is idle (under 10% of a core) before anything is timed. Without it
-        the first setting swept ran at about half the batched speed of the next (4,876 vs 9,852 QPS on
-        Fashion-MNIST), which points at work still running after the build returns."""
-        proc = psutil.Process(self.proc.pid)
-        deadline = time.monotonic() + limit_s
-        while time.monotonic() < deadline and proc.cpu_percent(interval=0.5) > 10.0:
-            pass
+        wait_idle(self.server.pid, limit_s)
 
     def memory_bytes(self) -> int:
-        return tree_rss(self.proc.pid) - self.rss_before
+        return self.server.rss() - self.rss_before
 
     def knobs(self) -> list[dict[str, Any]]:
         return [{"leaves_to_search": max(1, math.ceil(self.leaves * f))} for f in self.fractions]
@@ -196,9 +185,8 @@ class SimsearchServer:
         try:
             self.client.close()
         finally:
-            self.proc.terminate()
             try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+                self.server.stop(30)
+            except RuntimeError:  # it was killed instead
+                pass
             shutil.rmtree(self.dir, ignore_errors=True)

@@ -27,6 +27,7 @@ from simsearch.router.catalog import Catalog, CatalogError
 from simsearch.router.dirlock import DirLock, DirLocked
 from simsearch.router.engine import FACTORIES, CollectionDamaged, Engine
 from simsearch.router.server import Server, create_server
+from simsearch.shard import memory
 
 log = logging.getLogger(__name__)
 REDIS_PING_TIMEOUT_S = 3.0
@@ -221,6 +222,7 @@ async def build(config: ServeConfig) -> tuple[Server, str | None]:
     Faults a user can fix (data dir, its owner, ports, Redis, Ray address) raise StartupError, cheapest
     first, before anything is started where possible. The server holds the data dir's lock until it
     stops; a start that fails releases it."""
+    memory.limit_arenas()  # before gRPC's threads make their own heaps (shard/memory.py)
     _check_data_dir(config.data_dir)
     lock = _lock_data_dir(config.data_dir)
     try:

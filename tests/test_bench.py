@@ -6,6 +6,9 @@ what the benchmark is for); correctness of what it measures is."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,7 +37,7 @@ def test_sizes_parse() -> None:
 
 @pytest.mark.integration  # the simsearch server, Milvus Lite and Chroma run as subprocesses
 def test_bench_runs_every_system_and_writes_its_outputs(tmp_path) -> None:
-    assert main(["--dataset", "tiny", "--queries", "200", "--single", "40", "--clients", "1,4",
+    assert main(["--dataset", "tiny", "--queries", "200", "--single", "40", "--clients", "1,4", "--ingest-rounds", "2",
                  "--out", str(tmp_path)]) == 0
     name = "synthetic-gmm-32-4k"
     result = json.loads((tmp_path / f"bench-{name}.json").read_text())
@@ -54,8 +57,19 @@ def test_bench_runs_every_system_and_writes_its_outputs(tmp_path) -> None:
     assert extra["cache"]["hit"]["n"] > 0 and extra["cache"]["miss"]["n"] > 0
     assert set(extra["transports"]) == {"unary", "stream"}
     assert all(t["n"] > 0 and t["p50_ms"] > 0 for t in extra["transports"].values())
+    # fsync against none at ingest: both modes timed twice, alternating, the whole database each time
+    ingest = result["durability_ingest"]
+    assert [r["durability"] for r in ingest["runs"]] == ["fsync", "none", "none", "fsync"]
+    assert all(r["vectors_per_s"] > 0 for r in ingest["runs"]) and ingest["vectors"] == 4000
+    assert ingest["fsync_over_none"] > 0 and ingest["batch_rows"] > 0
+    # memory per stored point: the server's against raw ScaNN's, measured in a clean process
+    memory = result["memory"]
+    assert memory["points"] == 4000 and memory["float32_bytes_per_point"] == 32 * 4
+    assert memory["raw_scann"]["bytes_per_point"] > 0 and memory["simsearch"]["bytes_per_point"] > 0
+    assert memory["simsearch_over_raw"] > 0
     table = (tmp_path / f"bench-{name}.md").read_text()
     assert "| 0.95 | simsearch" in table and "(synthetic)" in table
+    assert "Ingest fsync / none:" in table and "Server memory per point / raw ScaNN's:" in table
     for png in (f"recall-qps-{name}.png", f"latency-cdf-{name}.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -70,3 +84,19 @@ def test_scale_sweep_reports_growth(tmp_path) -> None:
     assert all(r["recall"] > 0.8 for r in result["rows"])
     assert set(result["growth"]) == {"raw ScaNN x1", "simsearch x1", "simsearch x2"}
     assert (tmp_path / "scale-synthetic.png").exists()
+
+
+@pytest.mark.integration  # simsearch serve subprocesses, stopped with SIGTERM and SIGKILL
+def test_restart_time_script_reports_clean_and_kill_restarts(tmp_path) -> None:
+    script = Path(__file__).resolve().parents[1] / "scripts" / "restart_time.py"
+    out = tmp_path / "restart.json"
+    subprocess.run([sys.executable, str(script), "--points", "3000", "--log-tail", "500", "--restarts", "1",
+                    "--dim", "16", "--work-dir", str(tmp_path), "--json", str(out)], check=True, timeout=300)
+    result = json.loads(out.read_text())
+    clean, killed = result["restarts"]
+    assert clean["after"] == "clean stop" and killed["after"] == "kill -9"
+    # a clean stop checkpoints everything; after kill -9 the tail comes back from the log
+    assert (clean["checkpoint_rows"], clean["log_records"]) == (3000, 0)
+    assert killed["checkpoint_rows"] == 3000 and killed["log_records"] >= 1
+    for r in (clean, killed):
+        assert 0 < r["listening_s"] <= r["answered_s"] and r["restore_s"] >= 0 and r["rss_bytes"] > 0
