@@ -11,6 +11,8 @@ command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need_apt+=(dataset-fashion-mnist)
 [ -f /usr/share/wordnet/data.noun ] || need_apt+=(wordnet-base)
 [ -f /usr/share/dictd/gcide.index ] || need_apt+=(dict-gcide)
+command -v mkfs.ext4 >/dev/null 2>&1 || need_apt+=(e2fsprogs)  # tests/test_disk_faults.py: a loop ext4 image
+command -v losetup >/dev/null 2>&1 || need_apt+=(mount)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq

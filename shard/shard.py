@@ -41,6 +41,7 @@ FOLD_MIN_FRACTION = 64  # ...when they are at least 1/64 of the indexed rows (el
 CHECKPOINT_LOG_BYTES = 128 << 20  # a checkpoint once the log holds this much: bounds disk use and replay
 CHECKPOINT_IDLE_S = 10.0  # no writes for this long and records not yet in a checkpoint: write one
 CHECKPOINT_RETRY_S = 10.0  # after a failed checkpoint (a full disk), wait this long before the next try
+CLOSE_WAIT_S = 5.0  # how long a stop waits for a checkpoint already being written before leaving it
 
 
 def _chunk(per_query_bytes: int) -> int:
@@ -495,12 +496,17 @@ class Shard:
 
     def close(self, save: bool = True) -> None:
         """Stop: no write is accepted after this begins. Does not wait for a running index build (the
-        log and the checkpoint hold every acknowledged write; the build's result is dropped)."""
+        log and the checkpoint hold every acknowledged write; the build's result is dropped), nor more
+        than CLOSE_WAIT_S for a checkpoint the maintenance thread is writing (then none is written here)."""
         with self._lock:
             self._closed = True
         self._stop.set()
         if self._maintainer is not None and self._maintainer is not threading.current_thread():
-            self._maintainer.join()
+            self._maintainer.join(CLOSE_WAIT_S)
+            if self._maintainer.is_alive():  # mid-checkpoint (a large one after a build): not worth a slow stop
+                log.warning("shard %s: a checkpoint is still being written; stopping without it (the log holds "
+                            "every acknowledged write and the next start replays it)", self.data_dir)
+                save = False
         if save:
             self.save()
         if self._wal is not None:

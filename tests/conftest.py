@@ -7,13 +7,18 @@ servers, no subprocesses) or `integration` (real servers, Ray, Redis, subprocess
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pytest
@@ -31,6 +36,55 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def serve_env() -> dict[str, str]:
+    """This environment without the variables that would change what `simsearch serve` or the CLI does."""
+    return {k: v for k, v in os.environ.items()
+            if k not in ("SIMSEARCH_BOOTSTRAP_KEY", "RAY_ADDRESS", "SIMSEARCH_LOG_LEVEL", "SIMSEARCH_LOG_FORMAT",
+                         "SIMSEARCH_API_KEY", "SIMSEARCH_ADDRESS")}
+
+
+@dataclass
+class ServeRun:
+    proc: subprocess.Popen
+    lines: list[str]  # stdout up to and including the banner
+    output: str = ""  # all of stdout (stderr too unless sent elsewhere), once the process has ended
+    address: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.address = self.lines[-1].split("listening on ")[1].split(" ")[0]
+
+    @property
+    def banner(self) -> str:
+        return self.lines[-1]
+
+
+@contextmanager
+def serve_process(data_dir: Path, *args: str, port: int | None = None, key: str = API_KEY,
+                  stderr: IO[str] | int = subprocess.STDOUT) -> Iterator[ServeRun]:
+    """A real `simsearch serve` on data_dir and a free port (or `port`), up to its "listening on" banner;
+    stopped with SIGTERM on the way out unless the test already ended it. The run's `output` is set then."""
+    port = free_port() if port is None else port
+    proc = subprocess.Popen([sys.executable, "-m", "simsearch", "serve", "--port", str(port), "--data-dir",
+                             str(data_dir), "--bootstrap-key", key, *args], env=serve_env(),
+                            stdout=subprocess.PIPE, stderr=stderr, text=True)
+    lines: list[str] = []
+    run = None
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if "listening on" in line:
+                break
+        assert lines and "listening on" in lines[-1], "".join(lines)
+        run = ServeRun(proc, lines)
+        yield run
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+        if run is not None:
+            run.output = "".join(lines) + (out or "")
 
 
 class RedisProcess:

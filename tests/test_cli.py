@@ -23,7 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from simsearch import Client
 from simsearch.shard import IndexParams
 
-from conftest import API_KEY, free_port, random_vectors
+from conftest import API_KEY, free_port, random_vectors, serve_env, serve_process
 
 pytestmark = pytest.mark.integration  # `simsearch serve` and the CLI as subprocesses
 
@@ -78,33 +78,17 @@ def test_serve_generates_a_key_serves_and_shuts_down_cleanly(tmp_path):
 ABSL_LINE = re.compile(r"^[IWEF]\d{4} |absl::InitializeLog", re.MULTILINE)  # ScaNN's C++ log lines
 
 
-def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in ("SIMSEARCH_BOOTSTRAP_KEY", "RAY_ADDRESS",
-                                                              "SIMSEARCH_LOG_LEVEL", "SIMSEARCH_LOG_FORMAT",
-                                                              "SIMSEARCH_API_KEY", "SIMSEARCH_ADDRESS")}
+_clean_env = serve_env
 
 
 @contextmanager
 def serving(data_dir: Path) -> Iterator[tuple[str, Path]]:
     """A real `simsearch serve` (default logging); yields its address and the file its stderr goes to."""
-    port = free_port()
     err = data_dir.parent / f"{data_dir.name}.stderr"
     with open(err, "w") as err_file:
-        proc = subprocess.Popen([sys.executable, "-m", "simsearch", "serve", "--port", str(port), "--data-dir",
-                                 str(data_dir), "--bootstrap-key", API_KEY], env=_clean_env(),
-                                stdout=subprocess.PIPE, stderr=err_file, text=True)
-        try:
-            lines = []
-            for line in proc.stdout:
-                lines.append(line)
-                if "listening on" in line:
-                    break
-            assert any("listening on" in line for line in lines), "".join(lines) + err.read_text()
-            yield f"127.0.0.1:{port}", err
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.communicate(timeout=120)
-    assert proc.returncode == 0, err.read_text()
+        with serve_process(data_dir, stderr=err_file) as run:
+            yield run.address, err
+    assert run.proc.returncode == 0, err.read_text()
 
 
 def assert_one_line_failure(proc: subprocess.CompletedProcess, pattern: str, code: int | None = None) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import API_KEY, free_port
+from conftest import API_KEY, free_port, serve_env, serve_process
 from simsearch import Client, DeadlineExceeded, FailedPrecondition
 from simsearch.router import EmbeddedServer, ServeConfig
 from simsearch.router.app import StartupError
@@ -33,9 +33,7 @@ pytestmark = pytest.mark.integration  # `simsearch serve` as a subprocess
 QUICK_S = 15.0  # generous: the faults are reported in a few seconds (most of it importing the server)
 
 
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items()
-            if k not in ("SIMSEARCH_BOOTSTRAP_KEY", "RAY_ADDRESS", "SIMSEARCH_LOG_LEVEL", "SIMSEARCH_LOG_FORMAT")}
+_env = serve_env
 
 
 def serve_fails(*args: str, data_dir: Path | None, match: str) -> float:
@@ -56,24 +54,9 @@ def serve_fails(*args: str, data_dir: Path | None, match: str) -> float:
 
 @contextmanager
 def serving(data_dir: Path, *args: str, port: int | None = None) -> Iterator[tuple[subprocess.Popen, str]]:
-    """A real `simsearch serve` on data_dir, up to its "listening on" banner (yielded with the process);
-    stopped with SIGTERM on the way out unless the test already ended it."""
-    port = free_port() if port is None else port
-    proc = subprocess.Popen([sys.executable, "-m", "simsearch", "serve", "--port", str(port), "--data-dir",
-                             str(data_dir), "--bootstrap-key", "k" * 16, *args], env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        lines = []
-        for line in proc.stdout:
-            lines.append(line)
-            if "listening on" in line:
-                break
-        assert lines and "listening on" in lines[-1], "".join(lines)
-        yield proc, lines[-1]
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=120)
+    """A real `simsearch serve` on data_dir, up to its "listening on" banner (yielded with the process)."""
+    with serve_process(data_dir, *args, port=port, key="k" * 16) as run:
+        yield run.proc, run.banner
 
 
 @contextmanager
