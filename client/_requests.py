@@ -14,6 +14,7 @@ import numpy as np
 
 from simsearch.protos import convert
 from simsearch.contract.errors import InvalidArgument
+from simsearch.contract.payloads import decode as decode_payload, encode as encode_payload
 from simsearch.contract.limits import MAX_BATCH, MAX_MESSAGE_BYTES, MAX_RAW_ITEMS, UPSERT_TARGET_BYTES
 from simsearch.protos.simsearch.v1 import collections_pb2, common_pb2, encoders_pb2, points_pb2
 
@@ -52,15 +53,28 @@ def as_matrix(vectors: Any) -> np.ndarray:
     return a[None, :] if a.ndim == 1 else a
 
 
-def upsert_batches(ids: list[str], vectors: np.ndarray, batch_size: int | None) -> list[slice]:
-    """Request slices; checks the whole call first so a bulk upsert never half-applies for a length mismatch."""
+def upsert_batches(ids: list[str], vectors: np.ndarray, batch_size: int | None,
+                   payload_bytes: np.ndarray | None = None) -> list[slice]:
+    """Request slices; checks the whole call first so a bulk upsert never half-applies for a length mismatch.
+    Without batch_size, each request carries about UPSERT_TARGET_BYTES of vectors and payloads (whose
+    sizes, `payload_bytes` per row, vary: the cuts follow their running sum)."""
     if vectors.ndim != 2 or len(vectors) != len(ids):
         raise InvalidArgument(f"vectors: must have one row per id ({len(ids)}), got shape {vectors.shape}",
                               field="vectors")
-    if batch_size is None:
-        row_bytes = vectors.shape[1] * 4 + 32
-        batch_size = max(1, min(MAX_BATCH, UPSERT_TARGET_BYTES // row_bytes))
-    return [slice(i, i + batch_size) for i in range(0, len(ids), batch_size)] or [slice(0, 0)]
+    if batch_size is not None or payload_bytes is None:
+        if batch_size is None:
+            row_bytes = vectors.shape[1] * 4 + 32
+            batch_size = max(1, min(MAX_BATCH, UPSERT_TARGET_BYTES // row_bytes))
+        return [slice(i, i + batch_size) for i in range(0, len(ids), batch_size)] or [slice(0, 0)]
+    ends = np.cumsum(payload_bytes + vectors.shape[1] * 4 + 32)
+    cuts, start = [], 0
+    while start < len(ids):
+        base = ends[start - 1] if start else 0
+        stop = int(np.searchsorted(ends, base + UPSERT_TARGET_BYTES, "right"))
+        stop = min(max(stop, start + 1), start + MAX_BATCH, len(ids))
+        cuts.append(slice(start, stop))
+        start = stop
+    return cuts or [slice(0, 0)]
 
 
 RAW_BATCH = min(1024, MAX_RAW_ITEMS)  # raw inputs per request
@@ -88,32 +102,50 @@ def raw_inputs(texts: Sequence[str] | None = None, images: Any = None) -> common
 
 
 def upsert_request(collection: str, ids: list[str], vectors: np.ndarray | None, *,
-                   inputs: common_pb2.RawInputs | None = None, encoder: str = "") -> points_pb2.UpsertRequest:
+                   inputs: common_pb2.RawInputs | None = None, encoder: str = "",
+                   payloads: list[str] | None = None) -> points_pb2.UpsertRequest:
     if inputs is not None:
-        return points_pb2.UpsertRequest(collection=collection, ids=ids, inputs=inputs)
+        return points_pb2.UpsertRequest(collection=collection, ids=ids, inputs=inputs, payloads=payloads or [])
     return points_pb2.UpsertRequest(collection=collection, ids=ids, vectors=convert.matrix_to_proto(vectors),
-                                    encoder=encoder or "")
+                                    encoder=encoder or "", payloads=payloads or [])
+
+
+def encode_payloads(payloads: Sequence[dict | None] | None, n: int) -> list[str] | None:
+    """Payload dicts (None or {} for none) as the JSON texts a request carries, checked like the server
+    checks them, all before the first request; None when there are none at all."""
+    if payloads is None:
+        return None
+    if len(payloads) != n:
+        raise InvalidArgument(f"payloads: must hold one payload per id ({n}), got {len(payloads)}", field="payloads")
+    texts = [encode_payload(p, f"payloads[{i}]") for i, p in enumerate(payloads)]
+    return texts if any(texts) else None
 
 
 def upsert_plan(collection: str, ids: Sequence[str | int] | np.ndarray, vectors: Any = None, *,
                 texts: Sequence[str] | None = None, images: Any = None, encoder: str | None = None,
-                batch_size: int | None = None) -> tuple[int, Iterator[tuple[int, points_pb2.UpsertRequest]]]:
+                batch_size: int | None = None, payloads: Sequence[dict | None] | None = None,
+                ) -> tuple[int, Iterator[tuple[int, points_pb2.UpsertRequest]]]:
     """(number of ids, lazily built (rows, request) pairs). Lengths are checked before the first
     request is built, so a bulk upsert never half-applies for a mismatch; requests are built
     one at a time, so a bulk upsert never holds its whole payload twice."""
     ids = as_str_ids(ids)
+    docs = encode_payloads(payloads, len(ids))
+    pick = (lambda b: None) if docs is None else (lambda b: docs[b])  # noqa: E731
     if vectors is None and texts is None and images is None:
         raise InvalidArgument("vectors: pass vectors, or texts/images for a collection bound to an encoder",
                               field="vectors")
     if vectors is None:
         count = len(texts) if texts is not None else len(images)
         slices = upsert_batches(ids, np.zeros((count, 0), np.float32), batch_size or RAW_BATCH)
-        build = lambda b: upsert_request(collection, ids[b], None, inputs=(  # noqa: E731
+        build = lambda b: upsert_request(collection, ids[b], None, payloads=pick(b), inputs=(  # noqa: E731
             raw_inputs(list(texts[b])) if texts is not None else raw_inputs(None, np.asarray(images)[b])))
     else:
         vectors = as_matrix(vectors)
-        slices = upsert_batches(ids, vectors, batch_size)
-        build = lambda b: upsert_request(collection, ids[b], vectors[b], encoder=encoder or "")  # noqa: E731
+        sizes = None if docs is None else np.fromiter(
+            (len(t) if t.isascii() else len(t.encode("utf-8")) for t in docs), np.int64, len(docs))
+        slices = upsert_batches(ids, vectors, batch_size, sizes)
+        build = lambda b: upsert_request(collection, ids[b], vectors[b], encoder=encoder or "",  # noqa: E731
+                                         payloads=pick(b))
     return len(ids), ((len(ids[b]), build(b)) for b in slices)
 
 
@@ -176,10 +208,13 @@ class Points:
     ids: list[str]
     vectors: np.ndarray  # (len(ids), dim)
     missing: list[str]
+    payloads: list[dict] = field(default_factory=list)  # one per found id ({} for none)
 
 
 def parse_get(resp: points_pb2.GetResponse) -> Points:
-    return Points(list(resp.ids), convert.matrix_from_proto(resp.vectors, "vectors"), list(resp.missing))
+    ids = list(resp.ids)
+    payloads = [decode_payload(t) for t in resp.payloads] if len(resp.payloads) else [{} for _ in ids]
+    return Points(ids, convert.matrix_from_proto(resp.vectors, "vectors"), list(resp.missing), payloads)
 
 
 @dataclass(frozen=True)

@@ -56,9 +56,9 @@ class AsyncClient:
 
     async def upsert(self, collection: str, ids: Sequence[str | int] | np.ndarray, vectors: Any = None, *,
                      texts: Sequence[str] | None = None, images: Any = None, encoder: str | None = None,
-                     batch_size: int | None = None) -> int:
+                     batch_size: int | None = None, payloads: Sequence[dict | None] | None = None) -> int:
         _, requests = rq.upsert_plan(collection, ids, vectors, texts=texts, images=images, encoder=encoder,
-                                     batch_size=batch_size)
+                                     batch_size=batch_size, payloads=payloads)
         done = 0
         for _, req in requests:
             done += (await self._call(self._points.Upsert, req)).upserted

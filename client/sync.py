@@ -67,12 +67,14 @@ class Client:
 
     def upsert(self, collection: str, ids: Sequence[str | int] | np.ndarray, vectors: Any = None, *,
                texts: Sequence[str] | None = None, images: Any = None, encoder: str | None = None,
-               batch_size: int | None = None, progress: bool | None = None) -> int:
+               batch_size: int | None = None, progress: bool | None = None,
+               payloads: Sequence[dict | None] | None = None) -> int:
         """Upsert vectors, or raw texts/images for a collection bound to an encoder, in batches
-        (about 8 MiB of vectors, or 1,024 raw inputs) with a progress bar (on a terminal when
-        progress is None). `encoder` names the "name@version" that produced `vectors`."""
+        (about 8 MiB of vectors and payloads, or 1,024 raw inputs) with a progress bar (on a terminal
+        when progress is None). `encoder` names the "name@version" that produced `vectors`.
+        `payloads`: one flat dict per id (None or {} for none); an upsert replaces a point's payload."""
         total, requests = rq.upsert_plan(collection, ids, vectors, texts=texts, images=images, encoder=encoder,
-                                         batch_size=batch_size)
+                                         batch_size=batch_size, payloads=payloads)
         done = 0
         with tqdm(total=total, unit="vec", desc=f"upsert {collection}", disable=None if progress is None else not progress) as bar:
             for rows, req in requests:

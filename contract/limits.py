@@ -25,6 +25,21 @@ MAX_ID_CHARS = 256  # one id, in characters
 MAX_ID_BYTES = 1024  # one id, in UTF-8 bytes (256 characters of up to 4 bytes)
 MAX_SQUARED_NORM = 1e30  # far beyond real embeddings; larger values overflow ScaNN's float32 training
 MIN_COSINE_SQUARED_NORM = 1e-30  # below this a float32 normalisation is not finite
+MAX_PAYLOAD_BYTES = 64 * 1024  # one point's payload, as canonical JSON in UTF-8 (Qdrant and Milvus cap theirs too)
+MAX_PAYLOAD_KEYS = 256  # fields in one payload
+MAX_PAYLOAD_KEY_CHARS = 256  # one field name
+MAX_PAYLOAD_LIST = 1024  # values in one list-valued field
+INT64_RANGE = (-(2**63), 2**63 - 1)  # integer payload values (and filter values) are int64
+
+# ---- filters (contract/filters.py) ----
+# Checked in one pass over the filter's structure before any value is read, so a hostile filter
+# costs at most about this much work and a bounded stack.
+MAX_FILTER_DEPTH = 32  # nested $and/$or/$not levels (a dict of several conditions is one); a left-deep
+#                        builder chain of 33 conditions fits, and the deepest legal Filter message stays
+#                        well inside protobuf's own recursion limit of 100 on decode
+MAX_FILTER_CONDITIONS = 1024  # field conditions in one filter
+MAX_FILTER_IN_VALUES = 10_000  # values in all of one filter's $in/$nin lists together (Pinecone's per-list cap)
+MAX_FIELD_NAME_CHARS = 256  # a field name: the longest payload field name, so every stored field can be filtered
 
 # ---- search ----
 MAX_K = 1024

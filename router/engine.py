@@ -31,7 +31,7 @@ from simsearch.router.hashing import group_by_shard
 from simsearch.router.merge import merge
 from simsearch.router.replies import CollectionStatus, Hits, SearchReply, decode_hits, encode_hits
 from simsearch.contract.limits import DEFAULT_TIMEOUT_S, MAX_ID_BYTES, MAX_QUERIES, longest_utf8
-from simsearch.router.validate import SearchOptions, check_get_reply, check_reply_size, check_shape, check_vectors
+from simsearch.router.validate import SearchOptions, check_get_payloads, check_get_reply, check_reply_size, check_shape, check_vectors
 from simsearch.shard import CollectionSpec
 from simsearch.shard.config import check_rows
 from simsearch.shard.faults import StorageFault
@@ -302,13 +302,16 @@ class Engine:
     # The edge (servicers' `admit`) has bounded every request already: id counts, lengths and uniqueness,
     # matrix headers, k x queries. What needs the collection is checked here: dimension, values, reply sizes.
 
-    async def upsert(self, tenant: str, name: str, ids: list[str], vectors: np.ndarray) -> tuple[int, int]:
+    async def upsert(self, tenant: str, name: str, ids: list[str], vectors: np.ndarray,
+                     payloads: list[str] | None = None) -> tuple[int, int]:
+        """payloads: canonical JSON per id (checked at the edge), or None when the request sends none."""
         live = self._get(tenant, name)
         await off_loop_if_large(vectors.size, check_vectors, vectors, live.spec, "vectors", rows=len(ids))
         if live.id_bytes is not None:
             live.id_bytes = max(live.id_bytes, longest_utf8(ids))
         ids_arr = np.asarray(ids, dtype=object)
-        await self._write(live, [h.upsert(ids_arr[pos].tolist(), vectors[pos])
+        docs = None if payloads is None else np.asarray(payloads, dtype=object)
+        await self._write(live, [h.upsert(ids_arr[pos].tolist(), vectors[pos], None if docs is None else docs[pos].tolist())
                                  for h, pos in zip(live.shards, group_by_shard(ids, live.spec.shards)) if len(pos)])
         metrics.UPSERTED.labels(tenant).inc(len(ids))
         return len(ids), live.generation
@@ -342,8 +345,8 @@ class Engine:
             raise errors[0]
         return results
 
-    async def get(self, tenant: str, name: str, ids: list[str]) -> tuple[list[str], np.ndarray, list[str]]:
-        """(found ids in request order, their vectors, missing ids)."""
+    async def get(self, tenant: str, name: str, ids: list[str]) -> tuple[list[str], np.ndarray, list[str], list[str]]:
+        """(found ids in request order, their vectors, missing ids, the found ids' payloads)."""
         live = self._get(tenant, name)
         check_get_reply(ids, live.spec.dim)
         ids_arr = np.asarray(ids, dtype=object)
@@ -351,10 +354,13 @@ class Engine:
         replies = await asyncio.gather(*(h.get(ids_arr[pos].tolist()) for h, pos in zip(live.shards, groups)))
         found = np.zeros(len(ids), bool)
         vectors = np.empty((len(ids), live.spec.dim), np.float32)
-        for pos, (mask, vecs) in zip(groups, replies):
+        payloads = np.full(len(ids), "", dtype=object)
+        for pos, (mask, vecs, docs) in zip(groups, replies):
             found[pos[mask]] = True
             vectors[pos[mask]] = vecs
-        return ids_arr[found].tolist(), vectors[found], ids_arr[~found].tolist()
+            payloads[pos[mask]] = docs
+        check_get_payloads(ids, live.spec.dim, payloads[found].tolist())
+        return ids_arr[found].tolist(), vectors[found], ids_arr[~found].tolist(), payloads[found].tolist()
 
     # ---- search ----
 

@@ -142,7 +142,7 @@ class PointsServicer(points_pb2_grpc.PointsServicer):
         vectors = await self.engine.encoders.vectors_for(
             self.engine.spec(tenant, request.collection), lambda: convert.matrix_from_proto(request.vectors, "vectors"),
             request.inputs, request.encoder, "vectors", deadline_of(self.engine, context))
-        n, generation = await self.engine.upsert(tenant, request.collection, checked, vectors)
+        n, generation = await self.engine.upsert(tenant, request.collection, checked.ids, vectors, checked.payloads)
         return points_pb2.UpsertResponse(upserted=n, generation=generation)
 
     @rpc
@@ -152,8 +152,9 @@ class PointsServicer(points_pb2_grpc.PointsServicer):
 
     @rpc
     async def Get(self, request, context, tenant, checked):
-        ids, vectors, missing = await self.engine.get(tenant, request.collection, checked)
-        return points_pb2.GetResponse(ids=ids, vectors=convert.matrix_to_proto(vectors), missing=missing)
+        ids, vectors, missing, payloads = await self.engine.get(tenant, request.collection, checked)
+        return points_pb2.GetResponse(ids=ids, vectors=convert.matrix_to_proto(vectors), missing=missing,
+                                      payloads=payloads if any(payloads) else [])
 
     @rpc
     async def Search(self, request, context, tenant, checked):

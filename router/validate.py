@@ -25,6 +25,7 @@ import numpy as np
 from google.protobuf.message import Message
 
 from simsearch.contract.errors import ResourceExhausted, excerpt, invalid
+from simsearch.contract.payloads import check_payloads
 from simsearch.contract.limits import (ASSUMED_ID_BYTES, MAX_BATCH, MAX_DIM, MAX_ID_BYTES, MAX_ID_CHARS, MAX_K,
                                        MAX_LEAVES, MAX_MESSAGE_BYTES, MAX_NAME_CHARS, MAX_OVERSAMPLE, MAX_QUERIES,
                                        MAX_RAW_ITEMS, MAX_REF_CHARS, MAX_RESULTS, MAX_TEXT_CHARS, MAX_TIMEOUT_MS,
@@ -240,6 +241,22 @@ def check_get_reply(ids: Sequence[str], dim: int, *, field: str = "ids") -> None
             f"per request", field=field)
 
 
+def check_get_payloads(ids: Sequence[str], dim: int, payloads: Sequence[str], *, field: str = "ids") -> None:
+    """A Get's reply with its payloads (known only once the shards answer: up to 64 KiB each) within
+    MAX_MESSAGE_BYTES; RESOURCE_EXHAUSTED naming how many ids would fit."""
+    extra = sum(map(len, payloads))
+    if not extra:
+        return
+    n = len(ids)
+    size = n * (dim * 4 + 3) + sum(map(len, ids)) + 4096 + extra + 3 * len(payloads)
+    if size > MAX_MESSAGE_BYTES:
+        fits = max(1, (MAX_MESSAGE_BYTES - 4096) * n // size)
+        raise ResourceExhausted(
+            f"{field}: the reply to a Get of {n:,} ids with their payloads would be {size / 2**20:,.0f} MiB, over "
+            f"the {MAX_MESSAGE_BYTES / 2**20:.0f} MiB message limit; ask for at most about {fits:,} ids per request",
+            field=field)
+
+
 # ---- one check per request kind, from the message itself (no collection needed) ----
 
 
@@ -252,7 +269,12 @@ def _check_create(req: collections_pb2.CreateCollectionRequest) -> None:
     check_ref(req.encoder, "encoder")
 
 
-def _check_upsert(req: points_pb2.UpsertRequest) -> list[str]:
+class CheckedUpsert(NamedTuple):
+    ids: list[str]
+    payloads: list[str] | None  # canonical JSON per id (contract.payloads), None when the request sends none
+
+
+def _check_upsert(req: points_pb2.UpsertRequest) -> CheckedUpsert:
     check_name(req.collection, "collection")
     ids = req.ids
     if not 1 <= len(ids) <= MAX_BATCH:
@@ -266,7 +288,7 @@ def _check_upsert(req: points_pb2.UpsertRequest) -> list[str]:
     checked = list(ids)  # the one conversion of the repeated field: the servicer passes this list on
     check_ids(checked)
     check_ref(req.encoder, "encoder")
-    return checked
+    return CheckedUpsert(checked, check_payloads(req.payloads, len(checked)))
 
 
 def _check_ids_request(req: points_pb2.GetRequest | points_pb2.DeleteRequest) -> list[str]:

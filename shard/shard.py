@@ -112,14 +112,16 @@ class Shard:
             vectors = normalize(vectors)
         return vectors
 
-    def upsert(self, ids: list[str], vectors: np.ndarray) -> int:
+    def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[str] | None = None) -> int:
+        """payloads: each point's canonical JSON payload ("" for none; contract.payloads), or None
+        when the request carries none. An upsert replaces the point, payload included."""
         vectors = self._as_rows(vectors, "vectors")
         if len(ids) != len(vectors):
             raise invalid("ids", f"must have one id per vector row ({len(vectors)}), got {len(ids)}")
         with self._lock:
             self._check_open()  # under the lock: nothing is appended after close() has begun
-            seq = self._log(wal.UPSERT, ids, vectors)  # logged first: a write the log refused is not applied
-            self._rows.append(ids, vectors)
+            seq = self._log(wal.UPSERT, ids, vectors, payloads)  # logged first: a refused write is not applied
+            self._rows.append(ids, vectors, payloads)
             self._last_write = time.monotonic()
         self._durable(seq)  # outside the lock, so concurrent writers share one fsync
         self._maybe_rebuild()
@@ -135,11 +137,12 @@ class Shard:
         self._maybe_rebuild()
         return removed
 
-    def _log(self, kind: int, ids: list[str], vectors: np.ndarray | None = None) -> int:
+    def _log(self, kind: int, ids: list[str], vectors: np.ndarray | None = None,
+             payloads: list[str] | None = None) -> int:
         if self._wal is None:
             return 0
         try:
-            return self._wal.append(kind, ids, vectors)
+            return self._wal.append(kind, ids, vectors, payloads)
         except OSError as e:
             raise _storage_error(e, "append to the write-ahead log") from None
 
@@ -151,12 +154,12 @@ class Shard:
             except OSError as e:
                 raise _storage_error(e, "fsync the write-ahead log") from None
 
-    def get(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(found mask over ids, the found rows' vectors)."""
+    def get(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """(found mask over ids, the found rows' vectors, their payloads as canonical JSON, "" for none)."""
         with self._lock:
             found, rows = self._rows.lookup(ids)
             view = self._rows.view()
-        return found, view.vectors(rows)  # rows never change once written: gathered outside the lock
+        return found, view.vectors(rows), view.payload_list(rows)  # rows never change once written
 
     # ---- search -------------------------------------------------------------------------
 
@@ -330,9 +333,10 @@ class Shard:
         # Rows never change once written, so they are copied, hashed and indexed outside the lock.
         vectors = view.vectors(keep)
         ids = view.id_list(keep)
+        payloads = view.payload_list(keep)
         try:
             index = CoarseIndex.build(vectors, self.metric, self.params) if len(keep) >= self.params.min_index_size else None
-            sealed = Sealed.build(vectors, ids) if index is not None else Sealed.empty(self.dim)
+            sealed = Sealed.build(vectors, ids, payloads=payloads) if index is not None else Sealed.empty(self.dim)
         except Exception as e:  # keep serving from the old index; report through stats()
             log.exception("index build failed")
             self._build_error = f"{type(e).__name__}: {e}"
@@ -343,12 +347,14 @@ class Shard:
             rows = self._rows
             tail = np.arange(m, rows.n)  # rows written while we built
             alive = rows.alive[keep]  # current liveness: deletes made during the build stick
-            tail_vectors, tail_ids, tail_alive = rows.view().vectors(tail), rows.view().id_list(tail), rows.alive[m:rows.n]
+            now = rows.view()
+            tail_vectors, tail_ids, tail_alive = now.vectors(tail), now.id_list(tail), rows.alive[m:rows.n]
+            tail_payloads = now.payload_list(tail)
             if index is not None:
-                self._rows = Rows.assemble(sealed, alive, tail_vectors, tail_ids, tail_alive)
+                self._rows = Rows.assemble(sealed, alive, tail_vectors, tail_ids, tail_alive, tail_payloads)
             else:  # too few live rows for an index: every row stays fresh, searched exactly
                 self._rows = Rows.assemble(sealed, alive[:0], np.concatenate([vectors, tail_vectors]), ids + tail_ids,
-                                           np.concatenate([alive, tail_alive]))
+                                           np.concatenate([alive, tail_alive]), payloads + tail_payloads)
             self._index = index
             self._builds += 1
             self._build_error = None
@@ -445,6 +451,7 @@ class Shard:
                 view = rows.view()
                 fresh = view.fresh[: n - s].copy()
                 fresh_ids = rows.fresh_ids[: n - s]
+                fresh_payloads = rows.fresh_payloads[: n - s]
                 alive = rows.alive[:n].copy()
                 last_seq = self._wal.rotate() if self._wal is not None else 0
             if self._checkpointed == (rows.sealed.uid, last_seq):
@@ -452,7 +459,8 @@ class Shard:
             indexed = index is not None and index.size == s
             snapshot.save(self.data_dir, sealed=rows.sealed, sealed_alive=alive[:s], fresh=fresh, fresh_ids=fresh_ids,
                           fresh_alive=alive[s:], num_leaves=index.num_leaves if indexed else 0,
-                          save_index=index.save if indexed else None, last_seq=last_seq)
+                          save_index=index.save if indexed else None, last_seq=last_seq,
+                          fresh_payloads=fresh_payloads)
             memory.release_freed()  # ScaNN's serialize frees ~6x the index's codes in small blocks (1.1 GB on 60k x 784)
             self._checkpointed = (rows.sealed.uid, last_seq)
             self._checkpoint_error = None
@@ -472,7 +480,8 @@ class Shard:
                                     f"{after + 1}..{first - 1} are missing; restore the checkpoint, or move {root} away "
                                     f"to give up this shard's data")
         if ckpt is not None:
-            self._rows = Rows.assemble(ckpt.sealed, ckpt.sealed_alive, ckpt.fresh, ckpt.fresh_ids, ckpt.fresh_alive)
+            self._rows = Rows.assemble(ckpt.sealed, ckpt.sealed_alive, ckpt.fresh, ckpt.fresh_ids, ckpt.fresh_alive,
+                                       ckpt.fresh_payloads)
             if ckpt.index_dir is not None:
                 try:
                     self._index = CoarseIndex.load(ckpt.index_dir, ckpt.sealed.size, ckpt.num_leaves, self.params)
@@ -483,7 +492,7 @@ class Shard:
         replayed = 0
         for rec in self._wal.recover(after):
             if rec.kind == wal.UPSERT:
-                self._rows.append(rec.ids, rec.vectors)
+                self._rows.append(rec.ids, rec.vectors, rec.payloads)
             else:
                 self._rows.kill(rec.ids)
             replayed += 1

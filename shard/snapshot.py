@@ -7,7 +7,7 @@ Layout under the shard's directory (the write-ahead log lives beside them in `wa
     snap-000007/sealed.npy       the sealed segment's vectors (S x d float32), row i = index row i
                 sealed_ids.txt   its ids, UTF-8, each followed by NUL
                 scann/           the serialized ScaNN index over the sealed rows (when there is one)
-                fresh.npy, fresh_ids.txt   rows written since that index was built
+                fresh.npy, fresh_ids.txt, fresh_payloads.txt   rows written since that index was built
                 alive.npy        liveness of every row (tombstones)
 
 A snapshot directory is complete and fsynced before the manifest names it, so a crash mid-save
@@ -35,7 +35,7 @@ from simsearch.shard.storage import SEP, Sealed
 
 MANIFEST = "manifest.json"
 VERSION = 2
-SHARED = ("sealed.npy", "sealed_ids.txt")  # with scann/*: one per sealed generation, hard-linked onwards
+SHARED = ("sealed.npy", "sealed_ids.txt", "sealed_payloads.txt")  # with scann/*: one per sealed generation, hard-linked onwards
 _CHUNK = 8 << 20
 # ScaNN records absolute paths in this file; loading rewrites them for where the index lies now
 # (scann_index._relocate_assets), so only its presence is checked.
@@ -49,6 +49,7 @@ class Checkpoint:
     fresh: np.ndarray  # (f, d) float32
     fresh_ids: list[str]
     fresh_alive: np.ndarray
+    fresh_payloads: list[str]
     num_leaves: int
     index_dir: Path | None  # the ScaNN index over the sealed rows, if one was saved
     last_seq: int  # the write-ahead log's last record this checkpoint holds; replay starts after it
@@ -118,7 +119,8 @@ def _tree_files(directory: Path) -> list[Path]:
 
 
 def save(root: Path, *, sealed: Sealed, sealed_alive: np.ndarray, fresh: np.ndarray, fresh_ids: list[str],
-         fresh_alive: np.ndarray, num_leaves: int, save_index, last_seq: int) -> Path:
+         fresh_alive: np.ndarray, num_leaves: int, save_index, last_seq: int,
+         fresh_payloads: list[str] | None = None) -> Path:
     """Write a new snapshot dir, then point the manifest at it, then remove older ones.
 
     `save_index(dir)` writes the serialized ScaNN index over the sealed rows, or is None when
@@ -153,6 +155,9 @@ def save(root: Path, *, sealed: Sealed, sealed_alive: np.ndarray, fresh: np.ndar
         _write_npy(tmp / "sealed.npy", sealed.vectors)
         _write_ids(tmp / "sealed_ids.txt", sealed.text)
         written += [tmp / "sealed.npy", tmp / "sealed_ids.txt"]
+        if sealed.payloads is not None:
+            _write_ids(tmp / "sealed_payloads.txt", sealed.payloads.text)
+            written.append(tmp / "sealed_payloads.txt")
         if save_index is not None:
             save_index(tmp / "scann")
             written += _tree_files(tmp / "scann")
@@ -160,6 +165,9 @@ def save(root: Path, *, sealed: Sealed, sealed_alive: np.ndarray, fresh: np.ndar
     _write_ids(tmp / "fresh_ids.txt", fresh_ids)
     _write_npy(tmp / "alive.npy", np.concatenate([sealed_alive, fresh_alive]))
     written += [tmp / "fresh.npy", tmp / "fresh_ids.txt", tmp / "alive.npy"]
+    if fresh_payloads is not None and any(fresh_payloads):
+        _write_ids(tmp / "fresh_payloads.txt", fresh_payloads)
+        written.append(tmp / "fresh_payloads.txt")
     for path in written:
         fsync_path(path)
         files[path.relative_to(tmp).as_posix()] = _crc(path)
@@ -217,18 +225,26 @@ def load(root: Path) -> Checkpoint | None:
         return _load_v1(snap, manifest)
     try:
         _verify(snap, manifest["files"])
+        files = manifest["files"]
         vectors = np.load(snap / "sealed.npy", allow_pickle=False)
-        sealed = Sealed.build(vectors, _read_ids(snap / "sealed_ids.txt"), uid=manifest["sealed_uid"])
+        sealed_ids = _read_ids(snap / "sealed_ids.txt")
+        sealed_payloads = _read_ids(snap / "sealed_payloads.txt") if "sealed_payloads.txt" in files else None
+        sealed = Sealed.build(vectors, sealed_ids, uid=manifest["sealed_uid"], payloads=sealed_payloads)
         fresh = np.load(snap / "fresh.npy", allow_pickle=False)
         fresh_ids = _read_ids(snap / "fresh_ids.txt")
+        fresh_payloads = (_read_ids(snap / "fresh_payloads.txt") if "fresh_payloads.txt" in files
+                          else [""] * len(fresh_ids))
         alive = np.load(snap / "alive.npy", allow_pickle=False)
     except (ValueError, KeyError, UnicodeDecodeError) as e:  # files that pass their checksums but do not agree
         raise CheckpointDamaged(f"checkpoint {snap} is inconsistent ({type(e).__name__}: {e})") from e
     s = sealed.size
-    if len(sealed.starts) != s + 1 or len(fresh_ids) != len(fresh) or len(alive) != s + len(fresh):
+    if (len(sealed.starts) != s + 1 or len(fresh_ids) != len(fresh) or len(alive) != s + len(fresh)
+            or len(fresh_payloads) != len(fresh) or (sealed_payloads is not None and len(sealed_payloads) != s)):
         raise CheckpointDamaged(f"checkpoint {snap} is inconsistent: {s} sealed rows, {len(fresh)} fresh rows with "
-                                f"{len(fresh_ids)} ids, {len(alive)} liveness flags")
-    return Checkpoint(sealed, alive[:s], fresh, fresh_ids, alive[s:], int(manifest["num_leaves"]),
+                                f"{len(fresh_ids)} ids, {len(alive)} liveness flags, payloads for "
+                                f"{len(sealed_payloads) if sealed_payloads is not None else s} sealed and "
+                                f"{len(fresh_payloads)} fresh rows")
+    return Checkpoint(sealed, alive[:s], fresh, fresh_ids, alive[s:], fresh_payloads, int(manifest["num_leaves"]),
                       snap / "scann" if manifest["indexed"] else None, int(manifest["last_seq"]), snap)
 
 
@@ -242,5 +258,6 @@ def _load_v1(snap: Path, manifest: dict) -> Checkpoint:
         raise CheckpointDamaged(f"checkpoint {snap} cannot be loaded ({type(e).__name__}: {e})") from e
     s = int(manifest["indexed"])
     sealed = Sealed.build(np.ascontiguousarray(vectors[:s]), ids[:s])
-    return Checkpoint(sealed, alive[:s], vectors[s:], ids[s:], alive[s:], int(manifest["num_leaves"]),
+    return Checkpoint(sealed, alive[:s], vectors[s:], ids[s:], alive[s:], [""] * (len(ids) - s),
+                      int(manifest["num_leaves"]),
                       snap / "scann" if s else None, int(manifest.get("last_seq", 0)), snap)

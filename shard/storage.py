@@ -35,6 +35,25 @@ def _hashes(ids: list[str]) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Texts:
+    """Strings in one str, each followed by SEP, with an int64 offset per string: no object per string."""
+
+    text: str
+    starts: np.ndarray  # (m + 1,): string i is text[starts[i] : starts[i + 1] - 1]
+
+    @classmethod
+    def join(cls, items: list[str]) -> "Texts":
+        lengths = np.fromiter(map(len, items), np.int64, len(items))
+        starts = np.zeros(len(items) + 1, np.int64)
+        np.cumsum(lengths + 1, out=starts[1:])
+        return cls(SEP.join(items) + SEP if items else "", starts)
+
+    def pick(self, rows: np.ndarray) -> list[str]:
+        text, starts = self.text, self.starts
+        return [text[a:b] for a, b in zip(starts[rows].tolist(), (starts[rows + 1] - 1).tolist())]
+
+
+@dataclass(frozen=True)
 class Sealed:
     """The rows an index build produced: immutable once made (their liveness lives in `Rows.alive`)."""
 
@@ -44,19 +63,19 @@ class Sealed:
     sorted_hash: np.ndarray  # (S,) int64
     order: np.ndarray  # (S,) int32 (int64 past 2**31 rows): rows in sorted_hash order
     uid: str = field(default_factory=lambda: uuid.uuid4().hex)  # names this generation in checkpoints
+    payloads: "Texts | None" = None  # each row's canonical JSON payload; None when no row has one
 
     @classmethod
-    def build(cls, vectors: np.ndarray, ids: list[str], uid: str | None = None) -> "Sealed":
+    def build(cls, vectors: np.ndarray, ids: list[str], uid: str | None = None,
+              payloads: list[str] | None = None) -> "Sealed":
         """Index `ids` (one per row of `vectors`, unique: they were live together)."""
-        lengths = np.fromiter(map(len, ids), np.int64, len(ids))
-        starts = np.zeros(len(ids) + 1, np.int64)
-        np.cumsum(lengths + 1, out=starts[1:])
-        text = SEP.join(ids) + SEP if ids else ""
+        texts = Texts.join(ids)
         hashes = _hashes(ids)
         order = np.argsort(hashes, kind="stable")
         if len(ids) < 2**31:
             order = order.astype(np.int32)
-        return cls(vectors, text, starts, hashes[order], order, uid or uuid.uuid4().hex)
+        docs = Texts.join(payloads) if payloads is not None and any(payloads) else None
+        return cls(vectors, texts.text, texts.starts, hashes[order], order, uid or uuid.uuid4().hex, docs)
 
     @classmethod
     def empty(cls, dim: int) -> "Sealed":
@@ -67,8 +86,10 @@ class Sealed:
         return len(self.vectors)
 
     def id_list(self, rows: np.ndarray) -> list[str]:
-        text, starts = self.text, self.starts
-        return [text[a:b] for a, b in zip(starts[rows].tolist(), (starts[rows + 1] - 1).tolist())]
+        return Texts(self.text, self.starts).pick(rows)
+
+    def payload_list(self, rows: np.ndarray) -> list[str]:
+        return self.payloads.pick(rows) if self.payloads is not None else [""] * len(rows)
 
     def find(self, ids: list[str], hashes: np.ndarray) -> np.ndarray:
         """The row of each id (-1 where absent), whatever its liveness."""
@@ -108,6 +129,7 @@ class View:
     fresh_ids: list[str]  # append-only: entries past n may appear, entries before n never change
     alive: np.ndarray  # (cap,) bool over all rows; read live, so deletes are seen at once
     n: int
+    fresh_payloads: list[str]  # like fresh_ids: each fresh row's canonical JSON payload ("" for none)
 
     @property
     def s(self) -> int:
@@ -128,16 +150,22 @@ class View:
         return out
 
     def id_list(self, rows: np.ndarray) -> list[str]:
+        return self._texts(rows, self.sealed.id_list, self.fresh_ids)
+
+    def payload_list(self, rows: np.ndarray) -> list[str]:
+        """Each row's canonical JSON payload ("" for none)."""
+        return self._texts(rows, self.sealed.payload_list, self.fresh_payloads)
+
+    def _texts(self, rows: np.ndarray, sealed_pick, fresh: list[str]) -> list[str]:
         rows = np.asarray(rows, np.int64)
         s = self.s
         low = rows < s
         if low.all():
-            return self.sealed.id_list(rows)
-        fresh = self.fresh_ids
+            return sealed_pick(rows)
         if not low.any():
             return [fresh[r] for r in (rows - s).tolist()]
         out = np.empty(len(rows), object)
-        out[low] = self.sealed.id_list(rows[low])
+        out[low] = sealed_pick(rows[low])
         out[~low] = [fresh[r] for r in (rows[~low] - s).tolist()]
         return out.tolist()
 
@@ -145,6 +173,12 @@ class View:
         """An object array shaped like `rows`: the id of each valid row, "" elsewhere."""
         out = np.full(rows.shape, "", object)
         out[valid] = self.id_list(rows[valid]) if valid.any() else []
+        return out
+
+    def payloads(self, rows: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Like `ids`, the payload (canonical JSON, "" for none) of each valid row."""
+        out = np.full(rows.shape, "", object)
+        out[valid] = self.payload_list(rows[valid]) if valid.any() else []
         return out
 
 
@@ -158,6 +192,7 @@ class Rows:
         s = self.sealed.size
         self.fresh = np.empty((capacity, dim), np.float32)
         self.fresh_ids: list[str] = []
+        self.fresh_payloads: list[str] = []
         self.row_of: dict[str, int] = {}  # live fresh ids -> row
         self.alive = np.zeros(s + capacity, bool)
         self.alive[:s] = True
@@ -166,12 +201,13 @@ class Rows:
 
     @classmethod
     def assemble(cls, sealed: Sealed, sealed_alive: np.ndarray, fresh: np.ndarray, fresh_ids: list[str],
-                 fresh_alive: np.ndarray, headroom: int = 1024) -> "Rows":
+                 fresh_alive: np.ndarray, fresh_payloads: list[str] | None = None, headroom: int = 1024) -> "Rows":
         """Rows from parts (a build's result, a checkpoint): the liveness given, the fresh index rebuilt."""
         rows = cls(sealed.vectors.shape[1], sealed, capacity=len(fresh) + headroom)
         s, f = sealed.size, len(fresh)
         rows.fresh[:f] = fresh
         rows.fresh_ids = list(fresh_ids)
+        rows.fresh_payloads = list(fresh_payloads) if fresh_payloads is not None else [""] * f
         rows.alive[:s] = sealed_alive
         rows.alive[s:s + f] = fresh_alive
         rows.n = s + f
@@ -181,7 +217,7 @@ class Rows:
         return rows
 
     def view(self) -> View:
-        return View(self.sealed, self.fresh, self.fresh_ids, self.alive, self.n)
+        return View(self.sealed, self.fresh, self.fresh_ids, self.alive, self.n, self.fresh_payloads)
 
     @property
     def live(self) -> int:
@@ -215,9 +251,9 @@ class Rows:
             rows[rest[ok]] = sealed[ok]
         return rows
 
-    def append(self, ids: list[str], vectors: np.ndarray) -> None:
-        """Write rows; an id already present is tombstoned first (last write wins). Ids are unique
-        within one call (the router checks)."""
+    def append(self, ids: list[str], vectors: np.ndarray, payloads: list[str] | None = None) -> None:
+        """Write rows; an id already present is tombstoned first (last write wins: its payload too).
+        Ids are unique within one call (the router checks). payloads: canonical JSON per row, or None."""
         old = self.find(ids)
         if (old >= 0).any():
             self._kill_rows(ids, old)
@@ -226,6 +262,7 @@ class Rows:
         f = self.fresh_count
         self.fresh[f:f + m] = vectors
         self.fresh_ids.extend(ids)
+        self.fresh_payloads.extend(payloads if payloads is not None else [""] * m)
         self.alive[self.n:self.n + m] = True
         self.row_of.update(zip(ids, range(self.n, self.n + m)))
         self.n += m

@@ -7,9 +7,10 @@ truth between checkpoints; replicas (the cluster issue) can catch up from the sa
 
 Record (little-endian):
 
-    u32 payload length | u32 CRC-32 of (length, seq, payload) | u64 seq | payload
-    payload = u8 kind (1 upsert, 2 delete) | u32 n | u32 dim | u32 id-bytes
-              | ids as UTF-8 joined by NUL (ids never hold NUL) | n x dim float32 (upserts)
+    u32 body length | u32 CRC-32 of (length, seq, body) | u64 seq | body
+    body = u8 kind (1 upsert, 2 delete, 3 upsert with payloads) | u32 n | u32 dim | u32 id-bytes
+           | ids as UTF-8 joined by NUL (ids never hold NUL) | n x dim float32 (upserts)
+           | u32 payload-bytes | payloads (canonical JSON, "" for none) joined by NUL (kind 3)
 
 Sequence numbers rise by one per record, across segments. Segments are files
 `wal/<first seq, 20 digits>.log`, rotated at a size and at every checkpoint, and deleted once a
@@ -44,7 +45,7 @@ from simsearch.shard.snapshot import fsync_path
 log = logging.getLogger(__name__)
 
 DURABILITY = ("fsync", "interval", "none")
-UPSERT, DELETE = 1, 2
+UPSERT, DELETE, UPSERT_PAYLOADS = 1, 2, 3
 SEGMENT_BYTES = 64 << 20  # a new segment after this many bytes
 _HEAD = struct.Struct("<IIQ")  # length, crc, seq
 _BODY = struct.Struct("<BIII")  # kind, n, dim, id bytes
@@ -62,28 +63,46 @@ class Record:
     kind: int  # UPSERT or DELETE
     ids: list[str]
     vectors: np.ndarray | None  # (n, dim) float32 for upserts
+    payloads: list[str] | None = None  # canonical JSON per point ("" = none), for upserts that carry them
 
 
-def encode(seq: int, kind: int, ids: list[str], vectors: np.ndarray | None) -> bytes:
-    blob = "\0".join(ids).encode("utf-8", "surrogatepass")
+def _joined(texts: list[str]) -> bytes:
+    return "\0".join(texts).encode("utf-8", "surrogatepass")
+
+
+def encode(seq: int, kind: int, ids: list[str], vectors: np.ndarray | None,
+           payloads: list[str] | None = None) -> bytes:
+    """One record. An upsert with payloads is kind UPSERT_PAYLOADS: its body goes on with u32 bytes
+    and the payloads joined by NUL (canonical JSON never holds a raw NUL)."""
+    blob = _joined(ids)
     dim = 0 if vectors is None else vectors.shape[1]
+    if kind == UPSERT and payloads is not None:
+        kind = UPSERT_PAYLOADS
     parts = [_BODY.pack(kind, len(ids), dim, len(blob)), blob]
     if vectors is not None:
         parts.append(np.ascontiguousarray(vectors, "<f4").tobytes())
-    payload = b"".join(parts)
-    crc = zlib.crc32(_SEQ.pack(seq) + payload, zlib.crc32(_LEN.pack(len(payload))))
-    return _HEAD.pack(len(payload), crc, seq) + payload
+    if kind == UPSERT_PAYLOADS:
+        docs = _joined(payloads)
+        parts += [_LEN.pack(len(docs)), docs]
+    body = b"".join(parts)
+    crc = zlib.crc32(_SEQ.pack(seq) + body, zlib.crc32(_LEN.pack(len(body))))
+    return _HEAD.pack(len(body), crc, seq) + body
 
 
-def decode_payload(seq: int, payload: bytes) -> Record:
-    kind, n, dim, nblob = _BODY.unpack_from(payload)
+def decode_body(seq: int, body: bytes) -> Record:
+    kind, n, dim, nblob = _BODY.unpack_from(body)
     start = _BODY.size
-    text = payload[start:start + nblob].decode("utf-8", "surrogatepass")
+    text = body[start:start + nblob].decode("utf-8", "surrogatepass")
     ids = text.split("\0") if n else []
-    vectors = None
-    if kind == UPSERT:
-        vectors = np.frombuffer(payload, "<f4", n * dim, start + nblob).reshape(n, dim)
-    return Record(seq, kind, ids, vectors)
+    vectors = payloads = None
+    if kind in (UPSERT, UPSERT_PAYLOADS):
+        vectors = np.frombuffer(body, "<f4", n * dim, start + nblob).reshape(n, dim)
+    if kind == UPSERT_PAYLOADS:
+        at = start + nblob + n * dim * 4
+        (ndocs,) = _LEN.unpack_from(body, at)
+        payloads = body[at + _LEN.size:at + _LEN.size + ndocs].decode("utf-8", "surrogatepass").split("\0")
+        kind = UPSERT
+    return Record(seq, kind, ids, vectors, payloads)
 
 
 def _parse(data: bytes, offset: int) -> tuple[int, int, bytes] | None:
@@ -173,7 +192,7 @@ class WriteAheadLog:
                     break
                 seq, end, payload = parsed
                 if seq > after_seq:
-                    yield decode_payload(seq, payload)
+                    yield decode_body(seq, payload)
                 prev = seq
                 self.last_seq = max(self.last_seq, seq)
                 offset = end
@@ -206,14 +225,15 @@ class WriteAheadLog:
         self._size = os.fstat(self._fd).st_size
         fsync_path(self.directory)  # the new file's name is durable before a record in it is acknowledged
 
-    def append(self, kind: int, ids: list[str], vectors: np.ndarray | None = None) -> int:
+    def append(self, kind: int, ids: list[str], vectors: np.ndarray | None = None,
+               payloads: list[str] | None = None) -> int:
         """Write one record (one `write` call) and return its seq. Not yet durable: see `sync`.
         Call under the shard's write lock, so seq order is the order writes are applied."""
         with self._lock:
             if self._fd is None:
                 raise self._broken or OSError("the write-ahead log is closed")
             seq = self.last_seq + 1
-            record = encode(seq, kind, ids, vectors)
+            record = encode(seq, kind, ids, vectors, payloads)
             if self._size and self._size + len(record) > self.segment_bytes:
                 self._rotate_locked()
             view = memoryview(record)

@@ -69,7 +69,7 @@ def test_write_is_searchable_at_once_and_overwrite_wins(fm_shard, fm_slice):
     fm_shard.upsert(["fresh-1"], queries[1:2])  # same id, new vector
     assert "fresh-1" not in fm_shard.search(queries[:1], 10).ids[0]
     assert fm_shard.search(queries[1:2], 1).ids[0, 0] == "fresh-1"
-    found, vecs = fm_shard.get(["fresh-1", "nope"])
+    found, vecs, _ = fm_shard.get(["fresh-1", "nope"])
     assert found.tolist() == [True, False] and np.array_equal(vecs[0], queries[1])
     fm_shard.delete(["fresh-1"])
 
@@ -131,7 +131,7 @@ def test_snapshot_restart_keeps_every_point_and_is_relocatable(tmp_path, fm_slic
     st = again.stats()
     # 2,999 live indexed points (p7 was deleted) and 100 fresh ones, which the next build folds in
     assert (st["points"], st["indexed"], st["fresh"], st["index_state"]) == (3099, 2999, 100, "partial")
-    found, vecs = again.get(_ids(3100))
+    found, vecs, _ = again.get(_ids(3100))
     assert found.sum() == 3099 and not found[7]
     after = again.search(queries, 10)
     assert np.array_equal(before.ids, after.ids)

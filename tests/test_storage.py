@@ -154,7 +154,7 @@ def test_version_1_checkpoints_still_load(tmp_path):
         {"version": 1, "seq": 1, "snapshot": "snap-000001", "points": 300, "indexed": 0, "num_leaves": 0, "last_seq": 0}))
     shard = Shard(8, "l2", SMALL, data_dir=tmp_path, background=False)
     assert shard.stats()["points"] == 299
-    found, got = shard.get(["id-5", "id-6"])
+    found, got, _ = shard.get(["id-5", "id-6"])
     assert found.tolist() == [False, True]
     np.testing.assert_array_equal(got, vecs[6:7])
     shard.close()

@@ -132,7 +132,7 @@ def test_a_shard_reopened_without_a_clean_shutdown_has_every_logged_write(tmp_pa
     shard.delete(["7", "2500"])
     # no close(): what a crash leaves (the log's writes are in the page cache)
     again = Shard(8, "l2", IndexParams(min_index_size=256), data_dir=tmp_path, background=False)
-    found, got = again.get([str(i) for i in range(3000)])
+    found, got, _ = again.get([str(i) for i in range(3000)])
     assert found.sum() == 2998 and not found[7] and not found[2500]
     expect = vecs.copy()
     expect[5] = vecs[0] + 1  # id "5" was overwritten with vecs[0] + 1

@@ -9,18 +9,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class UpsertRequest(_message.Message):
-    __slots__ = ("collection", "ids", "vectors", "inputs", "encoder")
+    __slots__ = ("collection", "ids", "vectors", "inputs", "encoder", "payloads")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     IDS_FIELD_NUMBER: _ClassVar[int]
     VECTORS_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     ENCODER_FIELD_NUMBER: _ClassVar[int]
+    PAYLOADS_FIELD_NUMBER: _ClassVar[int]
     collection: str
     ids: _containers.RepeatedScalarFieldContainer[str]
     vectors: _common_pb2.Matrix
     inputs: _common_pb2.RawInputs
     encoder: str
-    def __init__(self, collection: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ..., vectors: _Optional[_Union[_common_pb2.Matrix, _Mapping]] = ..., inputs: _Optional[_Union[_common_pb2.RawInputs, _Mapping]] = ..., encoder: _Optional[str] = ...) -> None: ...
+    payloads: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, collection: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ..., vectors: _Optional[_Union[_common_pb2.Matrix, _Mapping]] = ..., inputs: _Optional[_Union[_common_pb2.RawInputs, _Mapping]] = ..., encoder: _Optional[str] = ..., payloads: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class UpsertResponse(_message.Message):
     __slots__ = ("upserted", "generation")
@@ -55,14 +57,16 @@ class GetRequest(_message.Message):
     def __init__(self, collection: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetResponse(_message.Message):
-    __slots__ = ("ids", "vectors", "missing")
+    __slots__ = ("ids", "vectors", "missing", "payloads")
     IDS_FIELD_NUMBER: _ClassVar[int]
     VECTORS_FIELD_NUMBER: _ClassVar[int]
     MISSING_FIELD_NUMBER: _ClassVar[int]
+    PAYLOADS_FIELD_NUMBER: _ClassVar[int]
     ids: _containers.RepeatedScalarFieldContainer[str]
     vectors: _common_pb2.Matrix
     missing: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, ids: _Optional[_Iterable[str]] = ..., vectors: _Optional[_Union[_common_pb2.Matrix, _Mapping]] = ..., missing: _Optional[_Iterable[str]] = ...) -> None: ...
+    payloads: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., vectors: _Optional[_Union[_common_pb2.Matrix, _Mapping]] = ..., missing: _Optional[_Iterable[str]] = ..., payloads: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SearchParams(_message.Message):
     __slots__ = ("leaves_to_search", "oversample", "exact", "timeout_ms", "allow_partial", "no_cache")
