@@ -151,9 +151,11 @@ def upsert_plan(collection: str, ids: Sequence[str | int] | np.ndarray, vectors:
 
 def search_request(collection: str, queries: Any, k: int, *, texts: Sequence[str] | None = None, images: Any = None,
                    encoder: str | None = None, leaves_to_search: int = 0, oversample: int = 0, exact: bool = False,
-                   timeout_ms: int = 0, allow_partial: bool = False, no_cache: bool = False) -> points_pb2.SearchRequest:
+                   timeout_ms: int = 0, allow_partial: bool = False, no_cache: bool = False,
+                   with_payload: bool = False) -> points_pb2.SearchRequest:
     params = points_pb2.SearchParams(leaves_to_search=leaves_to_search, oversample=oversample, exact=exact,
-                                     timeout_ms=timeout_ms, allow_partial=allow_partial, no_cache=no_cache)
+                                     timeout_ms=timeout_ms, allow_partial=allow_partial, no_cache=no_cache,
+                                     with_payload=with_payload)
     if queries is None:
         return points_pb2.SearchRequest(collection=collection, inputs=raw_inputs(texts, images), k=k, params=params)
     return points_pb2.SearchRequest(collection=collection, queries=convert.matrix_to_proto(as_matrix(queries)), k=k,
@@ -192,6 +194,7 @@ class SearchResults:
     partial: bool = False
     missing_shards: tuple[int, ...] = ()
     generation: int = 0
+    payloads: np.ndarray | None = None  # with with_payload=True: (n, k) object, a dict per hit (None as padding)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -199,8 +202,12 @@ class SearchResults:
 
 def parse_search(resp: points_pb2.SearchResponse, k: int) -> SearchResults:
     ids, scores = convert.unflatten_results(resp.counts, resp.ids, resp.scores, k)
+    payloads = None
+    if len(resp.payloads):
+        payloads = np.full(ids.shape, None, object)
+        payloads[ids != ""] = [decode_payload(t) for t in resp.payloads]
     return SearchResults(ids, scores, {t.stage: t.ms for t in resp.timings}, resp.cached, resp.partial,
-                         tuple(resp.missing_shards), resp.generation)
+                         tuple(resp.missing_shards), resp.generation, payloads)
 
 
 @dataclass(frozen=True)

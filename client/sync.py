@@ -92,7 +92,8 @@ class Client:
                images: Any = None, encoder: str | None = None, timeout: float | None = None,
                **params: Any) -> rq.SearchResults:
         """Query vectors, or texts=/images= for a collection bound to an encoder. params:
-        leaves_to_search, oversample, exact, timeout_ms, allow_partial, no_cache."""
+        leaves_to_search, oversample, exact, timeout_ms, allow_partial, no_cache, with_payload
+        (each hit's payload dict in `.payloads`)."""
         req = rq.search_request(collection, queries, k, texts=texts, images=images, encoder=encoder, **params)
         return rq.parse_search(self._streams.search(with_timeout(req, timeout or self.timeout)), k)
 

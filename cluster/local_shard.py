@@ -90,8 +90,9 @@ class LocalShardHandle(ForwardingShardHandle):
         bounds = np.linspace(0, n, parts + 1).astype(int)
         results = await asyncio.gather(*(self._call("search", queries[a:b], k, **params)
                                          for a, b in zip(bounds[:-1], bounds[1:])))
+        payloads = None if results[0].payloads is None else np.concatenate([r.payloads for r in results])
         return SearchResult(ids=np.concatenate([r.ids for r in results]),
-                            distances=np.concatenate([r.distances for r in results]))
+                            distances=np.concatenate([r.distances for r in results]), payloads=payloads)
 
     async def stats(self) -> dict:
         return self._run_inline("stats")

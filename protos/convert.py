@@ -50,6 +50,8 @@ def search_response(reply) -> points_pb2.SearchResponse:
     resp = points_pb2.SearchResponse(counts=h.counts.tolist(), ids=h.ids, generation=reply.generation,
                                      cached=reply.cached, partial=reply.partial, missing_shards=reply.missing_shards)
     resp.scores.extend(h.scores.tolist())
+    if h.payloads is not None:
+        resp.payloads.extend(h.payloads)
     for stage, seconds in reply.timings_s.items():
         resp.timings.add(stage=stage, ms=seconds * 1000)
     return resp

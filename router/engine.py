@@ -31,7 +31,8 @@ from simsearch.router.hashing import group_by_shard
 from simsearch.router.merge import merge
 from simsearch.router.replies import CollectionStatus, Hits, SearchReply, decode_hits, encode_hits
 from simsearch.contract.limits import DEFAULT_TIMEOUT_S, MAX_ID_BYTES, MAX_QUERIES, longest_utf8
-from simsearch.router.validate import SearchOptions, check_get_payloads, check_get_reply, check_reply_size, check_shape, check_vectors
+from simsearch.router.validate import (SearchOptions, check_get_payloads, check_get_reply, check_reply_size,
+                                       check_search_payloads, check_shape, check_vectors)
 from simsearch.shard import CollectionSpec
 from simsearch.shard.config import check_rows
 from simsearch.shard.faults import StorageFault
@@ -393,7 +394,10 @@ class Engine:
         t2 = self._clock()
         timings["fanout"] = t2 - t1
         merged = merge(results, opts.k, len(queries))
-        hits = Hits.from_rows(merged.ids, to_score(merged.distances, live.spec.metric), np.isfinite(merged.distances))
+        hits = Hits.from_rows(merged.ids, to_score(merged.distances, live.spec.metric), np.isfinite(merged.distances),
+                              merged.payloads)
+        if hits.payloads is not None:
+            check_search_payloads(len(hits.ids), sum(map(len, hits.payloads)), await self._id_bytes(live))
         timings["merge"] = self._clock() - t2
         if key is not None and hot and not missing:
             await self.cache.admit(key, encode_hits(hits))
@@ -412,9 +416,10 @@ class Engine:
     async def _fan_out(self, live: LiveCollection, queries: np.ndarray, opts: SearchOptions,
                        deadline: Deadline) -> tuple[list[int], list]:
         arg = live.shards[0].share(queries)
+        extra = {"with_payload": True} if opts.with_payload else {}
         tasks = [asyncio.ensure_future(h.search(arg, opts.k, leaves_to_search=opts.leaves_to_search,
                                                 oversample=opts.oversample, exact=opts.exact,
-                                                timeout_s=deadline.remaining()))
+                                                timeout_s=deadline.remaining(), **extra))
                  for h in live.shards]
         try:
             done, _ = await asyncio.wait(tasks, timeout=deadline.remaining())

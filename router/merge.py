@@ -19,4 +19,7 @@ def merge(results: list[SearchResult], k: int, n: int) -> SearchResult:
     ids = np.concatenate([r.ids for r in results], axis=1)  # (n, S*k)
     dist = np.concatenate([r.distances for r in results], axis=1)  # (n, S*k)
     pos, best = top_k(dist, k)
-    return SearchResult(np.take_along_axis(ids, pos, axis=1), best)
+    payloads = None
+    if all(r.payloads is not None for r in results):
+        payloads = np.take_along_axis(np.concatenate([r.payloads for r in results], axis=1), pos, axis=1)
+    return SearchResult(np.take_along_axis(ids, pos, axis=1), best, payloads)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-_HEAD = struct.Struct("<II")  # queries, hits
+_HEAD = struct.Struct("<III")  # queries, hits, whether payloads follow
 
 
 @dataclass(frozen=True)
@@ -23,11 +23,14 @@ class Hits:
     counts: np.ndarray  # (n,) int32: hits per query, <= k
     ids: list[str]  # (sum(counts),) in query order, best first
     scores: np.ndarray  # (sum(counts),) float32: l2 squared distance, dot/cosine similarity
+    payloads: list[str] | None = None  # (sum(counts),) canonical JSON ("" for none), when asked for
 
     @classmethod
-    def from_rows(cls, ids: np.ndarray, scores: np.ndarray, valid: np.ndarray) -> "Hits":
+    def from_rows(cls, ids: np.ndarray, scores: np.ndarray, valid: np.ndarray,
+                  payloads: np.ndarray | None = None) -> "Hits":
         """(n, k) ids and scores with a validity mask (False where fewer than k exist)."""
-        return cls(valid.sum(axis=1, dtype=np.int32), ids[valid].tolist(), scores[valid].astype(np.float32))
+        return cls(valid.sum(axis=1, dtype=np.int32), ids[valid].tolist(), scores[valid].astype(np.float32),
+                   None if payloads is None else payloads[valid].tolist())
 
 
 @dataclass(frozen=True)
@@ -52,14 +55,18 @@ class CollectionStatus:
 
 
 def encode_hits(h: Hits) -> bytes:
-    return b"".join((_HEAD.pack(len(h.counts), len(h.ids)), h.counts.astype("<i4").tobytes(),
-                     h.scores.astype("<f4").tobytes(), "\0".join(h.ids).encode()))
+    """Ids, then (when present) payloads, NUL-joined after one NUL: neither ever holds a raw NUL."""
+    texts = h.ids if h.payloads is None else [*h.ids, *h.payloads]
+    return b"".join((_HEAD.pack(len(h.counts), len(h.ids), h.payloads is not None), h.counts.astype("<i4").tobytes(),
+                     h.scores.astype("<f4").tobytes(), "\0".join(texts).encode()))
 
 
 def decode_hits(data: bytes) -> Hits:
-    n, m = _HEAD.unpack_from(data)
+    n, m, with_payloads = _HEAD.unpack_from(data)
     off = _HEAD.size
     counts = np.frombuffer(data, "<i4", n, off)
     scores = np.frombuffer(data, "<f4", m, off + 4 * n)
-    text = data[off + 4 * (n + m):].decode()
-    return Hits(counts, text.split("\0") if m else [], scores)
+    texts = data[off + 4 * (n + m):].decode().split("\0") if m else []
+    if with_payloads:
+        return Hits(counts, texts[:m], scores, texts[m:] if m else [])
+    return Hits(counts, texts, scores)

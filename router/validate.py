@@ -170,14 +170,15 @@ class SearchOptions(NamedTuple):  # a tuple: built per search, ~3x cheaper than 
     timeout_ms: int
     allow_partial: bool
     no_cache: bool
+    with_payload: bool = False
 
     def cache_tag(self) -> str:
         """The parameters that change results, for the cache key."""
-        return f"l{self.leaves_to_search}o{self.oversample}e{int(self.exact)}"
+        return f"l{self.leaves_to_search}o{self.oversample}e{int(self.exact)}p{int(self.with_payload)}"
 
 
 def check_search(k: int, leaves_to_search: int, oversample: int, exact: bool, timeout_ms: int,
-                 allow_partial: bool, no_cache: bool) -> SearchOptions:
+                 allow_partial: bool, no_cache: bool, with_payload: bool = False) -> SearchOptions:
     if not 1 <= k <= MAX_K:
         raise invalid("k", f"must be in [1, {MAX_K}], got {k}")
     if not 0 <= leaves_to_search <= MAX_LEAVES:
@@ -186,14 +187,14 @@ def check_search(k: int, leaves_to_search: int, oversample: int, exact: bool, ti
         raise invalid("params.oversample", f"must be 0 (collection default) or in [1, {MAX_OVERSAMPLE}], got {oversample}")
     if not 0 <= timeout_ms <= MAX_TIMEOUT_MS:
         raise invalid("params.timeout_ms", f"must be 0 (call deadline) or in [1, {MAX_TIMEOUT_MS}], got {timeout_ms}")
-    return SearchOptions(k, leaves_to_search, oversample, exact, timeout_ms, allow_partial, no_cache)
+    return SearchOptions(k, leaves_to_search, oversample, exact, timeout_ms, allow_partial, no_cache, with_payload)
 
 
 def search_options(request: points_pb2.SearchRequest) -> SearchOptions:
     """check_search on a SearchRequest's own fields."""
     p = request.params
     return check_search(request.k, p.leaves_to_search, p.oversample, p.exact, p.timeout_ms, p.allow_partial,
-                        p.no_cache)
+                        p.no_cache, p.with_payload)
 
 
 def _varint_bytes(n: int) -> int:
@@ -239,6 +240,16 @@ def check_get_reply(ids: Sequence[str], dim: int, *, field: str = "ids") -> None
             f"{field}: the reply to a Get of {n:,} ids of dimension {dim} could reach {size / 2**20:,.0f} MiB, "
             f"over the {MAX_MESSAGE_BYTES / 2**20:.0f} MiB message limit; ask for at most about {fits:,} ids "
             f"per request", field=field)
+
+
+def check_search_payloads(hits: int, payload_bytes: int, id_bytes: int) -> None:
+    """A search reply with its hits' payloads within MAX_MESSAGE_BYTES (known once the shards answered)."""
+    size = hits * (id_bytes + 12) + payload_bytes + 3 * hits + 4096
+    if payload_bytes and size > MAX_MESSAGE_BYTES:
+        raise ResourceExhausted(
+            f"params.with_payload: the {hits:,} hits with their payloads would be {size / 2**20:,.0f} MiB, over the "
+            f"{MAX_MESSAGE_BYTES / 2**20:.0f} MiB message limit; ask for fewer queries or a smaller k",
+            field="params.with_payload")
 
 
 def check_get_payloads(ids: Sequence[str], dim: int, payloads: Sequence[str], *, field: str = "ids") -> None:

@@ -60,6 +60,7 @@ def _storage_error(e: OSError, what: str) -> SimsearchError:
 class SearchResult:
     ids: np.ndarray  # (n, k) object; "" where fewer than k exist
     distances: np.ndarray  # (n, k) float32, smaller is closer; +inf where missing
+    payloads: np.ndarray | None = None  # (n, k) object: canonical JSON ("" for none), when asked for
 
 
 class Shard:
@@ -164,7 +165,7 @@ class Shard:
     # ---- search -------------------------------------------------------------------------
 
     def search(self, queries: np.ndarray, k: int, *, leaves_to_search: int = 0, oversample: int = 0,
-               exact: bool = False, timeout_s: float | None = None) -> SearchResult:
+               exact: bool = False, timeout_s: float | None = None, with_payload: bool = False) -> SearchResult:
         """timeout_s: how long the caller still waits, from when this call starts (a duration, not a
         time, so clocks of other nodes do not matter); checked before each chunk of queries, so a
         search that has lost its caller stops instead of holding a core."""
@@ -186,7 +187,9 @@ class Shard:
             parts.append(self._search_chunk(view, index, queries[i : i + step], k, leaves_to_search, oversample))
         rows = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
         dist = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
-        return SearchResult(ids=view.ids(rows, np.isfinite(dist)), distances=dist)
+        valid = np.isfinite(dist)
+        return SearchResult(ids=view.ids(rows, valid), distances=dist,
+                            payloads=view.payloads(rows, valid) if with_payload else None)
 
     def max_id_bytes(self) -> int:
         """The longest live id, in UTF-8 bytes (one pass over the ids: asked once per router start)."""

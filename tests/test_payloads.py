@@ -132,3 +132,21 @@ def _overflow(server) -> None:
             c.get("big", np.arange(n))
         half = c.get("big", np.arange(500))
         assert len(half.ids) == 500 and half.payloads[7] == docs[7]
+
+
+@pytest.mark.integration
+def test_search_returns_each_hits_payload_when_asked(server):
+    with Client(server.address, api_key=API_KEY) as c:
+        c.create_collection("found", 8, shards=2)
+        vecs = np.random.default_rng(3).standard_normal((300, 8)).astype(np.float32)
+        docs = [{"i": i, "even": i % 2 == 0} if i % 5 else None for i in range(300)]
+        c.upsert("found", np.arange(300), vecs, payloads=docs)
+        plain = c.search("found", vecs[:4], 3, no_cache=True)
+        assert plain.payloads is None  # not asked for, not sent
+        for _ in range(3):  # the third answer comes from the hot-query cache, payloads included
+            res = c.search("found", vecs[:4], 3, with_payload=True)
+            assert [res.payloads[q, 0] for q in range(4)] == [{}, {"i": 1, "even": False}, {"i": 2, "even": True},
+                                                             {"i": 3, "even": False}]
+            assert all(res.payloads[q, j] == (docs[int(res.ids[q, j])] or {}) for q in range(4) for j in range(3))
+        assert res.cached
+        assert c.search("found", vecs[:4], 3).payloads is None  # the cache keeps the two apart

@@ -69,20 +69,22 @@ class GetResponse(_message.Message):
     def __init__(self, ids: _Optional[_Iterable[str]] = ..., vectors: _Optional[_Union[_common_pb2.Matrix, _Mapping]] = ..., missing: _Optional[_Iterable[str]] = ..., payloads: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SearchParams(_message.Message):
-    __slots__ = ("leaves_to_search", "oversample", "exact", "timeout_ms", "allow_partial", "no_cache")
+    __slots__ = ("leaves_to_search", "oversample", "exact", "timeout_ms", "allow_partial", "no_cache", "with_payload")
     LEAVES_TO_SEARCH_FIELD_NUMBER: _ClassVar[int]
     OVERSAMPLE_FIELD_NUMBER: _ClassVar[int]
     EXACT_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     ALLOW_PARTIAL_FIELD_NUMBER: _ClassVar[int]
     NO_CACHE_FIELD_NUMBER: _ClassVar[int]
+    WITH_PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     leaves_to_search: int
     oversample: int
     exact: bool
     timeout_ms: int
     allow_partial: bool
     no_cache: bool
-    def __init__(self, leaves_to_search: _Optional[int] = ..., oversample: _Optional[int] = ..., exact: _Optional[bool] = ..., timeout_ms: _Optional[int] = ..., allow_partial: _Optional[bool] = ..., no_cache: _Optional[bool] = ...) -> None: ...
+    with_payload: bool
+    def __init__(self, leaves_to_search: _Optional[int] = ..., oversample: _Optional[int] = ..., exact: _Optional[bool] = ..., timeout_ms: _Optional[int] = ..., allow_partial: _Optional[bool] = ..., no_cache: _Optional[bool] = ..., with_payload: _Optional[bool] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
     __slots__ = ("collection", "queries", "k", "params", "inputs", "encoder")
@@ -117,7 +119,7 @@ class SearchStreamResponse(_message.Message):
     def __init__(self, result: _Optional[_Union[SearchResponse, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("counts", "ids", "scores", "timings", "missing_shards", "partial", "cached", "generation")
+    __slots__ = ("counts", "ids", "scores", "timings", "missing_shards", "partial", "cached", "generation", "payloads")
     COUNTS_FIELD_NUMBER: _ClassVar[int]
     IDS_FIELD_NUMBER: _ClassVar[int]
     SCORES_FIELD_NUMBER: _ClassVar[int]
@@ -126,6 +128,7 @@ class SearchResponse(_message.Message):
     PARTIAL_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
+    PAYLOADS_FIELD_NUMBER: _ClassVar[int]
     counts: _containers.RepeatedScalarFieldContainer[int]
     ids: _containers.RepeatedScalarFieldContainer[str]
     scores: _containers.RepeatedScalarFieldContainer[float]
@@ -134,4 +137,5 @@ class SearchResponse(_message.Message):
     partial: bool
     cached: bool
     generation: int
-    def __init__(self, counts: _Optional[_Iterable[int]] = ..., ids: _Optional[_Iterable[str]] = ..., scores: _Optional[_Iterable[float]] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., missing_shards: _Optional[_Iterable[int]] = ..., partial: _Optional[bool] = ..., cached: _Optional[bool] = ..., generation: _Optional[int] = ...) -> None: ...
+    payloads: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, counts: _Optional[_Iterable[int]] = ..., ids: _Optional[_Iterable[str]] = ..., scores: _Optional[_Iterable[float]] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., missing_shards: _Optional[_Iterable[int]] = ..., partial: _Optional[bool] = ..., cached: _Optional[bool] = ..., generation: _Optional[int] = ..., payloads: _Optional[_Iterable[str]] = ...) -> None: ...
