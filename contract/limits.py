@@ -39,7 +39,7 @@ MAX_FILTER_DEPTH = 32  # nested $and/$or/$not levels (a dict of several conditio
 #                        well inside protobuf's own recursion limit of 100 on decode
 MAX_FILTER_CONDITIONS = 1024  # field conditions in one filter
 MAX_FILTER_IN_VALUES = 10_000  # values in all of one filter's $in/$nin lists together (Pinecone's per-list cap)
-MAX_FIELD_NAME_CHARS = 256  # a field name: the longest payload field name, so every stored field can be filtered
+MAX_FIELD_NAME_CHARS = MAX_PAYLOAD_KEY_CHARS  # a filter can name every field a payload may hold
 
 # ---- search ----
 MAX_K = 1024
