@@ -278,7 +278,7 @@ def _scalar(v: Any, path: str, op: str, *, allow_none: bool) -> Scalar:
     raise invalid(path, f"${op} needs {kinds}, got {_describe(v)}")
 
 
-def _kind(v: Any) -> str:
+def value_kind(v: Any) -> str:
     """The kind a value compares within: number (ints and floats together), string, bool, null; or other."""
     if isinstance(v, bool):
         return "bool"
@@ -315,7 +315,7 @@ def check_value(op: str, v: Any, path: str, items_path: str | None = None) -> Va
         first = kind = None
         for i, item in enumerate(v):
             x = _scalar(item, f"{base}[{i}]", op, allow_none=False)
-            k = _kind(x)
+            k = value_kind(x)
             if kind is None:
                 first, kind = i, k
             elif k != kind:
@@ -552,7 +552,7 @@ def _norm_number(v: Any) -> Any:
 
 def _norm_condition(c: Condition) -> Condition:
     if c.op in LIST_OPS:
-        values = {(_kind(v), _norm_number(v)) for v in c.value}
+        values = {(value_kind(v), _norm_number(v)) for v in c.value}
         if len(values) == 1:
             return Condition(c.field, "eq" if c.op == "in" else "ne", values.pop()[1])
         ordered = tuple(v for _, v in sorted(values, key=lambda kv: (_KIND_ORDER[kv[0]], kv[1])))
@@ -585,7 +585,7 @@ def matches(f: Filter, payload: Mapping[str, Any] | None) -> bool:
 
 
 def _same(a: Any, b: Any) -> bool:
-    return _kind(a) == _kind(b) and a == b
+    return value_kind(a) == value_kind(b) and a == b
 
 
 def _match(c: Condition, payload: Mapping[str, Any]) -> bool:
@@ -608,10 +608,10 @@ def _holds(op: str, value: Any, payload: Mapping[str, Any], name: str) -> bool:
     if op == "contains":
         return is_list and any(_same(e, value) for e in elements)
     if op == "in":
-        wanted = {(_kind(v), v) for v in value}
-        return any((_kind(e), e) in wanted for e in elements if _kind(e) != "other")
+        wanted = {(value_kind(v), v) for v in value}
+        return any((value_kind(e), e) in wanted for e in elements if value_kind(e) != "other")
     compare = _COMPARE[op]
-    return any(_kind(e) == "number" and compare(e, value) for e in elements)
+    return any(value_kind(e) == "number" and compare(e, value) for e in elements)
 
 
 _COMPARE = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
