@@ -14,7 +14,9 @@ import numpy as np
 
 from simsearch.protos import convert
 from simsearch.contract.errors import InvalidArgument
+from simsearch.contract.filters import as_filter
 from simsearch.contract.payloads import decode as decode_payload, encode as encode_payload
+from simsearch.protos.filters import to_proto as filter_to_proto
 from simsearch.contract.limits import MAX_BATCH, MAX_MESSAGE_BYTES, MAX_RAW_ITEMS, UPSERT_TARGET_BYTES
 from simsearch.protos.simsearch.v1 import collections_pb2, common_pb2, encoders_pb2, points_pb2
 
@@ -152,14 +154,17 @@ def upsert_plan(collection: str, ids: Sequence[str | int] | np.ndarray, vectors:
 def search_request(collection: str, queries: Any, k: int, *, texts: Sequence[str] | None = None, images: Any = None,
                    encoder: str | None = None, leaves_to_search: int = 0, oversample: int = 0, exact: bool = False,
                    timeout_ms: int = 0, allow_partial: bool = False, no_cache: bool = False,
-                   with_payload: bool = False) -> points_pb2.SearchRequest:
+                   with_payload: bool = False, filter: Any = None) -> points_pb2.SearchRequest:  # noqa: A002
     params = points_pb2.SearchParams(leaves_to_search=leaves_to_search, oversample=oversample, exact=exact,
                                      timeout_ms=timeout_ms, allow_partial=allow_partial, no_cache=no_cache,
                                      with_payload=with_payload)
+    f = as_filter(filter)  # a Mongo-style dict (or a Filter); checked here, named by its path on error
+    where = {} if f is None else {"filter": filter_to_proto(f)}
     if queries is None:
-        return points_pb2.SearchRequest(collection=collection, inputs=raw_inputs(texts, images), k=k, params=params)
+        return points_pb2.SearchRequest(collection=collection, inputs=raw_inputs(texts, images), k=k, params=params,
+                                        **where)
     return points_pb2.SearchRequest(collection=collection, queries=convert.matrix_to_proto(as_matrix(queries)), k=k,
-                                    params=params, encoder=encoder or "")
+                                    params=params, encoder=encoder or "", **where)
 
 
 def create_request(name: str, dim: int, metric: str, shards: int, index: dict[str, int], encoder: str = ""):
@@ -195,6 +200,7 @@ class SearchResults:
     missing_shards: tuple[int, ...] = ()
     generation: int = 0
     payloads: np.ndarray | None = None  # with with_payload=True: (n, k) object, a dict per hit (None as padding)
+    shard_paths: tuple[str, ...] = ()  # how each shard answered ("index", "filter-exact", ...); () when cached
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -207,7 +213,7 @@ def parse_search(resp: points_pb2.SearchResponse, k: int) -> SearchResults:
         payloads = np.full(ids.shape, None, object)
         payloads[ids != ""] = [decode_payload(t) for t in resp.payloads]
     return SearchResults(ids, scores, {t.stage: t.ms for t in resp.timings}, resp.cached, resp.partial,
-                         tuple(resp.missing_shards), resp.generation, payloads)
+                         tuple(resp.missing_shards), resp.generation, payloads, tuple(resp.shard_paths))
 
 
 @dataclass(frozen=True)

@@ -92,8 +92,9 @@ class Client:
                images: Any = None, encoder: str | None = None, timeout: float | None = None,
                **params: Any) -> rq.SearchResults:
         """Query vectors, or texts=/images= for a collection bound to an encoder. params:
-        leaves_to_search, oversample, exact, timeout_ms, allow_partial, no_cache, with_payload
-        (each hit's payload dict in `.payloads`)."""
+        leaves_to_search, oversample, exact, timeout_ms, allow_partial, no_cache, with_payload (each
+        hit's payload dict in `.payloads`), filter (a Mongo-style dict over payload fields, e.g.
+        {"color": "red", "price": {"$lt": 20}}: only points that pass are returned)."""
         req = rq.search_request(collection, queries, k, texts=texts, images=images, encoder=encoder, **params)
         return rq.parse_search(self._streams.search(with_timeout(req, timeout or self.timeout)), k)
 

@@ -52,6 +52,7 @@ def search_response(reply) -> points_pb2.SearchResponse:
     resp.scores.extend(h.scores.tolist())
     if h.payloads is not None:
         resp.payloads.extend(h.payloads)
+    resp.shard_paths.extend(reply.shard_paths)
     for stage, seconds in reply.timings_s.items():
         resp.timings.add(stage=stage, ms=seconds * 1000)
     return resp

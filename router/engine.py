@@ -390,7 +390,7 @@ class Engine:
 
         await off_loop_if_large(queries.size, check_rows, queries, live.spec.metric, "queries")
         t1 = self._clock()
-        missing, results = await self._fan_out(live, queries, opts, deadline)
+        missing, results, paths = await self._fan_out(live, queries, opts, deadline)
         t2 = self._clock()
         timings["fanout"] = t2 - t1
         merged = merge(results, opts.k, len(queries))
@@ -401,7 +401,7 @@ class Engine:
         timings["merge"] = self._clock() - t2
         if key is not None and hot and not missing:
             await self.cache.admit(key, encode_hits(hits))
-        return self._finish(hits, tenant, timings, t0, generation, missing=missing)
+        return self._finish(hits, tenant, timings, t0, generation, missing=missing, paths=paths)
 
     @staticmethod
     async def _id_bytes(live: LiveCollection) -> int:
@@ -414,9 +414,11 @@ class Engine:
         return live.id_bytes
 
     async def _fan_out(self, live: LiveCollection, queries: np.ndarray, opts: SearchOptions,
-                       deadline: Deadline) -> tuple[list[int], list]:
+                       deadline: Deadline) -> tuple[list[int], list, list[str]]:
         arg = live.shards[0].share(queries)
         extra = {"with_payload": True} if opts.with_payload else {}
+        if opts.filter is not None:
+            extra["filter"] = opts.filter
         tasks = [asyncio.ensure_future(h.search(arg, opts.k, leaves_to_search=opts.leaves_to_search,
                                                 oversample=opts.oversample, exact=opts.exact,
                                                 timeout_s=deadline.remaining(), **extra))
@@ -429,6 +431,7 @@ class Engine:
                     t.cancel()
                     t.add_done_callback(_retrieve)  # a late shard's own DeadlineExceeded is expected
         results, missing, errors = [], [], []
+        paths = [""] * len(tasks)
         for i, t in enumerate(tasks):
             if t not in done:
                 missing.append(i)
@@ -438,6 +441,7 @@ class Engine:
                 errors.append(t.exception())
             else:
                 results.append(t.result())
+                paths[i] = t.result().path
         fatal = [e for e in errors if not isinstance(e, (Unavailable, DeadlineExceeded))]
         if fatal:  # bad input or a bug: not a reason to answer partially
             raise fatal[0]
@@ -447,16 +451,18 @@ class Engine:
             hint = "; set params.allow_partial to accept partial results" if results else ""
             raise type(first)(f"{len(missing)} of {len(tasks)} shards did not answer ({first.message}){hint}",
                               retry_after_s=retry)
-        return missing, results
+        return missing, results, paths
 
     def _finish(self, hits: Hits, tenant: str, timings: dict[str, float], t0: float, generation: int,
-                *, cached: bool = False, missing: list[int] | None = None) -> SearchReply:
+                *, cached: bool = False, missing: list[int] | None = None,
+                paths: list[str] | None = None) -> SearchReply:
         """The reply; its metrics are recorded on the next turn of the event loop, once the reply is
         on its way: measured in place, the five Prometheus updates cost a cache hit ~30 µs of
         latency, about as much as the rest of its in-server work (BENCHMARKS.md)."""
         timings["total"] = self._clock() - t0
         asyncio.get_running_loop().call_soon(_record_search, tenant, timings, cached, bool(missing), len(hits.counts))
-        return SearchReply(hits, generation, cached, bool(missing), tuple(missing or ()), timings)
+        return SearchReply(hits, generation, cached, bool(missing), tuple(missing or ()), timings,
+                           tuple(paths or ()))
 
     # ---- lifecycle ----
 

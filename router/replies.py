@@ -41,6 +41,7 @@ class SearchReply:
     partial: bool = False
     missing_shards: tuple[int, ...] = ()
     timings_s: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+    shard_paths: tuple[str, ...] = ()  # how each shard answered (shard.SearchResult.path); () when cached
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,9 @@ import numpy as np
 from google.protobuf.message import Message
 
 from simsearch.contract.errors import ResourceExhausted, excerpt, invalid
+from simsearch.contract.filters import canonical as canonical_filter
 from simsearch.contract.payloads import check_payloads
+from simsearch.protos.filters import from_proto as filter_from_proto
 from simsearch.contract.limits import (ASSUMED_ID_BYTES, MAX_BATCH, MAX_DIM, MAX_ID_BYTES, MAX_ID_CHARS, MAX_K,
                                        MAX_LEAVES, MAX_MESSAGE_BYTES, MAX_NAME_CHARS, MAX_OVERSAMPLE, MAX_QUERIES,
                                        MAX_RAW_ITEMS, MAX_REF_CHARS, MAX_RESULTS, MAX_TEXT_CHARS, MAX_TIMEOUT_MS,
@@ -171,10 +173,12 @@ class SearchOptions(NamedTuple):  # a tuple: built per search, ~3x cheaper than 
     allow_partial: bool
     no_cache: bool
     with_payload: bool = False
+    filter: Any = None  # a contract.filters.Filter, or None
+    filter_key: str = ""  # its canonical form: equivalent filters share cache entries, different ones never do
 
     def cache_tag(self) -> str:
         """The parameters that change results, for the cache key."""
-        return f"l{self.leaves_to_search}o{self.oversample}e{int(self.exact)}p{int(self.with_payload)}"
+        return f"l{self.leaves_to_search}o{self.oversample}e{int(self.exact)}p{int(self.with_payload)}f{self.filter_key}"
 
 
 def check_search(k: int, leaves_to_search: int, oversample: int, exact: bool, timeout_ms: int,
@@ -193,8 +197,12 @@ def check_search(k: int, leaves_to_search: int, oversample: int, exact: bool, ti
 def search_options(request: points_pb2.SearchRequest) -> SearchOptions:
     """check_search on a SearchRequest's own fields."""
     p = request.params
-    return check_search(request.k, p.leaves_to_search, p.oversample, p.exact, p.timeout_ms, p.allow_partial,
+    opts = check_search(request.k, p.leaves_to_search, p.oversample, p.exact, p.timeout_ms, p.allow_partial,
                         p.no_cache, p.with_payload)
+    if request.HasField("filter"):
+        f = filter_from_proto(request.filter, "filter")
+        opts = opts._replace(filter=f, filter_key=canonical_filter(f))
+    return opts
 
 
 def _varint_bytes(n: int) -> int:

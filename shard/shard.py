@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -24,7 +25,9 @@ from simsearch.contract.errors import (DeadlineExceeded, FailedPrecondition, Res
 from simsearch.reranker import ExactScorer, Scorer, normalize, top_k
 from simsearch.shard import memory, snapshot, wal
 from simsearch.shard.config import IndexParams
+from simsearch.contract.filters import Filter
 from simsearch.shard.faults import CheckpointDamaged
+from simsearch.shard.filtering import SegmentFilter
 from simsearch.shard.scann_index import CoarseIndex
 from simsearch.shard.storage import Rows, Sealed, View
 from simsearch.shard.wal import WriteAheadLog
@@ -44,6 +47,17 @@ CHECKPOINT_RETRY_S = 10.0  # after a failed checkpoint (a full disk), wait this 
 CLOSE_WAIT_S = 5.0  # how long a stop waits for a checkpoint already being written before leaving it
 
 
+def _best_k(pos: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best of each row of candidates (padded with +inf when there are fewer)."""
+    order, best = top_k(dist, k)
+    pos = np.take_along_axis(pos, order, axis=1)
+    if best.shape[1] < k:
+        pad = k - best.shape[1]
+        pos = np.pad(pos, ((0, 0), (0, pad)))
+        best = np.pad(best, ((0, 0), (0, pad)), constant_values=np.inf)
+    return pos, best
+
+
 def _chunk(per_query_bytes: int) -> int:
     """Queries per chunk so that a chunk's temporaries stay near CHUNK_BYTES."""
     return max(1, min(MAX_CHUNK, CHUNK_BYTES // max(1, per_query_bytes)))
@@ -61,6 +75,10 @@ class SearchResult:
     ids: np.ndarray  # (n, k) object; "" where fewer than k exist
     distances: np.ndarray  # (n, k) float32, smaller is closer; +inf where missing
     payloads: np.ndarray | None = None  # (n, k) object: canonical JSON ("" for none), when asked for
+    # How the shard answered: "index" (ScaNN + exact re-rank), "exact" (a scan of every row),
+    # "filter-exact" (a scan of just the rows that pass the filter), "filter-index" (ScaNN
+    # candidates that pass, widened until k do), with "+fallback" when some queries needed a scan.
+    path: str = ""
 
 
 class Shard:
@@ -83,6 +101,7 @@ class Shard:
         self._lock = threading.Lock()
         self._checkpoint_lock = threading.Lock()  # one checkpoint at a time
         self._rows = Rows(dim)
+        self._filters = SegmentFilter()  # payload columns for filters, per sealed generation
         self._index: CoarseIndex | None = None
         self._builder: threading.Thread | None = None
         self._builds = 0
@@ -165,10 +184,12 @@ class Shard:
     # ---- search -------------------------------------------------------------------------
 
     def search(self, queries: np.ndarray, k: int, *, leaves_to_search: int = 0, oversample: int = 0,
-               exact: bool = False, timeout_s: float | None = None, with_payload: bool = False) -> SearchResult:
+               exact: bool = False, timeout_s: float | None = None, with_payload: bool = False,
+               filter: Filter | None = None) -> SearchResult:  # noqa: A002 (the API's word)
         """timeout_s: how long the caller still waits, from when this call starts (a duration, not a
         time, so clocks of other nodes do not matter); checked before each chunk of queries, so a
-        search that has lost its caller stops instead of holding a core."""
+        search that has lost its caller stops instead of holding a core. filter: only points whose
+        payload passes it are returned (contract.filters), never fewer than k when k pass."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         queries = self._as_rows(queries, "queries")
         with self._lock:
@@ -176,6 +197,9 @@ class Shard:
         if exact or index is None:
             index = None
         oversample = oversample or self.params.oversample
+        if filter is not None:
+            return self._search_filtered(view, index, queries, k, leaves_to_search, oversample, filter, deadline,
+                                         with_payload)
         # l2 re-rank holds the gather and its difference: 2 x (k*oversample, dim) floats per query;
         # the exact scan holds ~3 (n,) float rows per query.
         per_query = max(2 * k * oversample * self.dim, 3 * (view.n if index is None else view.n - view.s)) * 4
@@ -187,9 +211,71 @@ class Shard:
             parts.append(self._search_chunk(view, index, queries[i : i + step], k, leaves_to_search, oversample))
         rows = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
         dist = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+        return self._result(view, rows, dist, with_payload, "index" if index is not None else "exact")
+
+    @staticmethod
+    def _result(view: View, rows: np.ndarray, dist: np.ndarray, with_payload: bool, path: str) -> SearchResult:
         valid = np.isfinite(dist)
         return SearchResult(ids=view.ids(rows, valid), distances=dist,
-                            payloads=view.payloads(rows, valid) if with_payload else None)
+                            payloads=view.payloads(rows, valid) if with_payload else None, path=path)
+
+    def _search_filtered(self, view: View, index: CoarseIndex | None, queries: np.ndarray, k: int, leaves: int,
+                         oversample: int, f: Filter, deadline: float | None, with_payload: bool) -> SearchResult:
+        """Only rows that pass `f`. The shard counts them first (payload columns, shard/filtering.py) and
+        takes the cheaper of two paths by estimated rows touched per query: a scan of exactly the rows
+        that pass, or ScaNN's candidates with the filter as their liveness, from 1/p times the leaves and
+        asked for k x oversample / p candidates (p: the fraction that pass), widened like deletes are
+        (so it sees about as many passing points as an unfiltered search sees points); a query still short of
+        min(k, passing) after that is answered by the scan, so a filter never returns fewer than k
+        hits when k pass."""
+        mask = self._filters.mask_for(view, f)
+        passing = np.flatnonzero(mask)
+        n = len(queries)
+        if not len(passing):
+            return self._result(view, np.zeros((n, k), np.int64), np.full((n, k), np.inf, np.float32), with_payload,
+                                "filter-exact")
+        p = len(passing) / max(view.n, 1)
+        scann_rows = 0.0
+        if index is not None:
+            # 1/p times the leaves and the candidates: about as many passing points as an unfiltered search sees
+            leaves = min(index.num_leaves, math.ceil((leaves or index.default_leaves) / p))
+            scann_rows = (index.size * leaves / max(index.num_leaves, 1) / 8 + min(index.size, k * oversample / p)
+                          + (view.n - view.s))
+        if index is None or len(passing) <= scann_rows:
+            rows, dist = self._scan_rows(view, queries, passing, k, deadline)
+            return self._result(view, rows, dist, with_payload, "filter-exact")
+        count = int(min(index.size, max(k * oversample, math.ceil(k * oversample / p))))
+        step = _chunk(max(2 * count * self.dim, 3 * (view.n - view.s)) * 4)
+        parts = []
+        for i in range(0, n, step):
+            if deadline is not None and time.monotonic() >= deadline:
+                raise DeadlineExceeded(f"shard search passed its deadline after {i} of {n} queries")
+            parts.append(self._search_chunk(view, index, queries[i:i + step], k, leaves, oversample, live=mask,
+                                            count=count))
+        rows = np.concatenate([p_[0] for p_ in parts]) if len(parts) > 1 else parts[0][0]
+        dist = np.concatenate([p_[1] for p_ in parts]) if len(parts) > 1 else parts[0][1]
+        short = np.flatnonzero(np.isfinite(dist).sum(axis=1) < min(k, len(passing)))
+        path = "filter-index"
+        if len(short):  # ScaNN's leaves held too few passing points for these: scan exactly the rows that pass
+            rows[short], dist[short] = self._scan_rows(view, queries[short], passing, k, deadline)
+            path += "+fallback"
+        return self._result(view, rows, dist, with_payload, path)
+
+    def _scan_rows(self, view: View, queries: np.ndarray, rows: np.ndarray, k: int,
+                   deadline: float | None) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k of each query over just `rows` (live, ascending), in chunks of queries."""
+        vecs = view.vectors(rows)
+        ok = np.ones(len(rows), bool)
+        step = _chunk(3 * len(rows) * 4)
+        out_rows, out_dist = [], []
+        for i in range(0, len(queries), step):
+            if deadline is not None and time.monotonic() >= deadline:
+                raise DeadlineExceeded(f"shard search passed its deadline after {i} of {len(queries)} queries")
+            pos, dist = self._exact(queries[i:i + step], vecs, ok, k)
+            pos, best = _best_k(pos, dist, k)
+            out_rows.append(rows[pos])
+            out_dist.append(best)
+        return np.concatenate(out_rows), np.concatenate(out_dist)
 
     def max_id_bytes(self) -> int:
         """The longest live id, in UTF-8 bytes (one pass over the ids: asked once per router start)."""
@@ -211,21 +297,24 @@ class Shard:
         return n * self.dim * (rows - index.size + candidates + coarse)
 
     def _search_chunk(self, view: View, index: CoarseIndex | None, q: np.ndarray, k: int,
-                      leaves: int, oversample: int) -> tuple[np.ndarray, np.ndarray]:
+                      leaves: int, oversample: int, *, live: np.ndarray | None = None,
+                      count: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Candidates from each part (ScaNN over the sealed rows, or an exact scan of them without an
-        index; an exact scan of the fresh rows), then the best k of their exact distances."""
+        index; an exact scan of the fresh rows), then the best k of their exact distances. live: which
+        rows may be returned (default: the live ones; a filter narrows it); count: ScaNN candidates."""
+        live = view.alive if live is None else live
         cand_rows, cand_dist = [], []
         s = view.s
         if index is not None:  # the index covers exactly the sealed rows
-            rows, dist = self._coarse(view, index, q, k, k * oversample, leaves)
+            rows, dist = self._coarse(view, index, q, k, count or k * oversample, leaves, live)
             cand_rows.append(rows)
             cand_dist.append(dist)
         elif s:
-            rows, dist = self._exact(q, view.sealed.vectors, view.alive[:s], k)
+            rows, dist = self._exact(q, view.sealed.vectors, live[:s], k)
             cand_rows.append(rows)
             cand_dist.append(dist)
         if view.n > s:
-            rows, dist = self._exact(q, view.fresh[: view.n - s], view.alive[s:view.n], k)
+            rows, dist = self._exact(q, view.fresh[: view.n - s], live[s:view.n], k)
             cand_rows.append(rows + s)
             cand_dist.append(dist)
         if not cand_rows:
@@ -241,7 +330,7 @@ class Shard:
         return rows, best
 
     def _coarse(self, view: View, index: CoarseIndex, q: np.ndarray, k: int, count: int,
-                leaves: int) -> tuple[np.ndarray, np.ndarray]:
+                leaves: int, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """ScaNN candidates re-ranked exactly; tombstoned and padded candidates get +inf.
 
         When deletes leave a query with fewer than k live candidates while the index holds
@@ -249,13 +338,13 @@ class Shard:
         so clustered deletes cannot crowd out live neighbours.
         """
         rows, ok = index.search(q, count, leaves)  # (c, kk)
-        dist = np.where(ok & view.alive[rows], self._rerank(q, view.sealed.vectors, rows), np.inf).astype(np.float32)
+        dist = np.where(ok & live[rows], self._rerank(q, view.sealed.vectors, rows), np.inf).astype(np.float32)
         found = np.isfinite(dist).sum(axis=1)
         short = np.flatnonzero(found < k)
         if len(short):  # only then count the live indexed rows (O(N)): fewer than k may exist at all
-            short = short[found[short] < min(k, int(view.alive[: index.size].sum()))]
+            short = short[found[short] < min(k, int(live[: index.size].sum()))]
         if len(short) and count < index.size:
-            more_rows, more_dist = self._coarse(view, index, q[short], k, min(count * 4, index.size), leaves)
+            more_rows, more_dist = self._coarse(view, index, q[short], k, min(count * 4, index.size), leaves, live)
             width = max(rows.shape[1], more_rows.shape[1])
             rows = np.pad(rows, ((0, 0), (0, width - rows.shape[1])))
             dist = np.pad(dist, ((0, 0), (0, width - dist.shape[1])), constant_values=np.inf)

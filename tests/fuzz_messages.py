@@ -177,8 +177,12 @@ def _field(f: FieldDescriptor, write: bool, depth: int) -> st.SearchStrategy:
             return matrices()
         if f.message_type.full_name == "simsearch.v1.RawInputs":
             return raw_inputs()
-        return message(f.message_type, write, depth + 1)
-    value = _SCALARS[f.type]()
+        one = message(f.message_type, write, depth + 1)
+        return st.lists(one, max_size=3) if f.is_repeated else one
+    if f.type == FieldDescriptor.TYPE_ENUM:  # known values, and numbers no enum value has (proto3 keeps them)
+        value = st.one_of(st.sampled_from([v.number for v in f.enum_type.values]), st.integers(-5, 50))
+    else:
+        value = _SCALARS[f.type]()
     return st.lists(value, max_size=4) if f.is_repeated else value
 
 
@@ -195,7 +199,7 @@ def _build(cls: type[Message], values: dict) -> Message:
     msg = cls()
     for name, value in values.items():
         f = cls.DESCRIPTOR.fields_by_name[name]
-        if f.message_type is not None:
+        if f.message_type is not None and not f.is_repeated:
             getattr(msg, name).CopyFrom(value)
         elif f.is_repeated:
             getattr(msg, name).extend(value)
