@@ -408,6 +408,11 @@ class SegmentFilter:
         self._sealed: OrderedDict[str, Columns] = OrderedDict()
         self._fresh: OrderedDict[int, _FreshColumns] = OrderedDict()
 
+    def in_use(self) -> bool:
+        """Whether any filter has been evaluated here (then a new sealed generation is worth pre-building)."""
+        with self._lock:
+            return bool(self._sealed or self._fresh)
+
     def sealed_columns(self, sealed: Sealed) -> Columns:
         with self._lock:
             cols = self._sealed.get(sealed.uid)

@@ -429,6 +429,8 @@ class Shard:
         try:
             index = CoarseIndex.build(vectors, self.metric, self.params) if len(keep) >= self.params.min_index_size else None
             sealed = Sealed.build(vectors, ids, payloads=payloads) if index is not None else Sealed.empty(self.dim)
+            if self._filters.in_use() and sealed.payloads is not None:
+                self._filters.sealed_columns(sealed)  # here, not in the first filtered search after the swap
         except Exception as e:  # keep serving from the old index; report through stats()
             log.exception("index build failed")
             self._build_error = f"{type(e).__name__}: {e}"
