@@ -167,6 +167,21 @@ def search_request(collection: str, queries: Any, k: int, *, texts: Sequence[str
                                     params=params, encoder=encoder or "", **where)
 
 
+def delete_request(collection: str, ids: Any = None, filter: Any = None) -> points_pb2.DeleteRequest:  # noqa: A002
+    """Ids, or a filter (a Mongo-style dict): one of the two."""
+    f = as_filter(filter)
+    if (ids is None) == (f is None):
+        raise InvalidArgument("ids: pass ids, or filter= to delete every point that passes it (not both)", field="ids")
+    if f is not None:
+        return points_pb2.DeleteRequest(collection=collection, filter=filter_to_proto(f))
+    return points_pb2.DeleteRequest(collection=collection, ids=as_str_ids(ids))
+
+
+def count_request(collection: str, filter: Any = None) -> points_pb2.CountRequest:  # noqa: A002
+    f = as_filter(filter)
+    return points_pb2.CountRequest(collection=collection, **({} if f is None else {"filter": filter_to_proto(f)}))
+
+
 def create_request(name: str, dim: int, metric: str, shards: int, index: dict[str, int], encoder: str = ""):
     return collections_pb2.CreateCollectionRequest(
         name=name, dim=dim, metric=metric, shards=shards, index=collections_pb2.IndexParams(**index), encoder=encoder)

@@ -64,9 +64,12 @@ class AsyncClient:
             done += (await self._call(self._points.Upsert, req)).upserted
         return done
 
-    async def delete(self, collection: str, ids: Sequence[str | int] | np.ndarray) -> int:
-        return (await self._call(self._points.Delete,
-                                 points_pb2.DeleteRequest(collection=collection, ids=rq.as_str_ids(ids)))).deleted
+    async def delete(self, collection: str, ids: Sequence[str | int] | np.ndarray | None = None, *,
+                     filter: Any = None) -> int:  # noqa: A002
+        return (await self._call(self._points.Delete, rq.delete_request(collection, ids, filter))).deleted
+
+    async def count(self, collection: str, filter: Any = None) -> int:  # noqa: A002
+        return (await self._call(self._points.Count, rq.count_request(collection, filter))).count
 
     async def get(self, collection: str, ids: Sequence[str | int] | np.ndarray) -> rq.Points:
         return rq.parse_get(await self._call(self._points.Get,

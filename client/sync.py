@@ -82,8 +82,15 @@ class Client:
                 bar.update(rows)
         return done
 
-    def delete(self, collection: str, ids: Sequence[str | int] | np.ndarray) -> int:
-        return self._call(self._points.Delete, points_pb2.DeleteRequest(collection=collection, ids=rq.as_str_ids(ids))).deleted
+    def delete(self, collection: str, ids: Sequence[str | int] | np.ndarray | None = None, *,
+               filter: Any = None) -> int:  # noqa: A002
+        """Delete these ids, or every point whose payload passes `filter` (a Mongo-style dict). Returns how
+        many existed."""
+        return self._call(self._points.Delete, rq.delete_request(collection, ids, filter)).deleted
+
+    def count(self, collection: str, filter: Any = None) -> int:  # noqa: A002
+        """Points whose payload passes `filter` (every point without one): exact."""
+        return self._call(self._points.Count, rq.count_request(collection, filter)).count
 
     def get(self, collection: str, ids: Sequence[str | int] | np.ndarray) -> rq.Points:
         return rq.parse_get(self._call(self._points.Get, points_pb2.GetRequest(collection=collection, ids=rq.as_str_ids(ids))))

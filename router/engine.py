@@ -324,6 +324,17 @@ class Engine:
                                            for h, pos in zip(live.shards, group_by_shard(ids, live.spec.shards)) if len(pos)])
         return sum(removed), live.generation
 
+    async def delete_where(self, tenant: str, name: str, f: Any) -> tuple[int, int]:
+        """Delete every point that passes filter `f`, on every shard (each logs the ids it deleted)."""
+        live = self._get(tenant, name)
+        removed = await self._write(live, [h.delete_where(f) for h in live.shards])
+        return sum(removed), live.generation
+
+    async def count(self, tenant: str, name: str, f: Any = None) -> int:
+        """Points that pass filter `f` (every live point when None), summed over the shards."""
+        live = self._get(tenant, name)
+        return sum(await asyncio.gather(*(h.count(f) for h in live.shards)))
+
     @staticmethod
     async def _write(live: LiveCollection, calls: list) -> list:
         """Run one write's shard calls; the generation moves before and after *all* of them settle.

@@ -147,8 +147,15 @@ class PointsServicer(points_pb2_grpc.PointsServicer):
 
     @rpc
     async def Delete(self, request, context, tenant, checked):
-        n, generation = await self.engine.delete(tenant, request.collection, checked)
+        if checked.filter is not None:
+            n, generation = await self.engine.delete_where(tenant, request.collection, checked.filter)
+        else:
+            n, generation = await self.engine.delete(tenant, request.collection, checked.ids)
         return points_pb2.DeleteResponse(deleted=n, generation=generation)
+
+    @rpc
+    async def Count(self, request, context, tenant, checked):
+        return points_pb2.CountResponse(count=await self.engine.count(tenant, request.collection, checked))
 
     @rpc
     async def Get(self, request, context, tenant, checked):

@@ -310,6 +310,26 @@ def _check_upsert(req: points_pb2.UpsertRequest) -> CheckedUpsert:
     return CheckedUpsert(checked, check_payloads(req.payloads, len(checked)))
 
 
+class CheckedDelete(NamedTuple):
+    ids: list[str] | None  # these ids, or
+    filter: Any  # every point that passes this contract.filters.Filter
+
+
+def _check_delete(req: points_pb2.DeleteRequest) -> CheckedDelete:
+    """Ids, or a filter with no ids: one of the two."""
+    if req.HasField("filter"):
+        check_name(req.collection, "collection")
+        if len(req.ids):
+            raise invalid("ids", "must be empty when a filter says what to delete; send one or the other")
+        return CheckedDelete(None, filter_from_proto(req.filter, "filter"))
+    return CheckedDelete(_check_ids_request(req), None)
+
+
+def _check_count(req: points_pb2.CountRequest) -> Any:
+    check_name(req.collection, "collection")
+    return filter_from_proto(req.filter, "filter") if req.HasField("filter") else None
+
+
 def _check_ids_request(req: points_pb2.GetRequest | points_pb2.DeleteRequest) -> list[str]:
     check_name(req.collection, "collection")
     # one pass to Python strs (each pass over a repeated field re-creates them); the servicer passes it on
@@ -339,7 +359,8 @@ _CHECKS: dict[type, Callable[[Message], Any]] = {
     collections_pb2.DescribeCollectionRequest: _check_collection_request,
     collections_pb2.BuildIndexRequest: _check_collection_request,
     points_pb2.UpsertRequest: _check_upsert,
-    points_pb2.DeleteRequest: _check_ids_request,
+    points_pb2.DeleteRequest: _check_delete,
+    points_pb2.CountRequest: _check_count,
     points_pb2.GetRequest: _check_ids_request,
     points_pb2.SearchRequest: _check_search,
     encoders_pb2.EmbedRequest: _check_embed,

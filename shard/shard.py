@@ -157,6 +157,29 @@ class Shard:
         self._maybe_rebuild()
         return removed
 
+    def delete_where(self, f: Filter) -> int:
+        """Delete every live point that passes `f`. The filter is evaluated under the write lock, so no
+        write slips between choosing the points and deleting them; the log records the ids chosen (a
+        plain delete), so replay never re-evaluates the filter."""
+        with self._lock:
+            self._check_open()
+            view = self._rows.view()
+            ids = view.id_list(self._filters.rows_for(view, f))
+            if not ids:
+                return 0
+            seq = self._log(wal.DELETE, ids)
+            removed = self._rows.kill(ids)
+            self._last_write = time.monotonic()
+        self._durable(seq)
+        self._maybe_rebuild()
+        return removed
+
+    def count(self, f: Filter | None = None) -> int:
+        """Live points that pass `f` (all of them when None)."""
+        with self._lock:
+            view = self._rows.view()
+        return self._filters.count(view, f)
+
     def _log(self, kind: int, ids: list[str], vectors: np.ndarray | None = None,
              payloads: list[str] | None = None) -> int:
         if self._wal is None:

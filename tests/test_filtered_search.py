@@ -118,3 +118,40 @@ def test_filtered_search_through_the_server(server):
         with grpc.insecure_channel(server.address) as channel, pytest.raises(grpc.RpcError) as e:
             points_pb2_grpc.PointsStub(channel).Search(req, metadata=(("x-api-key", API_KEY),))
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "filter.condition" in e.value.details()
+
+
+@pytest.mark.integration
+def test_count_and_delete_by_filter(server):
+    with Client(server.address, api_key=API_KEY) as c:
+        c.create_collection("bins", 4, shards=3)
+        x = np.random.default_rng(2).standard_normal((900, 4)).astype(np.float32)
+        c.upsert("bins", np.arange(900), x, payloads=[{"bin": i % 9, "odd": i % 2 == 1} for i in range(900)])
+        assert c.count("bins") == 900
+        assert c.count("bins", {"bin": {"$in": [1, 2]}}) == 200
+        assert c.count("bins", {"$and": [{"bin": 3}, {"odd": True}]}) == 50
+        assert c.delete("bins", filter={"bin": 3}) == 100
+        assert c.count("bins") == 800 and c.count("bins", {"bin": 3}) == 0
+        assert c.get("bins", ["3", "12", "4"]).ids == ["4"]
+        assert c.delete("bins", filter={"bin": 3}) == 0  # nothing left to delete
+        with pytest.raises(InvalidArgument, match="pass ids, or filter="):
+            c.delete("bins", ["1"], filter={"bin": 1})
+        req = points_pb2.DeleteRequest(collection="bins", ids=["1"],
+                                       filter=filter_pb2.Filter(condition=filter_pb2.FieldCondition(
+                                           field="bin", op=filter_pb2.FieldCondition.OP_EQ, int_value=1)))
+        with grpc.insecure_channel(server.address) as channel, pytest.raises(grpc.RpcError) as e:
+            points_pb2_grpc.PointsStub(channel).Delete(req, metadata=(("x-api-key", API_KEY),))
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "ids: must be empty" in e.value.details()
+        assert c.count("bins") == 800  # the refused delete changed nothing
+
+
+@pytest.mark.unit
+def test_delete_by_filter_survives_a_crash_as_the_ids_it_deleted(tmp_path):
+    vecs = np.random.default_rng(0).standard_normal((500, 4)).astype(np.float32)
+    shard = Shard(4, "l2", IndexParams(min_index_size=256), data_dir=tmp_path, background=False, durability="none")
+    shard.upsert([str(i) for i in range(500)], vecs, [json.dumps({"b": i % 5}) for i in range(500)])
+    assert shard.delete_where(F.parse({"b": 0})) == 100
+    shard.upsert(["0"], vecs[:1], ['{"b":0}'])  # written again after the delete: the replay must keep it
+    shard.close(save=False)
+    again = Shard(4, "l2", IndexParams(min_index_size=256), data_dir=tmp_path, background=False)
+    assert again.count() == 401 and again.count(F.parse({"b": 0})) == 1
+    again.close()

@@ -49,6 +49,11 @@ class PointsStub:
                 request_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.GetRequest.SerializeToString,
                 response_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.GetResponse.FromString,
                 _registered_method=True)
+        self.Count = channel.unary_unary(
+                '/simsearch.v1.Points/Count',
+                request_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.CountRequest.SerializeToString,
+                response_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.CountResponse.FromString,
+                _registered_method=True)
         self.Search = channel.unary_unary(
                 '/simsearch.v1.Points/Search',
                 request_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.SearchRequest.SerializeToString,
@@ -79,6 +84,13 @@ class PointsServicer:
 
     def Get(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Count(self, request, context):
+        """How many points pass a filter (all points without one): exact, from every shard.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -120,6 +132,11 @@ def add_PointsServicer_to_server(servicer, server):
                     servicer.Get,
                     request_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.GetRequest.FromString,
                     response_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.GetResponse.SerializeToString,
+            ),
+            'Count': grpc.unary_unary_rpc_method_handler(
+                    servicer.Count,
+                    request_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.CountRequest.FromString,
+                    response_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.CountResponse.SerializeToString,
             ),
             'Search': grpc.unary_unary_rpc_method_handler(
                     servicer.Search,
@@ -213,6 +230,33 @@ class Points:
             '/simsearch.v1.Points/Get',
             simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.GetRequest.SerializeToString,
             simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.GetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Count(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/simsearch.v1.Points/Count',
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.CountRequest.SerializeToString,
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.CountResponse.FromString,
             options,
             channel_credentials,
             insecure,
