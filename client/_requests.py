@@ -27,7 +27,8 @@ _RETRY = {
 }
 # Idempotent calls only: a retried CreateCollection could answer ALREADY_EXISTS to its own first try.
 _IDEMPOTENT = [{"service": "simsearch.v1.Points"}, {"service": "simsearch.v1.Encoders"}] + [
-    {"service": "simsearch.v1.Collections", "method": m} for m in ("ListCollections", "DescribeCollection", "BuildIndex")
+    {"service": "simsearch.v1.Collections", "method": m} for m in (
+        "ListCollections", "DescribeCollection", "BuildIndex", "SwitchAlias", "ListAliases")
 ]
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -177,9 +178,34 @@ def delete_request(collection: str, ids: Any = None, filter: Any = None) -> poin
     return points_pb2.DeleteRequest(collection=collection, ids=as_str_ids(ids))
 
 
-def count_request(collection: str, filter: Any = None) -> points_pb2.CountRequest:  # noqa: A002
+def set_payload_request(collection: str, ids: Any, payload: dict | None, delete_keys: Sequence[str],
+                        replace: bool) -> points_pb2.SetPayloadRequest:
+    return points_pb2.SetPayloadRequest(collection=collection, ids=as_str_ids(ids),
+                                        payload=encode_payload(payload, "payload"), delete_keys=list(delete_keys),
+                                        replace=replace)
+
+
+@dataclass(frozen=True)
+class Page:
+    ids: list[str]
+    vectors: np.ndarray | None  # with with_vectors=True
+    payloads: list[dict] | None  # with with_payload=True
+    next_cursor: str  # pass it back for the next page; "" after the last one
+
+
+def parse_scroll(resp: points_pb2.ScrollResponse, with_vectors: bool, with_payload: bool) -> Page:
+    return Page(list(resp.ids), convert.matrix_from_proto(resp.vectors, "vectors") if with_vectors and len(resp.ids)
+                else None, [decode_payload(t) for t in resp.payloads] if with_payload else None, resp.next_cursor)
+
+
+def filter_field(filter: Any) -> dict:  # noqa: A002
+    """{"filter": proto} for a request, or {} when there is no filter; the dict is checked here."""
     f = as_filter(filter)
-    return points_pb2.CountRequest(collection=collection, **({} if f is None else {"filter": filter_to_proto(f)}))
+    return {} if f is None else {"filter": filter_to_proto(f)}
+
+
+def count_request(collection: str, filter: Any = None) -> points_pb2.CountRequest:  # noqa: A002
+    return points_pb2.CountRequest(collection=collection, **filter_field(filter))
 
 
 def create_request(name: str, dim: int, metric: str, shards: int, index: dict[str, int], encoder: str = ""):

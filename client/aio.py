@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Sequence
 
 import grpc
@@ -11,6 +12,7 @@ from simsearch.client import _requests as rq
 from simsearch.client._streams import AsyncSearchStreams, with_timeout
 from simsearch.protos.simsearch.v1 import (collections_pb2, collections_pb2_grpc, encoders_pb2, encoders_pb2_grpc,
                                            points_pb2, points_pb2_grpc)
+from simsearch.contract.errors import DeadlineExceeded, InvalidArgument, ResourceExhausted, Unavailable
 from simsearch.protos.status import from_rpc_error
 
 
@@ -54,6 +56,22 @@ class AsyncClient:
         return rq.parse_info(await self._call(self._collections.BuildIndex,
                                               collections_pb2.BuildIndexRequest(name=name, wait=wait), timeout))
 
+    async def create_alias(self, alias: str, collection: str) -> None:
+        await self._call(self._collections.CreateAlias,
+                         collections_pb2.CreateAliasRequest(alias=alias, collection=collection))
+
+    async def switch_alias(self, alias: str, collection: str) -> str:
+        """Returns the previous target."""
+        return (await self._call(self._collections.SwitchAlias,
+                                 collections_pb2.SwitchAliasRequest(alias=alias, collection=collection))).previous
+
+    async def delete_alias(self, alias: str) -> None:
+        await self._call(self._collections.DeleteAlias, collections_pb2.DeleteAliasRequest(alias=alias))
+
+    async def list_aliases(self) -> dict[str, str]:
+        resp = await self._call(self._collections.ListAliases, collections_pb2.ListAliasesRequest())
+        return {a.alias: a.collection for a in resp.aliases}
+
     async def upsert(self, collection: str, ids: Sequence[str | int] | np.ndarray, vectors: Any = None, *,
                      texts: Sequence[str] | None = None, images: Any = None, encoder: str | None = None,
                      batch_size: int | None = None, payloads: Sequence[dict | None] | None = None) -> int:
@@ -64,9 +82,49 @@ class AsyncClient:
             done += (await self._call(self._points.Upsert, req)).upserted
         return done
 
+    async def upload(self, collection: str, ids: Sequence[str | int] | np.ndarray, vectors: Any, *,
+                     payloads: Sequence[dict | None] | None = None, parallel: int = 4, retries: int = 5,
+                     batch_size: int | None = None) -> int:
+        """Client.upload, awaitable: `parallel` requests in flight, each retried on UNAVAILABLE,
+        DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED up to `retries` times (upserts are idempotent)."""
+        if not 1 <= parallel <= 64:
+            raise InvalidArgument(f"parallel: must be in [1, 64], got {parallel}", field="parallel")
+        _, requests = rq.upsert_plan(collection, ids, vectors, batch_size=batch_size, payloads=payloads)
+        gate = asyncio.Semaphore(parallel)
+
+        async def send(req: points_pb2.UpsertRequest) -> int:
+            async with gate:
+                for attempt in range(retries + 1):
+                    try:
+                        return (await self._call(self._points.Upsert, req)).upserted
+                    except (Unavailable, DeadlineExceeded, ResourceExhausted) as e:
+                        if attempt == retries:
+                            raise
+                        await asyncio.sleep(e.retry_after_s or min(5.0, 0.1 * 2**attempt))
+                raise AssertionError("unreachable")
+
+        done, batch = 0, []
+        for _, req in requests:  # at most 2 x parallel requests built at once
+            batch.append(asyncio.ensure_future(send(req)))
+            if len(batch) >= 2 * parallel:
+                done += sum(await asyncio.gather(*batch))
+                batch = []
+        return done + sum(await asyncio.gather(*batch))
+
     async def delete(self, collection: str, ids: Sequence[str | int] | np.ndarray | None = None, *,
                      filter: Any = None) -> int:  # noqa: A002
         return (await self._call(self._points.Delete, rq.delete_request(collection, ids, filter))).deleted
+
+    async def set_payload(self, collection: str, ids: Sequence[str | int] | np.ndarray, payload: dict | None = None,
+                          *, delete_keys: Sequence[str] = (), replace: bool = False) -> int:
+        return (await self._call(self._points.SetPayload,
+                                 rq.set_payload_request(collection, ids, payload, delete_keys, replace))).updated
+
+    async def scroll(self, collection: str, *, filter: Any = None, limit: int = 1000,  # noqa: A002
+                     cursor: str = "", with_vectors: bool = False, with_payload: bool = True) -> rq.Page:
+        req = points_pb2.ScrollRequest(collection=collection, limit=limit, cursor=cursor, with_vectors=with_vectors,
+                                       with_payload=with_payload, **rq.filter_field(filter))
+        return rq.parse_scroll(await self._call(self._points.Scroll, req), with_vectors, with_payload)
 
     async def count(self, collection: str, filter: Any = None) -> int:  # noqa: A002
         return (await self._call(self._points.Count, rq.count_request(collection, filter))).count

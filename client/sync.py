@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any, Sequence
 
 import grpc
@@ -12,6 +14,7 @@ from simsearch.client import _requests as rq
 from simsearch.client._streams import SyncSearchStreams, with_timeout
 from simsearch.protos.simsearch.v1 import (collections_pb2, collections_pb2_grpc, encoders_pb2, encoders_pb2_grpc,
                                            points_pb2, points_pb2_grpc)
+from simsearch.contract.errors import DeadlineExceeded, InvalidArgument, ResourceExhausted, Unavailable
 from simsearch.protos.status import from_rpc_error
 
 
@@ -63,6 +66,28 @@ class Client:
         return rq.parse_info(self._call(self._collections.BuildIndex,
                                         collections_pb2.BuildIndexRequest(name=name, wait=wait), timeout))
 
+    # ---- aliases ----
+
+    def create_alias(self, alias: str, collection: str) -> None:
+        """A second name for `collection`, accepted wherever a collection name is (ALREADY_EXISTS when the
+        name is taken by a collection or an alias)."""
+        self._call(self._collections.CreateAlias,
+                   collections_pb2.CreateAliasRequest(alias=alias, collection=collection))
+
+    def switch_alias(self, alias: str, collection: str) -> str:
+        """Point an existing alias at `collection`, atomically: every request sent after this returns uses
+        the new target. Returns the previous target."""
+        return self._call(self._collections.SwitchAlias,
+                          collections_pb2.SwitchAliasRequest(alias=alias, collection=collection)).previous
+
+    def delete_alias(self, alias: str) -> None:
+        self._call(self._collections.DeleteAlias, collections_pb2.DeleteAliasRequest(alias=alias))
+
+    def list_aliases(self) -> dict[str, str]:
+        """{alias: collection} for each of the tenant's aliases."""
+        resp = self._call(self._collections.ListAliases, collections_pb2.ListAliasesRequest())
+        return {a.alias: a.collection for a in resp.aliases}
+
     # ---- points ----
 
     def upsert(self, collection: str, ids: Sequence[str | int] | np.ndarray, vectors: Any = None, *,
@@ -82,11 +107,68 @@ class Client:
                 bar.update(rows)
         return done
 
+    def upload(self, collection: str, ids: Sequence[str | int] | np.ndarray, vectors: Any, *,
+               payloads: Sequence[dict | None] | None = None, parallel: int = 4, retries: int = 5,
+               batch_size: int | None = None, progress: bool | None = None) -> int:
+        """Upsert a large dataset: the same ~8 MiB requests as `upsert`, `parallel` of them in flight at
+        once, each retried on UNAVAILABLE, DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED (with the server's
+        RetryInfo back-off when it sends one, else exponential from 0.1 s) up to `retries` times; an
+        upsert is idempotent, so a retry after a lost reply changes nothing. Every length and payload
+        is checked before the first request. Returns how many points were acknowledged."""
+        if not 1 <= parallel <= 64:
+            raise InvalidArgument(f"parallel: must be in [1, 64], got {parallel}", field="parallel")
+        total, requests = rq.upsert_plan(collection, ids, vectors, batch_size=batch_size, payloads=payloads)
+
+        def send(req: points_pb2.UpsertRequest) -> int:
+            for attempt in range(retries + 1):
+                try:
+                    return self._call(self._points.Upsert, req).upserted
+                except (Unavailable, DeadlineExceeded, ResourceExhausted) as e:
+                    if attempt == retries:
+                        raise
+                    time.sleep(e.retry_after_s or min(5.0, 0.1 * 2**attempt))
+            raise AssertionError("unreachable")
+
+        done = 0
+        with tqdm(total=total, unit="vec", desc=f"upload {collection}", disable=None if progress is None else not progress) as bar, \
+                ThreadPoolExecutor(parallel, thread_name_prefix="simsearch-upload") as pool:
+            pending: dict = {}
+            for rows, req in requests:  # built lazily: at most 2 x parallel requests held at once
+                pending[pool.submit(send, req)] = rows
+                if len(pending) >= 2 * parallel:
+                    done += self._settle(pending, bar, FIRST_COMPLETED)
+            done += self._settle(pending, bar, ALL_COMPLETED)
+        return done
+
+    @staticmethod
+    def _settle(pending: dict, bar: Any, when: str) -> int:
+        finished, _ = wait(pending, return_when=when)
+        done = 0
+        for fut in finished:
+            done += fut.result()  # the first failure (after its retries) ends the upload, raised here
+            bar.update(pending.pop(fut))
+        return done
+
     def delete(self, collection: str, ids: Sequence[str | int] | np.ndarray | None = None, *,
                filter: Any = None) -> int:  # noqa: A002
         """Delete these ids, or every point whose payload passes `filter` (a Mongo-style dict). Returns how
         many existed."""
         return self._call(self._points.Delete, rq.delete_request(collection, ids, filter)).deleted
+
+    def set_payload(self, collection: str, ids: Sequence[str | int] | np.ndarray, payload: dict | None = None, *,
+                    delete_keys: Sequence[str] = (), replace: bool = False) -> int:
+        """Set `payload`'s fields on each stored point among ids (replace=True: replace its whole payload),
+        then remove `delete_keys`; vectors are untouched. Returns how many points were stored."""
+        return self._call(self._points.SetPayload,
+                          rq.set_payload_request(collection, ids, payload, delete_keys, replace)).updated
+
+    def scroll(self, collection: str, *, filter: Any = None, limit: int = 1000, cursor: str = "",  # noqa: A002
+               with_vectors: bool = False, with_payload: bool = True) -> rq.Page:
+        """One page of points in id order (those that pass `filter`); pass `page.next_cursor` back for the
+        next, until it is "". Every point stored throughout the walk comes exactly once."""
+        req = points_pb2.ScrollRequest(collection=collection, limit=limit, cursor=cursor, with_vectors=with_vectors,
+                                       with_payload=with_payload, **rq.filter_field(filter))
+        return rq.parse_scroll(self._call(self._points.Scroll, req), with_vectors, with_payload)
 
     def count(self, collection: str, filter: Any = None) -> int:  # noqa: A002
         """Points whose payload passes `filter` (every point without one): exact."""

@@ -41,6 +41,8 @@ MAX_FILTER_CONDITIONS = 1024  # field conditions in one filter
 MAX_FILTER_IN_VALUES = 10_000  # values in all of one filter's $in/$nin lists together (Pinecone's per-list cap)
 MAX_FIELD_NAME_CHARS = MAX_PAYLOAD_KEY_CHARS  # a filter can name every field a payload may hold
 
+MAX_SCROLL_LIMIT = 10_000  # points per Scroll page
+
 # ---- search ----
 MAX_K = 1024
 MAX_QUERIES = 10_000  # queries per search

@@ -113,6 +113,33 @@ def encode(payload: dict | None, where: str = "payload") -> str:
     return text
 
 
+def merge(old: str, patch: dict, delete_keys: Sequence[str] = (), *, replace: bool = False,
+          where: str = "payload") -> str:
+    """A stored payload with `patch` set on it (or replacing it) and `delete_keys` removed, canonical;
+    InvalidArgument naming `where` when the result passes the size bound."""
+    obj = {} if replace or not old else json.loads(old)
+    obj.update(patch)
+    for key in delete_keys:
+        obj.pop(key, None)
+    if not obj:
+        return ""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if len(text) > MAX_PAYLOAD_BYTES // 4 and len(text.encode("utf-8", "surrogatepass")) > MAX_PAYLOAD_BYTES:
+        raise invalid(where, f"would be {len(text.encode('utf-8', 'surrogatepass'))} bytes of JSON after the change, "
+                             f"over the {MAX_PAYLOAD_BYTES}-byte bound; none of the points on its shard was changed")
+    return text
+
+
+def check_keys(keys: Sequence[str], field: str = "delete_keys") -> list[str]:
+    """Field names to remove: each 1 to MAX_PAYLOAD_KEY_CHARS characters, at most MAX_PAYLOAD_KEYS of them."""
+    if len(keys) > MAX_PAYLOAD_KEYS:
+        raise invalid(field, f"must hold at most {MAX_PAYLOAD_KEYS} names, got {len(keys)}")
+    for i, key in enumerate(keys):
+        if not 1 <= len(key) <= MAX_PAYLOAD_KEY_CHARS:
+            raise invalid(f"{field}[{i}]", f"must be 1 to {MAX_PAYLOAD_KEY_CHARS} characters, got {len(key)}")
+    return list(keys)
+
+
 def decode(text: str) -> dict:
     """A stored payload as a dict ({} for none)."""
     return json.loads(text) if text else {}

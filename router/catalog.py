@@ -30,8 +30,8 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from simsearch.contract.errors import (AlreadyExists, NotFound, ResourceExhausted, SimsearchError, Unavailable,
-                                       excerpt)
+from simsearch.contract.errors import (AlreadyExists, FailedPrecondition, NotFound, ResourceExhausted,
+                                       SimsearchError, Unavailable, excerpt)
 from simsearch.router.auth import hash_key, new_key
 from simsearch.shard import CollectionSpec, IndexParams
 from simsearch.shard.snapshot import fsync_path
@@ -41,7 +41,7 @@ DEFAULT_TENANT = "default"
 CATALOG_FILE = "catalog.sqlite"
 LEGACY_FILE = "catalog.json"  # the catalog before SQLite: imported once, then renamed to catalog.json.migrated
 TENANTS_DIR = "tenants"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: aliases
 _COLLECTION_DIR = re.compile(r"^.+-[0-9a-f]{12}$")  # <name>-<uid>: what `collection_dir` names
 
 SCHEMA = (  # one statement each: later versions add tables (roles, aliases) and columns
@@ -62,7 +62,19 @@ SCHEMA = (  # one statement each: later versions add tables (roles, aliases) and
         created_at REAL NOT NULL,
         PRIMARY KEY (tenant, name)
     )""",
+    # An alias names a collection of its own tenant by name (not uid): a collection is never dropped while an
+    # alias names it, so the name always means the same uid; the foreign key refuses such a drop in SQL too.
+    """CREATE TABLE aliases (
+        tenant     TEXT NOT NULL REFERENCES tenants(name),
+        alias      TEXT NOT NULL,
+        collection TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (tenant, alias),
+        FOREIGN KEY (tenant, collection) REFERENCES collections(tenant, name)
+    )""",
 )
+# Each version's statements from the one before it, run with the version bump in one transaction.
+MIGRATIONS: dict[int, tuple[str, ...]] = {1: SCHEMA[3:]}
 
 
 class CatalogError(Exception):
@@ -155,6 +167,9 @@ class Catalog:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise ValueError(f"schema version {version} is newer than this simsearch knows ({SCHEMA_VERSION})")
+        if 0 < version < SCHEMA_VERSION:
+            self._migrate(version)
+            version = SCHEMA_VERSION
         if version == SCHEMA_VERSION:
             if legacy.exists():  # a crash after the import's commit, before the rename
                 self._retire(legacy)
@@ -183,6 +198,21 @@ class Catalog:
                      len(doc["collections"]))
             self._retire(legacy)
 
+    def _migrate(self, version: int) -> None:
+        """Bring an older schema up to SCHEMA_VERSION: every step and the new version commit together, so a
+        crash or a refused write leaves the old schema whole (and it is tried again at the next start)."""
+        try:
+            with self._transaction():
+                for v in range(version, SCHEMA_VERSION):
+                    for statement in MIGRATIONS[v]:
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.Error as e:
+            raise CatalogError(f"cannot upgrade the catalog {self.path} from schema version {version} to "
+                               f"{SCHEMA_VERSION} ({e}); nothing was changed; check that the disk is writable and "
+                               f"has space, then restart") from e
+        log.info("upgraded %s from schema version %d to %d", self.path, version, SCHEMA_VERSION)
+
     def _import(self, doc: dict) -> None:
         """catalog.json's tenants and collections, inside the transaction that creates the schema."""
         now = time.time()
@@ -205,6 +235,9 @@ class Catalog:
         for row in self._db.execute("SELECT tenant, spec, uid, created_at FROM collections"):
             rec = CollectionRecord.from_row(*row)
             self._collections[(rec.tenant, rec.spec.name)] = rec
+        self._aliases: dict[tuple[str, str], str] = {
+            (tenant, alias): collection
+            for tenant, alias, collection in self._db.execute("SELECT tenant, alias, collection FROM aliases")}
 
     def close(self) -> None:
         with self._lock:
@@ -262,6 +295,7 @@ class Catalog:
         with self._lock:
             if (rec.tenant, rec.spec.name) in self._collections:
                 raise AlreadyExists(f"collection {excerpt(rec.spec.name)} already exists", field="name")
+            self.check_not_alias(rec.tenant, rec.spec.name)
             try:
                 with self._transaction():
                     self._db.execute("INSERT OR IGNORE INTO tenants VALUES (?, ?)", (rec.tenant, rec.created_at))
@@ -283,7 +317,17 @@ class Catalog:
         with self._lock:
             rec = self._collections.get((tenant, name))
             if rec is None:
+                target = self._aliases.get((tenant, name))
+                if target is not None:
+                    raise FailedPrecondition(f"{excerpt(name)} is an alias of collection {excerpt(target)}, not a "
+                                             f"collection: drop the collection by its own name, or delete the "
+                                             f"alias", field="name")
                 raise NotFound(f"collection {excerpt(name)} does not exist", field="name")
+            aliases = self.aliases_of(tenant, name)
+            if aliases:
+                named = ", ".join(map(excerpt, aliases))
+                raise FailedPrecondition(f"collection {excerpt(name)} has aliases ({named}): "
+                                         f"delete them or switch them to another collection first", field="name")
             try:
                 with self._transaction():
                     self._db.execute("DELETE FROM collections WHERE tenant = ? AND name = ?", (tenant, name))
@@ -308,6 +352,87 @@ class Catalog:
 
     def records(self) -> list[CollectionRecord]:
         return list(self._collections.values())
+
+    # ---- aliases ----
+
+    def resolve(self, tenant: str, name: str) -> str:
+        """The collection `name` means in `tenant`: itself, or the collection it is an alias of (one dict
+        probe; names and aliases never clash). A name that is neither comes back as it is."""
+        return self._aliases.get((tenant, name), name)
+
+    def alias_target(self, tenant: str, alias: str) -> str | None:
+        return self._aliases.get((tenant, alias))
+
+    def aliases(self, tenant: str) -> list[tuple[str, str]]:
+        """(alias, collection) for each of the tenant's aliases, by alias."""
+        return sorted((alias, c) for (t, alias), c in self._aliases.items() if t == tenant)
+
+    def aliases_of(self, tenant: str, collection: str) -> list[str]:
+        return sorted(alias for (t, alias), c in self._aliases.items() if t == tenant and c == collection)
+
+    def check_not_alias(self, tenant: str, name: str, field: str = "name") -> None:
+        target = self._aliases.get((tenant, name))
+        if target is not None:
+            raise AlreadyExists(f"{excerpt(name)} is already an alias (of collection {excerpt(target)}); a "
+                                f"collection and an alias cannot share a name", field=field)
+
+    def _target(self, tenant: str, collection: str) -> None:
+        """An alias's target: a collection of this tenant (not another alias)."""
+        if (tenant, collection) not in self._collections:
+            target = self._aliases.get((tenant, collection))
+            hint = f" ({excerpt(collection)} is an alias of {excerpt(target)}; an alias names a collection)" \
+                if target is not None else ""
+            raise NotFound(f"collection {excerpt(collection)} does not exist{hint}", field="collection")
+
+    def create_alias(self, tenant: str, alias: str, collection: str) -> None:
+        """AlreadyExists when `alias` is taken (by an alias or a collection), NotFound when `collection` is
+        not one; Unavailable / ResourceExhausted when the disk refuses the write (then nothing changed)."""
+        with self._lock:
+            if (tenant, alias) in self._collections:
+                raise AlreadyExists(f"{excerpt(alias)} is already a collection; a collection and an alias cannot "
+                                    f"share a name", field="alias")
+            self.check_not_alias(tenant, alias, "alias")
+            self._target(tenant, collection)
+            try:
+                with self._transaction():
+                    self._db.execute("INSERT INTO aliases VALUES (?, ?, ?, ?)",
+                                     (tenant, alias, collection, time.time()))
+            except sqlite3.Error as e:
+                raise write_error(e, f"create alias {excerpt(alias)} in {self.path}") from e
+            self._aliases = {**self._aliases, (tenant, alias): collection}
+
+    def switch_alias(self, tenant: str, alias: str, collection: str) -> str:
+        """Point an existing alias at another collection in one commit; returns the previous target.
+        NotFound for a missing alias or collection."""
+        with self._lock:
+            previous = self._aliases.get((tenant, alias))
+            if previous is None:
+                raise NotFound(f"alias {excerpt(alias)} does not exist", field="alias")
+            self._target(tenant, collection)
+            if previous == collection:
+                return previous
+            try:
+                with self._transaction():
+                    self._db.execute("UPDATE aliases SET collection = ? WHERE tenant = ? AND alias = ?",
+                                     (collection, tenant, alias))
+            except sqlite3.Error as e:
+                raise write_error(e, f"switch alias {excerpt(alias)} in {self.path}") from e
+            self._aliases = {**self._aliases, (tenant, alias): collection}
+            return previous
+
+    def delete_alias(self, tenant: str, alias: str) -> str:
+        """Returns the collection it named. NotFound for a missing alias."""
+        with self._lock:
+            target = self._aliases.get((tenant, alias))
+            if target is None:
+                raise NotFound(f"alias {excerpt(alias)} does not exist", field="alias")
+            try:
+                with self._transaction():
+                    self._db.execute("DELETE FROM aliases WHERE tenant = ? AND alias = ?", (tenant, alias))
+            except sqlite3.Error as e:
+                raise write_error(e, f"delete alias {excerpt(alias)} from {self.path}") from e
+            self._aliases = {k: v for k, v in self._aliases.items() if k != (tenant, alias)}
+            return target
 
     # ---- storage layout ----
 

@@ -215,9 +215,19 @@ class Engine:
     def spec(self, tenant: str, name: str) -> CollectionSpec:
         return self._get(tenant, name).spec
 
+    def resolve(self, tenant: str, name: str) -> str:
+        """The collection a request's name means: itself, or the target of the alias it is (one dict probe).
+        A request resolves once, at its start, and keeps that collection to its end (a switch meanwhile
+        changes what later requests see, not this one)."""
+        return self.catalog.resolve(tenant, name)
+
     def _get(self, tenant: str, name: str, field: str = "collection") -> LiveCollection:
         live = self._live.get((tenant, name))
         if live is None:
+            name = self.catalog.resolve(tenant, name)  # an alias: its target, else the name as given
+            live = self._live.get((tenant, name))
+            if live is not None:
+                return live
             damaged = self._damaged.get((tenant, name))
             if damaged is not None:
                 raise damaged.refusal(field)
@@ -233,6 +243,7 @@ class Engine:
         caller goes away, so a commit is never half undone."""
         if self.catalog.exists(tenant, spec.name) or (tenant, spec.name) in self._damaged:
             raise AlreadyExists(f"collection {excerpt(spec.name)} already exists", field="name")
+        self.catalog.check_not_alias(tenant, spec.name)  # checked again under the catalog's lock at the commit
         await _unstoppable(self._create(tenant, spec))
         return await self.describe(tenant, spec.name)
 
@@ -268,7 +279,9 @@ class Engine:
         shards stop and the files go, off the loop (a crash in between leaves an orphan, removed at start)."""
         key = (tenant, name)
         if key not in self._live and key not in self._damaged:
-            raise NotFound(f"collection {excerpt(name)} does not exist", field="name")
+            if self.catalog.alias_target(tenant, name) is None:
+                raise NotFound(f"collection {excerpt(name)} does not exist", field="name")
+            # an alias: catalog.remove refuses it (FAILED_PRECONDITION naming its target); drop by the real name
         await _unstoppable(self._drop(tenant, name))
 
     async def _drop(self, tenant: str, name: str) -> None:
@@ -283,7 +296,25 @@ class Engine:
     def list_collections(self, tenant: str) -> list[str]:
         return self.catalog.names(tenant)
 
+    # ---- aliases ----
+
+    # Catalog writes run in a worker thread (an fsync'd commit); once one returns, the catalog's in-memory
+    # copy already holds the change, so every request admitted after it resolves to the new target.
+
+    async def create_alias(self, tenant: str, alias: str, collection: str) -> None:
+        await _unstoppable(asyncio.to_thread(self.catalog.create_alias, tenant, alias, collection))
+
+    async def switch_alias(self, tenant: str, alias: str, collection: str) -> str:
+        return await _unstoppable(asyncio.to_thread(self.catalog.switch_alias, tenant, alias, collection))
+
+    async def delete_alias(self, tenant: str, alias: str) -> str:
+        return await _unstoppable(asyncio.to_thread(self.catalog.delete_alias, tenant, alias))
+
+    def list_aliases(self, tenant: str) -> list[tuple[str, str]]:
+        return self.catalog.aliases(tenant)
+
     async def describe(self, tenant: str, name: str) -> CollectionStatus:
+        name = self.catalog.resolve(tenant, name)
         damaged = self._damaged.get((tenant, name))
         if damaged is not None:  # every shard reported unavailable, with the reason
             rec = damaged.record
@@ -294,6 +325,7 @@ class Engine:
         return CollectionStatus(live.spec, live.generation, live.record.created_at, stats)
 
     async def build_index(self, tenant: str, name: str, wait: bool) -> CollectionStatus:
+        name = self.catalog.resolve(tenant, name)
         live = self._get(tenant, name, "name")
         await asyncio.gather(*(h.build_index(wait) for h in live.shards))
         return await self.describe(tenant, name)
@@ -324,11 +356,42 @@ class Engine:
                                            for h, pos in zip(live.shards, group_by_shard(ids, live.spec.shards)) if len(pos)])
         return sum(removed), live.generation
 
+    async def set_payload(self, tenant: str, name: str, ids: list[str], patch: str, delete_keys: list[str],
+                          replace: bool) -> tuple[int, int]:
+        """Change the payloads of the stored points among ids (each owning shard logs the new payloads)."""
+        live = self._get(tenant, name)
+        ids_arr = np.asarray(ids, dtype=object)
+        changed = await self._write(live, [h.set_payload(ids_arr[pos].tolist(), patch, delete_keys, replace)
+                                           for h, pos in zip(live.shards, group_by_shard(ids, live.spec.shards))
+                                           if len(pos)])
+        return sum(changed), live.generation
+
     async def delete_where(self, tenant: str, name: str, f: Any) -> tuple[int, int]:
         """Delete every point that passes filter `f`, on every shard (each logs the ids it deleted)."""
         live = self._get(tenant, name)
         removed = await self._write(live, [h.delete_where(f) for h in live.shards])
         return sum(removed), live.generation
+
+    async def scroll(self, tenant: str, name: str, limit: int, cursor: str, f: Any, with_vectors: bool,
+                     with_payload: bool) -> tuple[list[str], np.ndarray | None, list[str] | None, str]:
+        """One page in id order: (ids, vectors or None, payloads or None, next cursor or ""). Each shard
+        answers its first `limit` ids after the cursor; the page is the first `limit` of their union,
+        and the cursor is its last id whenever more may follow."""
+        live = self._get(tenant, name)
+        pages = await asyncio.gather(*(h.scroll(limit, cursor, f, with_vectors, with_payload) for h in live.shards))
+        merged = sorted((x, s, i) for s, (ids, _, _) in enumerate(pages) for i, x in enumerate(ids))
+        more = len(merged) > limit or any(len(p[0]) == limit for p in pages)
+        merged = merged[:limit]
+        ids = [x for x, _, _ in merged]
+        vectors = payloads = None
+        if with_vectors:
+            vectors = np.empty((len(merged), live.spec.dim), np.float32)
+            for j, (_, s, i) in enumerate(merged):
+                vectors[j] = pages[s][1][i]
+        if with_payload:
+            payloads = [pages[s][2][i] for _, s, i in merged]
+        check_get_payloads(ids, live.spec.dim if with_vectors else 0, payloads or [])
+        return ids, vectors, payloads, (ids[-1] if more and ids else "")
 
     async def count(self, tenant: str, name: str, f: Any = None) -> int:
         """Points that pass filter `f` (every live point when None), summed over the shards."""

@@ -126,6 +126,27 @@ class CollectionsServicer(collections_pb2_grpc.CollectionsServicer):
     async def BuildIndex(self, request, context, tenant):
         return convert.collection_status(await self.engine.build_index(tenant, request.name, request.wait))
 
+    @rpc
+    async def CreateAlias(self, request, context, tenant):
+        await self.engine.create_alias(tenant, request.alias, request.collection)
+        return collections_pb2.Alias(alias=request.alias, collection=request.collection)
+
+    @rpc
+    async def SwitchAlias(self, request, context, tenant):
+        previous = await self.engine.switch_alias(tenant, request.alias, request.collection)
+        return collections_pb2.SwitchAliasResponse(alias=request.alias, collection=request.collection,
+                                                   previous=previous)
+
+    @rpc
+    async def DeleteAlias(self, request, context, tenant):
+        collection = await self.engine.delete_alias(tenant, request.alias)
+        return collections_pb2.DeleteAliasResponse(deleted=True, collection=collection)
+
+    @rpc
+    async def ListAliases(self, request, context, tenant):
+        return collections_pb2.ListAliasesResponse(aliases=[collections_pb2.Alias(alias=a, collection=c)
+                                                            for a, c in self.engine.list_aliases(tenant)])
+
 
 def deadline_of(engine: Engine, context: grpc.aio.ServicerContext | None, timeout_ms: int = 0) -> Deadline:
     """The request's one deadline: the call's gRPC deadline, params.timeout_ms and the server default."""
@@ -139,10 +160,11 @@ class PointsServicer(points_pb2_grpc.PointsServicer):
 
     @rpc
     async def Upsert(self, request, context, tenant, checked):
+        name = self.engine.resolve(tenant, request.collection)  # once: an alias switched meanwhile changes nothing here
         vectors = await self.engine.encoders.vectors_for(
-            self.engine.spec(tenant, request.collection), lambda: convert.matrix_from_proto(request.vectors, "vectors"),
+            self.engine.spec(tenant, name), lambda: convert.matrix_from_proto(request.vectors, "vectors"),
             request.inputs, request.encoder, "vectors", deadline_of(self.engine, context))
-        n, generation = await self.engine.upsert(tenant, request.collection, checked.ids, vectors, checked.payloads)
+        n, generation = await self.engine.upsert(tenant, name, checked.ids, vectors, checked.payloads)
         return points_pb2.UpsertResponse(upserted=n, generation=generation)
 
     @rpc
@@ -152,6 +174,22 @@ class PointsServicer(points_pb2_grpc.PointsServicer):
         else:
             n, generation = await self.engine.delete(tenant, request.collection, checked.ids)
         return points_pb2.DeleteResponse(deleted=n, generation=generation)
+
+    @rpc
+    async def SetPayload(self, request, context, tenant, checked):
+        n, generation = await self.engine.set_payload(tenant, request.collection, checked.ids, checked.patch,
+                                                      checked.delete_keys, request.replace)
+        return points_pb2.SetPayloadResponse(updated=n, generation=generation)
+
+    @rpc
+    async def Scroll(self, request, context, tenant, checked):
+        ids, vectors, payloads, cursor = await self.engine.scroll(tenant, request.collection, request.limit,
+                                                                  request.cursor, checked, request.with_vectors,
+                                                                  request.with_payload)
+        reply = points_pb2.ScrollResponse(ids=ids, payloads=payloads or [], next_cursor=cursor)
+        if vectors is not None:
+            reply.vectors.CopyFrom(convert.matrix_to_proto(vectors))
+        return reply
 
     @rpc
     async def Count(self, request, context, tenant, checked):
@@ -191,10 +229,11 @@ class PointsServicer(points_pb2_grpc.PointsServicer):
     async def _search(self, request, tenant: str, opts: SearchOptions,
                       context: grpc.aio.ServicerContext | None) -> SearchReply:
         deadline = deadline_of(self.engine, context, opts.timeout_ms)
+        name = self.engine.resolve(tenant, request.collection)  # once: an alias switched meanwhile changes nothing here
         queries = await self.engine.encoders.vectors_for(
-            self.engine.spec(tenant, request.collection), lambda: convert.matrix_from_proto(request.queries, "queries"),
+            self.engine.spec(tenant, name), lambda: convert.matrix_from_proto(request.queries, "queries"),
             request.inputs, request.encoder, "queries", deadline)
-        return await self.engine.search(tenant, request.collection, queries, opts, deadline)
+        return await self.engine.search(tenant, name, queries, opts, deadline)
 
 
 class EncodersServicer(encoders_pb2_grpc.EncodersServicer):

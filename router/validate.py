@@ -26,12 +26,12 @@ from google.protobuf.message import Message
 
 from simsearch.contract.errors import ResourceExhausted, excerpt, invalid
 from simsearch.contract.filters import canonical as canonical_filter
-from simsearch.contract.payloads import check_payloads
+from simsearch.contract.payloads import canonical as canonical_payload, check_keys, check_payloads
 from simsearch.protos.filters import from_proto as filter_from_proto
 from simsearch.contract.limits import (ASSUMED_ID_BYTES, MAX_BATCH, MAX_DIM, MAX_ID_BYTES, MAX_ID_CHARS, MAX_K,
                                        MAX_LEAVES, MAX_MESSAGE_BYTES, MAX_NAME_CHARS, MAX_OVERSAMPLE, MAX_QUERIES,
-                                       MAX_RAW_ITEMS, MAX_REF_CHARS, MAX_RESULTS, MAX_TEXT_CHARS, MAX_TIMEOUT_MS,
-                                       MODEL_REF_PATTERN, NAME_PATTERN)
+                                       MAX_RAW_ITEMS, MAX_REF_CHARS, MAX_RESULTS, MAX_SCROLL_LIMIT, MAX_TEXT_CHARS,
+                                       MAX_TIMEOUT_MS, MODEL_REF_PATTERN, NAME_PATTERN)
 from simsearch.protos.simsearch.v1 import collections_pb2, common_pb2, encoders_pb2, points_pb2
 from simsearch.shard.config import CollectionSpec, check_rows
 
@@ -283,6 +283,15 @@ def _check_collection_request(req: Message) -> None:
     check_name(req.name, "name")
 
 
+def _check_alias_request(req: collections_pb2.CreateAliasRequest | collections_pb2.SwitchAliasRequest) -> None:
+    check_name(req.alias, "alias")
+    check_name(req.collection, "collection")
+
+
+def _check_delete_alias(req: collections_pb2.DeleteAliasRequest) -> None:
+    check_name(req.alias, "alias")
+
+
 def _check_create(req: collections_pb2.CreateCollectionRequest) -> None:
     check_name(req.name, "name")
     check_ref(req.encoder, "encoder")
@@ -325,6 +334,32 @@ def _check_delete(req: points_pb2.DeleteRequest) -> CheckedDelete:
     return CheckedDelete(_check_ids_request(req), None)
 
 
+class CheckedSetPayload(NamedTuple):
+    ids: list[str]
+    patch: str  # canonical JSON object ("" = nothing to set)
+    delete_keys: list[str]
+
+
+def _check_set_payload(req: points_pb2.SetPayloadRequest) -> CheckedSetPayload:
+    check_name(req.collection, "collection")
+    ids = check_ids(list(req.ids))
+    patch = canonical_payload(req.payload, "payload")
+    keys = check_keys(req.delete_keys)
+    if not patch and not keys and not req.replace:
+        raise invalid("payload", "must set some fields (or pass delete_keys, or replace=true to clear the payloads)")
+    return CheckedSetPayload(ids, patch, keys)
+
+
+def _check_scroll(req: points_pb2.ScrollRequest) -> Any:
+    check_name(req.collection, "collection")
+    if not 1 <= req.limit <= MAX_SCROLL_LIMIT:
+        raise invalid("limit", f"must be in [1, {MAX_SCROLL_LIMIT}], got {req.limit}")
+    if len(req.cursor) > MAX_ID_CHARS:
+        raise invalid("cursor", f"must be a page's next_cursor (an id, at most {MAX_ID_CHARS} characters), "
+                                f"got {len(req.cursor)} characters")
+    return filter_from_proto(req.filter, "filter") if req.HasField("filter") else None
+
+
 def _check_count(req: points_pb2.CountRequest) -> Any:
     check_name(req.collection, "collection")
     return filter_from_proto(req.filter, "filter") if req.HasField("filter") else None
@@ -358,9 +393,14 @@ _CHECKS: dict[type, Callable[[Message], Any]] = {
     collections_pb2.DropCollectionRequest: _check_collection_request,
     collections_pb2.DescribeCollectionRequest: _check_collection_request,
     collections_pb2.BuildIndexRequest: _check_collection_request,
+    collections_pb2.CreateAliasRequest: _check_alias_request,
+    collections_pb2.SwitchAliasRequest: _check_alias_request,
+    collections_pb2.DeleteAliasRequest: _check_delete_alias,
     points_pb2.UpsertRequest: _check_upsert,
     points_pb2.DeleteRequest: _check_delete,
     points_pb2.CountRequest: _check_count,
+    points_pb2.ScrollRequest: _check_scroll,
+    points_pb2.SetPayloadRequest: _check_set_payload,
     points_pb2.GetRequest: _check_ids_request,
     points_pb2.SearchRequest: _check_search,
     encoders_pb2.EmbedRequest: _check_embed,

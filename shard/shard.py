@@ -10,6 +10,7 @@ running in the meantime. Plain Python: no Ray, no gRPC.
 
 from __future__ import annotations
 
+import bisect
 import errno
 import logging
 import math
@@ -25,6 +26,7 @@ from simsearch.contract.errors import (DeadlineExceeded, FailedPrecondition, Res
 from simsearch.reranker import ExactScorer, Scorer, normalize, top_k
 from simsearch.shard import memory, snapshot, wal
 from simsearch.shard.config import IndexParams
+from simsearch.contract import payloads as payload_rules
 from simsearch.contract.filters import Filter
 from simsearch.shard.faults import CheckpointDamaged
 from simsearch.shard.filtering import SegmentFilter
@@ -102,6 +104,7 @@ class Shard:
         self._checkpoint_lock = threading.Lock()  # one checkpoint at a time
         self._rows = Rows(dim)
         self._filters = SegmentFilter()  # payload columns for filters, per sealed generation
+        self._scroll_order: tuple[str, np.ndarray] | None = None  # (sealed uid, its rows in id order)
         self._index: CoarseIndex | None = None
         self._builder: threading.Thread | None = None
         self._builds = 0
@@ -157,6 +160,29 @@ class Shard:
         self._maybe_rebuild()
         return removed
 
+    def set_payload(self, ids: list[str], patch: str, delete_keys: list[str] | None = None,
+                    replace: bool = False) -> int:
+        """Change the payloads of the stored points among `ids` (patch: a canonical JSON object set on each,
+        or replacing each with `replace`; then `delete_keys` removed). Logged as an upsert of the same
+        vectors with the new payloads, so a replay needs nothing else. Returns how many were stored."""
+        fields = payload_rules.decode(patch)
+        with self._lock:
+            self._check_open()
+            found, rows = self._rows.lookup(ids)
+            if not len(rows):
+                return 0
+            view = self._rows.view()
+            hit = [ids[i] for i in np.flatnonzero(found).tolist()]
+            docs = [payload_rules.merge(old, fields, delete_keys or (), replace=replace, where=f"payload of {name!r}")
+                    for name, old in zip(hit, view.payload_list(rows))]  # all checked before anything is written
+            vectors = view.vectors(rows)  # stored rows, already normalised: not normalised again
+            seq = self._log(wal.UPSERT, hit, vectors, docs)
+            self._rows.append(hit, vectors, docs)
+            self._last_write = time.monotonic()
+        self._durable(seq)
+        self._maybe_rebuild()
+        return len(hit)
+
     def delete_where(self, f: Filter) -> int:
         """Delete every live point that passes `f`. The filter is evaluated under the write lock, so no
         write slips between choosing the points and deleting them; the log records the ids chosen (a
@@ -173,6 +199,46 @@ class Shard:
         self._durable(seq)
         self._maybe_rebuild()
         return removed
+
+    def scroll(self, limit: int, cursor: str = "", f: Filter | None = None, *, with_vectors: bool = False,
+               with_payload: bool = False) -> tuple[list[str], np.ndarray | None, list[str] | None]:
+        """The first `limit` live points (that pass `f`) whose ids come after `cursor`, in id order (code
+        points): (ids, their vectors or None, their payloads or None). The sealed segment's id order is
+        sorted once per build (`_id_order`); the fresh rows are sorted per call (they are few)."""
+        with self._lock:
+            view = self._rows.view()
+        ok = view.alive[:view.n] if f is None else self._filters.mask_for(view, f)
+        s = view.s
+        picked: list[tuple[str, int]] = []
+        if s:
+            order = self._id_order(view.sealed)
+            start = bisect.bisect_right(range(s), cursor, key=lambda i: view.sealed.id_list(order[i:i + 1])[0])
+            while start < s and len(picked) < limit:
+                chunk = order[start:start + 2 * limit]
+                rows = chunk[ok[chunk]]
+                picked += zip(view.sealed.id_list(rows), rows.tolist())
+                start += len(chunk)
+            picked = picked[:limit]
+        fresh_rows = np.flatnonzero(ok[s:view.n]) + s
+        if len(fresh_rows):
+            names = view.id_list(fresh_rows)
+            picked += sorted((x, r) for x, r in zip(names, fresh_rows.tolist()) if x > cursor)[:limit]
+        picked.sort()
+        picked = picked[:limit]
+        ids = [x for x, _ in picked]
+        rows = np.array([r for _, r in picked], np.int64)
+        return (ids, view.vectors(rows) if with_vectors else None,
+                view.payload_list(rows) if with_payload else None)
+
+    def _id_order(self, sealed: Sealed) -> np.ndarray:
+        """The sealed rows in id order, sorted once per sealed generation (the segment never changes)."""
+        cached = self._scroll_order
+        if cached is not None and cached[0] == sealed.uid:
+            return cached[1]
+        names = sealed.id_list(np.arange(sealed.size))
+        order = np.array(sorted(range(sealed.size), key=names.__getitem__), np.int32 if sealed.size < 2**31 else np.int64)
+        self._scroll_order = (sealed.uid, order)
+        return order
 
     def count(self, f: Filter | None = None) -> int:
         """Live points that pass `f` (all of them when None)."""

@@ -155,3 +155,41 @@ def test_delete_by_filter_survives_a_crash_as_the_ids_it_deleted(tmp_path):
     again = Shard(4, "l2", IndexParams(min_index_size=256), data_dir=tmp_path, background=False)
     assert again.count() == 401 and again.count(F.parse({"b": 0})) == 1
     again.close()
+
+
+@pytest.mark.integration
+def test_scroll_pages_through_every_point_once_while_writes_go_on(server):
+    with Client(server.address, api_key=API_KEY) as c:
+        c.create_collection("walk", 4, shards=3, min_index_size=256)
+        x = np.random.default_rng(4).standard_normal((3000, 4)).astype(np.float32)
+        c.upsert("walk", [f"p{i:05d}" for i in range(3000)], x, payloads=[{"odd": i % 2 == 1} for i in range(3000)])
+        c.build_index("walk")
+        c.upsert("walk", [f"q{i}" for i in range(200)], x[:200])  # fresh rows too
+        seen, cursor, pages, extra = [], "", 0, 0
+        while True:
+            page = c.scroll("walk", limit=256, cursor=cursor, with_vectors=pages == 0)
+            if pages == 0:
+                np.testing.assert_array_equal(page.vectors[0], x[0])
+                assert page.payloads[1] == {"odd": True}
+            seen += page.ids
+            pages += 1
+            # writes during the walk: new points, and deletes of points not in the stable set
+            c.upsert("walk", [f"new{pages}"], x[:1])
+            c.delete("walk", [f"q{pages}"])
+            if not page.next_cursor:
+                break
+            cursor = page.next_cursor
+        stable = [f"p{i:05d}" for i in range(3000)]
+        assert seen == sorted(seen) and len(seen) == len(set(seen))  # id order, no repeats
+        assert set(stable) <= set(seen)  # every point stored throughout, exactly once
+        odd = []
+        cursor = ""
+        while True:
+            page = c.scroll("walk", filter={"odd": True}, limit=1000, cursor=cursor)
+            odd += page.ids
+            cursor = page.next_cursor
+            if not cursor:
+                break
+        assert odd == [f"p{i:05d}" for i in range(1, 3000, 2)]
+        with pytest.raises(InvalidArgument, match=r"limit: must be in \[1, 10000\], got 0"):
+            c.scroll("walk", limit=0)

@@ -150,3 +150,73 @@ def test_search_returns_each_hits_payload_when_asked(server):
             assert all(res.payloads[q, j] == (docs[int(res.ids[q, j])] or {}) for q in range(4) for j in range(3))
         assert res.cached
         assert c.search("found", vecs[:4], 3).payloads is None  # the cache keeps the two apart
+
+
+@pytest.mark.integration
+def test_set_payload_changes_payloads_and_keeps_vectors(server):
+    with Client(server.address, api_key=API_KEY) as c:
+        c.create_collection("patch", 4, metric="cosine", shards=2)
+        x = np.random.default_rng(5).standard_normal((6, 4)).astype(np.float32)
+        c.upsert("patch", ["a", "b", "c", "d", "e", "f"], x, payloads=[{"n": i, "keep": True} for i in range(6)])
+        before = c.get("patch", ["a", "b", "c"]).vectors
+        assert c.set_payload("patch", ["a", "b", "zz"], {"n": 10, "tag": "x"}) == 2  # zz is not stored
+        assert c.set_payload("patch", ["b"], delete_keys=["keep"]) == 1
+        assert c.set_payload("patch", ["c"], {"only": 1}, replace=True) == 1
+        got = c.get("patch", ["a", "b", "c", "d"])
+        assert got.payloads == [{"n": 10, "tag": "x", "keep": True}, {"n": 10, "tag": "x"}, {"only": 1},
+                                {"n": 3, "keep": True}]
+        np.testing.assert_array_equal(got.vectors[:3], before)  # bit for bit: not normalised again
+        assert c.count("patch", {"tag": "x"}) == 2
+        with pytest.raises(InvalidArgument, match=r"payload: must set some fields"):
+            c.set_payload("patch", ["a"])
+        with pytest.raises(InvalidArgument, match=r"payload\.n: must be a string, number"):
+            c.set_payload("patch", ["a"], {"n": {"deep": 1}})
+        big = {"s": "y" * 40_000}
+        c.set_payload("patch", ["d"], big)
+        with pytest.raises(InvalidArgument, match=r"payload of 'd': would be \d+ bytes .* none of the points on its"):
+            c.set_payload("patch", ["d"], {"t": "z" * 40_000})
+        assert c.get("patch", ["d"]).payloads == [{"n": 3, "keep": True, **big}]
+
+
+@pytest.mark.integration
+def test_upload_sends_requests_in_parallel_and_every_point_lands(tmp_path):
+    server = start_server(tmp_path / "data")
+    try:
+        with Client(server.address, api_key=API_KEY) as c:
+            c.create_collection("up", 16, shards=2)
+            x = np.random.default_rng(9).standard_normal((20_000, 16)).astype(np.float32)
+            docs = [{"i": i} for i in range(20_000)]
+            assert c.upload("up", np.arange(20_000), x, payloads=docs, parallel=4, batch_size=1000) == 20_000
+            assert c.count("up") == 20_000 and c.count("up", {"i": {"$gte": 19_990}}) == 10
+            got = c.get("up", ["0", "19999"])
+            np.testing.assert_array_equal(got.vectors, x[[0, 19999]])
+            assert got.payloads == [{"i": 0}, {"i": 19999}]
+            with pytest.raises(InvalidArgument, match=r"payloads\[1\]\.i: integers must be in the int64 range"):
+                c.upload("up", ["a", "b"], x[:2], payloads=[{}, {"i": 2**64}])
+            assert c.count("up") == 20_000  # checked before the first request: nothing was sent
+    finally:
+        server.stop()
+
+
+@pytest.mark.integration
+def test_async_upload_and_scroll(tmp_path):
+    import asyncio
+
+    from simsearch import AsyncClient
+
+    server = start_server(tmp_path / "data")
+
+    async def run() -> tuple[int, int, list[str]]:
+        async with AsyncClient(server.address, api_key=API_KEY) as c:
+            await c.create_collection("aup", 8)
+            x = np.random.default_rng(1).standard_normal((5000, 8)).astype(np.float32)
+            n = await c.upload("aup", np.arange(5000), x, payloads=[{"b": i % 4} for i in range(5000)],
+                               parallel=3, batch_size=700)
+            page = await c.scroll("aup", filter={"b": 3}, limit=5)
+            return n, await c.count("aup", {"b": 3}), page.ids
+
+    try:
+        n, threes, first = asyncio.run(run())
+    finally:
+        server.stop()
+    assert (n, threes) == (5000, 1250) and first == sorted(first) and len(first) == 5

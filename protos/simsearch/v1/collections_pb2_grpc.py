@@ -61,6 +61,26 @@ class CollectionsStub:
                 request_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.BuildIndexRequest.SerializeToString,
                 response_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CollectionInfo.FromString,
                 _registered_method=True)
+        self.CreateAlias = channel.unary_unary(
+                '/simsearch.v1.Collections/CreateAlias',
+                request_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CreateAliasRequest.SerializeToString,
+                response_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.Alias.FromString,
+                _registered_method=True)
+        self.SwitchAlias = channel.unary_unary(
+                '/simsearch.v1.Collections/SwitchAlias',
+                request_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.SwitchAliasRequest.SerializeToString,
+                response_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.SwitchAliasResponse.FromString,
+                _registered_method=True)
+        self.DeleteAlias = channel.unary_unary(
+                '/simsearch.v1.Collections/DeleteAlias',
+                request_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.DeleteAliasRequest.SerializeToString,
+                response_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.DeleteAliasResponse.FromString,
+                _registered_method=True)
+        self.ListAliases = channel.unary_unary(
+                '/simsearch.v1.Collections/ListAliases',
+                request_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ListAliasesRequest.SerializeToString,
+                response_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ListAliasesResponse.FromString,
+                _registered_method=True)
 
 
 class CollectionsServicer:
@@ -99,6 +119,36 @@ class CollectionsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateAlias(self, request, context):
+        """Aliases: a second name for a collection of the same tenant, accepted by every RPC that takes a
+        collection name (resolved once when a request starts). An alias and a collection never share a
+        name; a collection cannot be dropped while an alias names it (FAILED_PRECONDITION names them),
+        and DropCollection refuses an alias (drop by the collection's own name).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SwitchAlias(self, request, context):
+        """Atomic: every request that starts after it returns uses the new target; requests already
+        running finish on the old one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAlias(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAliases(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CollectionsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +176,26 @@ def add_CollectionsServicer_to_server(servicer, server):
                     servicer.BuildIndex,
                     request_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.BuildIndexRequest.FromString,
                     response_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CollectionInfo.SerializeToString,
+            ),
+            'CreateAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAlias,
+                    request_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CreateAliasRequest.FromString,
+                    response_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.Alias.SerializeToString,
+            ),
+            'SwitchAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.SwitchAlias,
+                    request_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.SwitchAliasRequest.FromString,
+                    response_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.SwitchAliasResponse.SerializeToString,
+            ),
+            'DeleteAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAlias,
+                    request_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.DeleteAliasRequest.FromString,
+                    response_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.DeleteAliasResponse.SerializeToString,
+            ),
+            'ListAliases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAliases,
+                    request_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ListAliasesRequest.FromString,
+                    response_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ListAliasesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -265,6 +335,114 @@ class Collections:
             '/simsearch.v1.Collections/BuildIndex',
             simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.BuildIndexRequest.SerializeToString,
             simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CollectionInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/simsearch.v1.Collections/CreateAlias',
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CreateAliasRequest.SerializeToString,
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.Alias.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SwitchAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/simsearch.v1.Collections/SwitchAlias',
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.SwitchAliasRequest.SerializeToString,
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.SwitchAliasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/simsearch.v1.Collections/DeleteAlias',
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.DeleteAliasRequest.SerializeToString,
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.DeleteAliasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAliases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/simsearch.v1.Collections/ListAliases',
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ListAliasesRequest.SerializeToString,
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ListAliasesResponse.FromString,
             options,
             channel_credentials,
             insecure,

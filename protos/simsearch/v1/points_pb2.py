@@ -27,7 +27,7 @@ from simsearch.protos.simsearch.v1 import common_pb2 as simsearch_dot_protos_dot
 from simsearch.protos.simsearch.v1 import filter_pb2 as simsearch_dot_protos_dot_simsearch_dot_v1_dot_filter__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*simsearch/protos/simsearch/v1/points.proto\x12\x0csimsearch.v1\x1a\x17google/rpc/status.proto\x1a*simsearch/protos/simsearch/v1/common.proto\x1a*simsearch/protos/simsearch/v1/filter.proto\"\xa3\x01\n\rUpsertRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12%\n\x07vectors\x18\x03 \x01(\x0b\x32\x14.simsearch.v1.Matrix\x12\'\n\x06inputs\x18\x04 \x01(\x0b\x32\x17.simsearch.v1.RawInputs\x12\x0f\n\x07\x65ncoder\x18\x05 \x01(\t\x12\x10\n\x08payloads\x18\x06 \x03(\t\"6\n\x0eUpsertResponse\x12\x10\n\x08upserted\x18\x01 \x01(\x05\x12\x12\n\ngeneration\x18\x02 \x01(\x03\"V\n\rDeleteRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12$\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x14.simsearch.v1.Filter\"5\n\x0e\x44\x65leteResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\x12\x12\n\ngeneration\x18\x02 \x01(\x03\"H\n\x0c\x43ountRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12$\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x14.simsearch.v1.Filter\"\x1e\n\rCountResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\"-\n\nGetRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\"d\n\x0bGetResponse\x12\x0b\n\x03ids\x18\x01 \x03(\t\x12%\n\x07vectors\x18\x02 \x01(\x0b\x32\x14.simsearch.v1.Matrix\x12\x0f\n\x07missing\x18\x03 \x03(\t\x12\x10\n\x08payloads\x18\x04 \x03(\t\"\x9e\x01\n\x0cSearchParams\x12\x18\n\x10leaves_to_search\x18\x01 \x01(\x05\x12\x12\n\noversample\x18\x02 \x01(\x05\x12\r\n\x05\x65xact\x18\x03 \x01(\x08\x12\x12\n\ntimeout_ms\x18\x04 \x01(\x05\x12\x15\n\rallow_partial\x18\x05 \x01(\x08\x12\x10\n\x08no_cache\x18\x06 \x01(\x08\x12\x14\n\x0cwith_payload\x18\x07 \x01(\x08\"\xe1\x01\n\rSearchRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12%\n\x07queries\x18\x02 \x01(\x0b\x32\x14.simsearch.v1.Matrix\x12\t\n\x01k\x18\x03 \x01(\x05\x12*\n\x06params\x18\x04 \x01(\x0b\x32\x1a.simsearch.v1.SearchParams\x12\'\n\x06inputs\x18\x05 \x01(\x0b\x32\x17.simsearch.v1.RawInputs\x12\x0f\n\x07\x65ncoder\x18\x06 \x01(\t\x12$\n\x06\x66ilter\x18\x07 \x01(\x0b\x32\x14.simsearch.v1.Filter\"(\n\x0bStageTiming\x12\r\n\x05stage\x18\x01 \x01(\t\x12\n\n\x02ms\x18\x02 \x01(\x01\"g\n\x14SearchStreamResponse\x12,\n\x06result\x18\x01 \x01(\x0b\x32\x1c.simsearch.v1.SearchResponse\x12!\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.google.rpc.Status\"\xdd\x01\n\x0eSearchResponse\x12\x0e\n\x06\x63ounts\x18\x01 \x03(\x05\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12\x0e\n\x06scores\x18\x03 \x03(\x02\x12*\n\x07timings\x18\x04 \x03(\x0b\x32\x19.simsearch.v1.StageTiming\x12\x16\n\x0emissing_shards\x18\x05 \x03(\x05\x12\x0f\n\x07partial\x18\x06 \x01(\x08\x12\x0e\n\x06\x63\x61\x63hed\x18\x07 \x01(\x08\x12\x12\n\ngeneration\x18\x08 \x01(\x03\x12\x10\n\x08payloads\x18\t \x03(\t\x12\x13\n\x0bshard_paths\x18\n \x03(\t2\xaa\x03\n\x06Points\x12\x43\n\x06Upsert\x12\x1b.simsearch.v1.UpsertRequest\x1a\x1c.simsearch.v1.UpsertResponse\x12\x43\n\x06\x44\x65lete\x12\x1b.simsearch.v1.DeleteRequest\x1a\x1c.simsearch.v1.DeleteResponse\x12:\n\x03Get\x12\x18.simsearch.v1.GetRequest\x1a\x19.simsearch.v1.GetResponse\x12@\n\x05\x43ount\x12\x1a.simsearch.v1.CountRequest\x1a\x1b.simsearch.v1.CountResponse\x12\x43\n\x06Search\x12\x1b.simsearch.v1.SearchRequest\x1a\x1c.simsearch.v1.SearchResponse\x12S\n\x0cSearchStream\x12\x1b.simsearch.v1.SearchRequest\x1a\".simsearch.v1.SearchStreamResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*simsearch/protos/simsearch/v1/points.proto\x12\x0csimsearch.v1\x1a\x17google/rpc/status.proto\x1a*simsearch/protos/simsearch/v1/common.proto\x1a*simsearch/protos/simsearch/v1/filter.proto\"\xa3\x01\n\rUpsertRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12%\n\x07vectors\x18\x03 \x01(\x0b\x32\x14.simsearch.v1.Matrix\x12\'\n\x06inputs\x18\x04 \x01(\x0b\x32\x17.simsearch.v1.RawInputs\x12\x0f\n\x07\x65ncoder\x18\x05 \x01(\t\x12\x10\n\x08payloads\x18\x06 \x03(\t\"6\n\x0eUpsertResponse\x12\x10\n\x08upserted\x18\x01 \x01(\x05\x12\x12\n\ngeneration\x18\x02 \x01(\x03\"V\n\rDeleteRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12$\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x14.simsearch.v1.Filter\"5\n\x0e\x44\x65leteResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\x12\x12\n\ngeneration\x18\x02 \x01(\x03\"k\n\x11SetPayloadRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12\x0f\n\x07payload\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65lete_keys\x18\x04 \x03(\t\x12\x0f\n\x07replace\x18\x05 \x01(\x08\"9\n\x12SetPayloadResponse\x12\x0f\n\x07updated\x18\x01 \x01(\x05\x12\x12\n\ngeneration\x18\x02 \x01(\x03\"\x94\x01\n\rScrollRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12$\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x14.simsearch.v1.Filter\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\x12\x14\n\x0cwith_vectors\x18\x05 \x01(\x08\x12\x14\n\x0cwith_payload\x18\x06 \x01(\x08\"k\n\x0eScrollResponse\x12\x0b\n\x03ids\x18\x01 \x03(\t\x12%\n\x07vectors\x18\x02 \x01(\x0b\x32\x14.simsearch.v1.Matrix\x12\x10\n\x08payloads\x18\x03 \x03(\t\x12\x13\n\x0bnext_cursor\x18\x04 \x01(\t\"H\n\x0c\x43ountRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12$\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x14.simsearch.v1.Filter\"\x1e\n\rCountResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\"-\n\nGetRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\"d\n\x0bGetResponse\x12\x0b\n\x03ids\x18\x01 \x03(\t\x12%\n\x07vectors\x18\x02 \x01(\x0b\x32\x14.simsearch.v1.Matrix\x12\x0f\n\x07missing\x18\x03 \x03(\t\x12\x10\n\x08payloads\x18\x04 \x03(\t\"\x9e\x01\n\x0cSearchParams\x12\x18\n\x10leaves_to_search\x18\x01 \x01(\x05\x12\x12\n\noversample\x18\x02 \x01(\x05\x12\r\n\x05\x65xact\x18\x03 \x01(\x08\x12\x12\n\ntimeout_ms\x18\x04 \x01(\x05\x12\x15\n\rallow_partial\x18\x05 \x01(\x08\x12\x10\n\x08no_cache\x18\x06 \x01(\x08\x12\x14\n\x0cwith_payload\x18\x07 \x01(\x08\"\xe1\x01\n\rSearchRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12%\n\x07queries\x18\x02 \x01(\x0b\x32\x14.simsearch.v1.Matrix\x12\t\n\x01k\x18\x03 \x01(\x05\x12*\n\x06params\x18\x04 \x01(\x0b\x32\x1a.simsearch.v1.SearchParams\x12\'\n\x06inputs\x18\x05 \x01(\x0b\x32\x17.simsearch.v1.RawInputs\x12\x0f\n\x07\x65ncoder\x18\x06 \x01(\t\x12$\n\x06\x66ilter\x18\x07 \x01(\x0b\x32\x14.simsearch.v1.Filter\"(\n\x0bStageTiming\x12\r\n\x05stage\x18\x01 \x01(\t\x12\n\n\x02ms\x18\x02 \x01(\x01\"g\n\x14SearchStreamResponse\x12,\n\x06result\x18\x01 \x01(\x0b\x32\x1c.simsearch.v1.SearchResponse\x12!\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.google.rpc.Status\"\xdd\x01\n\x0eSearchResponse\x12\x0e\n\x06\x63ounts\x18\x01 \x03(\x05\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12\x0e\n\x06scores\x18\x03 \x03(\x02\x12*\n\x07timings\x18\x04 \x03(\x0b\x32\x19.simsearch.v1.StageTiming\x12\x16\n\x0emissing_shards\x18\x05 \x03(\x05\x12\x0f\n\x07partial\x18\x06 \x01(\x08\x12\x0e\n\x06\x63\x61\x63hed\x18\x07 \x01(\x08\x12\x12\n\ngeneration\x18\x08 \x01(\x03\x12\x10\n\x08payloads\x18\t \x03(\t\x12\x13\n\x0bshard_paths\x18\n \x03(\t2\xc0\x04\n\x06Points\x12\x43\n\x06Upsert\x12\x1b.simsearch.v1.UpsertRequest\x1a\x1c.simsearch.v1.UpsertResponse\x12\x43\n\x06\x44\x65lete\x12\x1b.simsearch.v1.DeleteRequest\x1a\x1c.simsearch.v1.DeleteResponse\x12:\n\x03Get\x12\x18.simsearch.v1.GetRequest\x1a\x19.simsearch.v1.GetResponse\x12O\n\nSetPayload\x12\x1f.simsearch.v1.SetPayloadRequest\x1a .simsearch.v1.SetPayloadResponse\x12\x43\n\x06Scroll\x12\x1b.simsearch.v1.ScrollRequest\x1a\x1c.simsearch.v1.ScrollResponse\x12@\n\x05\x43ount\x12\x1a.simsearch.v1.CountRequest\x1a\x1b.simsearch.v1.CountResponse\x12\x43\n\x06Search\x12\x1b.simsearch.v1.SearchRequest\x1a\x1c.simsearch.v1.SearchResponse\x12S\n\x0cSearchStream\x12\x1b.simsearch.v1.SearchRequest\x1a\".simsearch.v1.SearchStreamResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,24 +42,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DELETEREQUEST']._serialized_end=481
   _globals['_DELETERESPONSE']._serialized_start=483
   _globals['_DELETERESPONSE']._serialized_end=536
-  _globals['_COUNTREQUEST']._serialized_start=538
-  _globals['_COUNTREQUEST']._serialized_end=610
-  _globals['_COUNTRESPONSE']._serialized_start=612
-  _globals['_COUNTRESPONSE']._serialized_end=642
-  _globals['_GETREQUEST']._serialized_start=644
-  _globals['_GETREQUEST']._serialized_end=689
-  _globals['_GETRESPONSE']._serialized_start=691
-  _globals['_GETRESPONSE']._serialized_end=791
-  _globals['_SEARCHPARAMS']._serialized_start=794
-  _globals['_SEARCHPARAMS']._serialized_end=952
-  _globals['_SEARCHREQUEST']._serialized_start=955
-  _globals['_SEARCHREQUEST']._serialized_end=1180
-  _globals['_STAGETIMING']._serialized_start=1182
-  _globals['_STAGETIMING']._serialized_end=1222
-  _globals['_SEARCHSTREAMRESPONSE']._serialized_start=1224
-  _globals['_SEARCHSTREAMRESPONSE']._serialized_end=1327
-  _globals['_SEARCHRESPONSE']._serialized_start=1330
-  _globals['_SEARCHRESPONSE']._serialized_end=1551
-  _globals['_POINTS']._serialized_start=1554
-  _globals['_POINTS']._serialized_end=1980
+  _globals['_SETPAYLOADREQUEST']._serialized_start=538
+  _globals['_SETPAYLOADREQUEST']._serialized_end=645
+  _globals['_SETPAYLOADRESPONSE']._serialized_start=647
+  _globals['_SETPAYLOADRESPONSE']._serialized_end=704
+  _globals['_SCROLLREQUEST']._serialized_start=707
+  _globals['_SCROLLREQUEST']._serialized_end=855
+  _globals['_SCROLLRESPONSE']._serialized_start=857
+  _globals['_SCROLLRESPONSE']._serialized_end=964
+  _globals['_COUNTREQUEST']._serialized_start=966
+  _globals['_COUNTREQUEST']._serialized_end=1038
+  _globals['_COUNTRESPONSE']._serialized_start=1040
+  _globals['_COUNTRESPONSE']._serialized_end=1070
+  _globals['_GETREQUEST']._serialized_start=1072
+  _globals['_GETREQUEST']._serialized_end=1117
+  _globals['_GETRESPONSE']._serialized_start=1119
+  _globals['_GETRESPONSE']._serialized_end=1219
+  _globals['_SEARCHPARAMS']._serialized_start=1222
+  _globals['_SEARCHPARAMS']._serialized_end=1380
+  _globals['_SEARCHREQUEST']._serialized_start=1383
+  _globals['_SEARCHREQUEST']._serialized_end=1608
+  _globals['_STAGETIMING']._serialized_start=1610
+  _globals['_STAGETIMING']._serialized_end=1650
+  _globals['_SEARCHSTREAMRESPONSE']._serialized_start=1652
+  _globals['_SEARCHSTREAMRESPONSE']._serialized_end=1755
+  _globals['_SEARCHRESPONSE']._serialized_start=1758
+  _globals['_SEARCHRESPONSE']._serialized_end=1979
+  _globals['_POINTS']._serialized_start=1982
+  _globals['_POINTS']._serialized_end=2558
 # @@protoc_insertion_point(module_scope)

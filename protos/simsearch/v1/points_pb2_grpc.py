@@ -49,6 +49,16 @@ class PointsStub:
                 request_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.GetRequest.SerializeToString,
                 response_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.GetResponse.FromString,
                 _registered_method=True)
+        self.SetPayload = channel.unary_unary(
+                '/simsearch.v1.Points/SetPayload',
+                request_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.SetPayloadRequest.SerializeToString,
+                response_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.SetPayloadResponse.FromString,
+                _registered_method=True)
+        self.Scroll = channel.unary_unary(
+                '/simsearch.v1.Points/Scroll',
+                request_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.ScrollRequest.SerializeToString,
+                response_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.ScrollResponse.FromString,
+                _registered_method=True)
         self.Count = channel.unary_unary(
                 '/simsearch.v1.Points/Count',
                 request_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.CountRequest.SerializeToString,
@@ -84,6 +94,21 @@ class PointsServicer:
 
     def Get(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPayload(self, request, context):
+        """Change the payloads of existing points without resending their vectors (ids not stored are skipped).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Scroll(self, request, context):
+        """Page through the points (those that pass `filter`), in id order: a cursor-based walk that
+        returns every point stored throughout the walk exactly once, even while writes go on.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -132,6 +157,16 @@ def add_PointsServicer_to_server(servicer, server):
                     servicer.Get,
                     request_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.GetRequest.FromString,
                     response_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.GetResponse.SerializeToString,
+            ),
+            'SetPayload': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPayload,
+                    request_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.SetPayloadRequest.FromString,
+                    response_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.SetPayloadResponse.SerializeToString,
+            ),
+            'Scroll': grpc.unary_unary_rpc_method_handler(
+                    servicer.Scroll,
+                    request_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.ScrollRequest.FromString,
+                    response_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.ScrollResponse.SerializeToString,
             ),
             'Count': grpc.unary_unary_rpc_method_handler(
                     servicer.Count,
@@ -230,6 +265,60 @@ class Points:
             '/simsearch.v1.Points/Get',
             simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.GetRequest.SerializeToString,
             simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.GetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPayload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/simsearch.v1.Points/SetPayload',
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.SetPayloadRequest.SerializeToString,
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.SetPayloadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Scroll(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/simsearch.v1.Points/Scroll',
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.ScrollRequest.SerializeToString,
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.ScrollResponse.FromString,
             options,
             channel_credentials,
             insecure,
