@@ -16,6 +16,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,8 +152,15 @@ class Shard:
         return len(ids)
 
     def delete(self, ids: list[str]) -> int:
+        return self._delete(lambda: ids)
+
+    def _delete(self, choose: Callable[[], list[str]]) -> int:
+        """Delete the ids `choose()` names, chosen under the write lock; logged, then applied."""
         with self._lock:
             self._check_open()
+            ids = choose()
+            if not ids:
+                return 0
             seq = self._log(wal.DELETE, ids)
             removed = self._rows.kill(ids)
             self._last_write = time.monotonic()
@@ -187,18 +195,11 @@ class Shard:
         """Delete every live point that passes `f`. The filter is evaluated under the write lock, so no
         write slips between choosing the points and deleting them; the log records the ids chosen (a
         plain delete), so replay never re-evaluates the filter."""
-        with self._lock:
-            self._check_open()
+        def passing() -> list[str]:
             view = self._rows.view()
-            ids = view.id_list(self._filters.rows_for(view, f))
-            if not ids:
-                return 0
-            seq = self._log(wal.DELETE, ids)
-            removed = self._rows.kill(ids)
-            self._last_write = time.monotonic()
-        self._durable(seq)
-        self._maybe_rebuild()
-        return removed
+            return view.id_list(self._filters.rows_for(view, f))
+
+        return self._delete(passing)
 
     def scroll(self, limit: int, cursor: str = "", f: Filter | None = None, *, with_vectors: bool = False,
                with_payload: bool = False) -> tuple[list[str], np.ndarray | None, list[str] | None]:
