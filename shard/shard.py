@@ -336,15 +336,21 @@ class Shard:
             return self._result(view, rows, dist, with_payload, "filter-exact")
         count = int(min(index.size, max(k * oversample, math.ceil(k * oversample / p))))
         step = _chunk(max(2 * count * self.dim, 3 * (view.n - view.s)) * 4)
-        parts = []
+        parts, found = [], []
         for i in range(0, n, step):
             if deadline is not None and time.monotonic() >= deadline:
                 raise DeadlineExceeded(f"shard search passed its deadline after {i} of {n} queries")
+            # one widening round at most (4x the candidates): past that the scan of the passing rows is cheaper
             parts.append(self._search_chunk(view, index, queries[i:i + step], k, leaves, oversample, live=mask,
-                                            count=count))
+                                            count=count, cap=min(index.size, 4 * count), found_out=found))
         rows = np.concatenate([p_[0] for p_ in parts]) if len(parts) > 1 else parts[0][0]
         dist = np.concatenate([p_[1] for p_ in parts]) if len(parts) > 1 else parts[0][1]
-        short = np.flatnonzero(np.isfinite(dist).sum(axis=1) < min(k, len(passing)))
+        # A query whose candidates pass far less often than the filter does overall (under a quarter of the
+        # count x p expected) sits where the passing points are not: a filter that is anti-correlated with
+        # it (a label other than the query's own). Its nearest passing points lie outside the leaves
+        # searched, so it is answered by the scan too, like a query left short.
+        local = np.concatenate(found) if found else np.zeros(n, np.int64)
+        short = np.flatnonzero((np.isfinite(dist).sum(axis=1) < min(k, len(passing))) | (local < count * p / 4))
         path = "filter-index"
         if len(short):  # ScaNN's leaves held too few passing points for these: scan exactly the rows that pass
             rows[short], dist[short] = self._scan_rows(view, queries[short], passing, k, deadline)
@@ -388,7 +394,7 @@ class Shard:
 
     def _search_chunk(self, view: View, index: CoarseIndex | None, q: np.ndarray, k: int,
                       leaves: int, oversample: int, *, live: np.ndarray | None = None,
-                      count: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                      count: int = 0, cap: int = 0, found_out: list | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Candidates from each part (ScaNN over the sealed rows, or an exact scan of them without an
         index; an exact scan of the fresh rows), then the best k of their exact distances. live: which
         rows may be returned (default: the live ones; a filter narrows it); count: ScaNN candidates."""
@@ -396,7 +402,7 @@ class Shard:
         cand_rows, cand_dist = [], []
         s = view.s
         if index is not None:  # the index covers exactly the sealed rows
-            rows, dist = self._coarse(view, index, q, k, count or k * oversample, leaves, live)
+            rows, dist = self._coarse(view, index, q, k, count or k * oversample, leaves, live, cap, found_out)
             cand_rows.append(rows)
             cand_dist.append(dist)
         elif s:
@@ -420,7 +426,8 @@ class Shard:
         return rows, best
 
     def _coarse(self, view: View, index: CoarseIndex, q: np.ndarray, k: int, count: int,
-                leaves: int, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                leaves: int, live: np.ndarray, cap: int = 0,
+                found_out: list | None = None) -> tuple[np.ndarray, np.ndarray]:
         """ScaNN candidates re-ranked exactly; tombstoned and padded candidates get +inf.
 
         When deletes leave a query with fewer than k live candidates while the index holds
@@ -430,11 +437,14 @@ class Shard:
         rows, ok = index.search(q, count, leaves)  # (c, kk)
         dist = np.where(ok & live[rows], self._rerank(q, view.sealed.vectors, rows), np.inf).astype(np.float32)
         found = np.isfinite(dist).sum(axis=1)
+        if found_out is not None:
+            found_out.append(found)  # live candidates per query, before any widening
         short = np.flatnonzero(found < k)
         if len(short):  # only then count the live indexed rows (O(N)): fewer than k may exist at all
             short = short[found[short] < min(k, int(live[: index.size].sum()))]
-        if len(short) and count < index.size:
-            more_rows, more_dist = self._coarse(view, index, q[short], k, min(count * 4, index.size), leaves, live)
+        cap = cap or index.size
+        if len(short) and count < cap:
+            more_rows, more_dist = self._coarse(view, index, q[short], k, min(count * 4, cap), leaves, live, cap)
             width = max(rows.shape[1], more_rows.shape[1])
             rows = np.pad(rows, ((0, 0), (0, width - rows.shape[1])))
             dist = np.pad(dist, ((0, 0), (0, width - dist.shape[1])), constant_values=np.inf)
