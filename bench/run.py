@@ -6,10 +6,16 @@ markdown table (bench-results/ by default). `simsearch bench --scale` runs the s
     simsearch bench --scale --sizes 100k,300k,1m --shards 1,2,4
     simsearch bench --dataset tiny                             # seconds; what CI runs
     simsearch bench --dataset synthetic-50d --systems raw-scann,simsearch   # memory per point at 50-d
+    simsearch bench --filtered                                 # filtered search at 50/10/1/0.1 % (issue 16)
+    simsearch bench --filtered --dataset tiny --systems simsearch,raw-scann --queries 100   # seconds
 
 With simsearch among the systems, a run also reports ingest with --durability fsync against
 none (--ingest-rounds each, alternating) and the server's memory per stored point against raw
 ScaNN's, measured in a clean process (--no-memory skips it).
+
+--filtered runs simsearch, raw ScaNN + post-filtering, Chroma's `where` and Milvus Lite's `filter`
+over the same payloads (the label plus seeded category, price and tags) and filters chosen at
+selectivities 50 %, 10 %, 1 %, 0.1 % and a two-condition one; see bench/filtered.py.
 """
 
 from __future__ import annotations
@@ -168,9 +174,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="simsearch bench", description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--dataset", choices=sorted(DATASETS), default="fashion-mnist")
-    ap.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated, from {', '.join(SYSTEMS)}")
-    ap.add_argument("--queries", type=int, default=10_000, help="queries per setting (batched)")
-    ap.add_argument("--single", type=int, default=1000, help="queries timed one per call, per setting (or 10 s)")
+    ap.add_argument("--systems", default=None,
+                    help=f"comma-separated, from {', '.join(SYSTEMS)} (default: all; with --filtered: "
+                         "simsearch,raw-scann,chroma,milvus)")
+    ap.add_argument("--queries", type=int, default=None,
+                    help="queries per setting (batched; default 10,000, with --filtered 2,000)")
+    ap.add_argument("--single", type=int, default=None,
+                    help="queries timed one per call, per setting (or 10 s; default 1,000, with --filtered 200)")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--shards", type=_counts, default=[1], help="simsearch shards (a list for --scale, e.g. 1,2,4)")
     ap.add_argument("--placement", choices=("local", "ray"), default="local")
@@ -181,27 +191,49 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True,
                     help="with simsearch: memory per point against raw ScaNN in a clean process (default on)")
     ap.add_argument("--scale", action="store_true", help="run the synthetic size x shards sweep instead")
+    ap.add_argument("--filtered", action="store_true",
+                    help="filtered search at several selectivities instead (payloads, exact filtered truth)")
+    ap.add_argument("--rounds", type=int, default=2, metavar="N",
+                    help="with --filtered: interleaved batched passes per system (the best counts)")
+    ap.add_argument("--seed", type=int, default=0, help="with --filtered: the synthetic payloads' seed")
     ap.add_argument("--sizes", type=_sizes, default=[100_000, 300_000, 1_000_000], help="with --scale (e.g. 100k,1m)")
     ap.add_argument("--out", default="bench-results")
     args = ap.parse_args(argv)
     if args.ingest_rounds < 0:
         ap.error(f"--ingest-rounds must be 0 or more, got {args.ingest_rounds}")
+    if args.rounds < 1:
+        ap.error(f"--rounds must be 1 or more, got {args.rounds}")
+    queries = args.queries if args.queries is not None else 2000 if args.filtered else 10_000
+    single = args.single if args.single is not None else 200 if args.filtered else 1000
     out = Path(args.out)
     shards = args.shards
     if args.scale:
         from simsearch.bench.scale import run_scale, write_scale
 
-        result = run_scale(args.sizes, shards, queries=args.queries,
-                           single=args.single, k=args.k, placement=args.placement)
+        result = run_scale(args.sizes, shards, queries=queries,
+                           single=single, k=args.k, placement=args.placement)
         result["machine"] = machine()
         write_scale(result, out)
         return 0
-    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    unknown = sorted(set(systems) - set(SYSTEMS))
+    if args.filtered:
+        from simsearch.bench import filtered as F
+
+        allowed: tuple[str, ...] = F.FILTERED_SYSTEMS
+    else:
+        allowed = SYSTEMS
+    systems = [s.strip() for s in (args.systems or ",".join(allowed)).split(",") if s.strip()]
+    unknown = sorted(set(systems) - set(allowed))
     if unknown:
-        ap.error(f"--systems: unknown {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
-    ds = DATASETS[args.dataset](args.queries)
-    result = compare(ds, systems, k=args.k, single=args.single, shards=shards[0], placement=args.placement,
+        ap.error(f"--systems: unknown {', '.join(unknown)}; choose from {', '.join(allowed)}")
+    ds = DATASETS[args.dataset](queries)
+    if args.filtered:
+        result = F.run_filtered(ds, F.labels_for(args.dataset, ds), systems, k=args.k, single=single,
+                                rounds=args.rounds, shards=shards[0], placement=args.placement, batch=args.batch,
+                                seed=args.seed)
+        result["command"] = "simsearch bench " + " ".join(sys.argv[1:] if argv is None else argv)
+        F.write(result, out)
+        return 0
+    result = compare(ds, systems, k=args.k, single=single, shards=shards[0], placement=args.placement,
                      batch=args.batch, clients=tuple(args.clients), ingest_rounds=args.ingest_rounds,
                      memory=args.memory)
     result["command"] = "simsearch bench " + " ".join(sys.argv[1:] if argv is None else argv)

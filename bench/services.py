@@ -59,18 +59,31 @@ class MilvusLite:
         schema = self.client.create_schema(auto_id=False)
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field("v", DataType.FLOAT_VECTOR, dim=ds.train.shape[1])
+        self.add_payload_fields(schema)
         self.client.create_collection("bench", schema=schema)
         self.metric = "L2" if ds.metric == "l2" else "COSINE"
         db = prepare(ds.train, ds.metric)
         step = self.params["batch"]
         for i in range(0, len(db), step):
-            self.client.insert("bench", [{"id": j, "v": v} for j, v in enumerate(db[i:i + step], start=i)])
+            self.client.insert("bench", [{"id": j, "v": v, **self.payload_of(j)}
+                                         for j, v in enumerate(db[i:i + step], start=i)])
         self.client.flush("bench")
         index = self.client.prepare_index_params()
         index.add_index("v", index_type="HNSW", metric_type=self.metric,
                         params={"M": HNSW["M"], "efConstruction": HNSW["ef_construction"]})
+        self.add_payload_indexes(index)
         self.client.create_index("bench", index)
         self.client.load_collection("bench")
+
+    # hooks for payloads (bench/filtered.py): none in the plain benchmark
+    def add_payload_fields(self, schema: Any) -> None:
+        pass
+
+    def payload_of(self, row: int) -> dict[str, Any]:
+        return {}
+
+    def add_payload_indexes(self, index: Any) -> None:
+        pass
 
     def knobs(self) -> list[dict[str, Any]]:
         return [{"ef": ef} for ef in EF_SEARCH]
@@ -78,8 +91,9 @@ class MilvusLite:
     def set_knob(self, knob: dict[str, Any]) -> None:
         self.ef = knob["ef"]
 
-    def _search(self, queries: np.ndarray, k: int) -> np.ndarray:
-        res = self.client.search("bench", data=list(queries), limit=k, output_fields=[],
+    def _search(self, queries: np.ndarray, k: int, expr: str = "") -> np.ndarray:
+        """expr: a Milvus boolean filter expression ("" for none)."""
+        res = self.client.search("bench", data=list(queries), limit=k, output_fields=[], filter=expr,
                                  search_params={"metric_type": self.metric, "params": {"ef": max(self.ef, k)}})
         return _ids_to_rows([[hit["id"] for hit in row] for row in res], k)
 
@@ -116,7 +130,9 @@ class ChromaServer:
         db = prepare(ds.train, ds.metric)
         step = min(5000, self.client.get_max_batch_size())
         for i in range(0, len(db), step):
-            self.collection.add(ids=[str(j) for j in range(i, min(i + step, len(db)))], embeddings=db[i:i + step])
+            stop = min(i + step, len(db))
+            self.collection.add(ids=[str(j) for j in range(i, stop)], embeddings=db[i:stop],
+                                metadatas=self.metadatas(i, stop))
         self.collection.query(query_embeddings=db[:1], n_results=1, include=[])  # searchable
 
     def _start(self) -> None:
@@ -146,6 +162,10 @@ class ChromaServer:
     def memory_bytes(self) -> int:
         return tree_rss(self.proc.pid) - self.rss_before
 
+    def metadatas(self, start: int, stop: int) -> list[dict[str, Any]] | None:
+        """Rows start..stop's metadata (a hook for bench/filtered.py): none in the plain benchmark."""
+        return None
+
     def knobs(self) -> list[dict[str, Any]]:
         return [{"ef_search": ef} for ef in EF_SEARCH]
 
@@ -157,8 +177,10 @@ class ChromaServer:
         self._start()
         self.collection = self.client.get_collection("bench", embedding_function=None)
 
-    def _search(self, queries: np.ndarray, k: int) -> np.ndarray:
-        res = self.collection.query(query_embeddings=queries, n_results=k, include=[])
+    def _search(self, queries: np.ndarray, k: int, where: dict[str, Any] | None = None) -> np.ndarray:
+        """where: a Chroma metadata filter (None for none)."""
+        extra = {} if where is None else {"where": where}
+        res = self.collection.query(query_embeddings=queries, n_results=k, include=[], **extra)
         return _ids_to_rows(res["ids"], k)
 
     def search_batch(self, queries: np.ndarray, k: int) -> np.ndarray:

@@ -91,8 +91,10 @@ class LocalShardHandle(ForwardingShardHandle):
         results = await asyncio.gather(*(self._call("search", queries[a:b], k, **params)
                                          for a, b in zip(bounds[:-1], bounds[1:])))
         payloads = None if results[0].payloads is None else np.concatenate([r.payloads for r in results])
+        paths = sorted({r.path for r in results})  # the parts may differ ("filter-index" and "+fallback")
         return SearchResult(ids=np.concatenate([r.ids for r in results]),
-                            distances=np.concatenate([r.distances for r in results]), payloads=payloads)
+                            distances=np.concatenate([r.distances for r in results]), payloads=payloads,
+                            path=paths[-1] if len(paths) == 1 else ",".join(paths))
 
     async def stats(self) -> dict:
         return self._run_inline("stats")

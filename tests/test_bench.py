@@ -100,3 +100,116 @@ def test_restart_time_script_reports_clean_and_kill_restarts(tmp_path) -> None:
     assert killed["checkpoint_rows"] == 3000 and killed["log_records"] >= 1
     for r in (clean, killed):
         assert 0 < r["listening_s"] <= r["answered_s"] and r["restore_s"] >= 0 and r["rss_bytes"] > 0
+
+
+# ---- simsearch bench --filtered ----
+
+
+def test_filtered_payloads_give_filters_near_their_target_selectivities() -> None:
+    from simsearch.bench import filtered as F
+
+    payloads = F.make_payloads(20_000, np.arange(20_000) % 10, seed=0)
+    assert payloads == F.make_payloads(20_000, np.arange(20_000) % 10, seed=0)  # seeded
+    p = payloads[0]
+    assert set(p) == {"label", "category", "price", "tags"} and 1 <= len(p["tags"]) <= 3
+    assert len(set(p["tags"])) == len(p["tags"]) and isinstance(p["price"], float)
+    filters = F.choose_filters(payloads)
+    assert [f["key"] for f in filters] == ["50%", "10%", "1%", "0.1%", "2-cond", "label", "tag"]
+    masks = F.filter_masks(filters, payloads)
+    for f, m in zip(filters, masks):
+        if f["target"] is not None:  # within a factor 1.5 of the target: a category is a whole number of points
+            assert f["target"] / 1.5 <= m.mean() <= f["target"] * 1.5, (f["key"], m.mean())
+    assert masks[5].mean() == 0.1  # label 7 of labels 0..9
+
+
+def test_filtered_truth_is_the_exact_top_k_among_passing_points() -> None:
+    from simsearch.bench import filtered as F
+
+    ds = D.synthetic_gmm(600, 8, queries=20, seed=5)
+    rng = np.random.default_rng(1)
+    for passing in (300, 7):  # more than k pass; fewer than k pass (padded with -1)
+        mask = np.zeros(600, bool)
+        mask[rng.choice(600, passing, replace=False)] = True
+        truth = F.filtered_truth(ds, mask, 10)
+        d = ((ds.test[:, None, :].astype(np.float64) - ds.train[None].astype(np.float64)) ** 2).sum(-1)
+        d[:, ~mask] = np.inf
+        want = np.argsort(d, axis=1, kind="stable")[:, :min(10, passing)]
+        assert np.array_equal(truth[:, :want.shape[1]], want)
+        assert (truth[:, want.shape[1]:] == -1).all()
+        assert F.recall(truth, truth) == 1.0 and F.violations(truth, mask, 10) == (0, 0)
+    found = truth.copy()
+    found[:, 0] = np.flatnonzero(~mask)[0]  # a hit that fails the filter, in place of a true one
+    assert F.violations(found, mask, 10) == (20, 0) and F.recall(found, truth) == pytest.approx(6 / 7)
+
+
+def test_filters_translate_to_chroma_where_and_milvus_expressions() -> None:
+    from simsearch.bench import filtered as F
+    from simsearch.contract.filters import parse
+
+    two = parse({"category": {"$in": ["a", "b"]}, "price": {"$gte": 10.5, "$lt": 20}})
+    assert F.to_chroma(two) == {"$and": [{"category": {"$in": ["a", "b"]}}, {"price": {"$gte": 10.5}},
+                                         {"price": {"$lt": 20}}]}
+    assert F.to_milvus(two) == '(category in ["a", "b"]) and (price >= 10.5) and (price < 20)'
+    assert F.to_chroma(parse({"label": 7})) == {"label": {"$eq": 7}}
+    assert F.to_milvus(parse({"label": 7})) == "label == 7"
+    assert F.to_chroma(parse({"tags": {"$contains": "t1"}})) == {"tags": {"$contains": "t1"}}
+    assert F.to_milvus(parse({"tags": {"$contains": "t1"}})) == 'array_contains(tags, "t1")'
+    assert F.to_milvus(parse({"$or": [{"a": True}, {"$not": {"b": {"$nin": [1, 2]}}}]})) == \
+        "(a == true) or (not (b not in [1, 2]))"
+
+
+def test_post_filter_keeps_the_first_k_passing_hits_in_rank_order() -> None:
+    from simsearch.bench import filtered as F
+
+    mask = np.array([True, False, True, True, False, True])
+    case = F.Case("x", {"any": 1}, mask, np.zeros((1, 2), np.int64))
+    rows = np.array([[1, 3, 4, 0, 2, -1], [4, 1, 5, -1, -1, -1]])
+    assert F.PostFilterScann()._keep(rows, case, 2).tolist() == [[3, 0], [5, -1]]
+
+
+@pytest.mark.integration  # the simsearch server as a subprocess
+def test_filtered_bench_runs_simsearch_and_post_filtered_scann(tmp_path) -> None:
+    assert main(["--filtered", "--dataset", "tiny", "--systems", "simsearch,raw-scann", "--queries", "100",
+                 "--single", "20", "--rounds", "1", "--out", str(tmp_path)]) == 0
+    name = "synthetic-gmm-32-4k"
+    result = json.loads((tmp_path / f"bench-filtered-{name}.json").read_text())
+    keys = ["50%", "10%", "1%", "0.1%", "2-cond", "label", "tag"]
+    assert [f["key"] for f in result["filters"]] == keys
+    assert [s["name"] for s in result["systems"]] == [
+        "simsearch (gRPC, SDK)", "raw ScaNN + post-filter (k x 10)", "raw ScaNN + post-filter (k x 100)"]
+    for s in result["systems"]:
+        assert [r["filter"] for r in s["rows"]] == keys
+        assert s["unfiltered"]["recall"] > 0.9 and s["unfiltered"]["batched_qps"] > 0
+        for r in s["rows"]:
+            assert r["wrong_hits"] == 0, (s["name"], r["filter"])  # every hit passes its filter
+            assert r["batched_qps"] > 0 and r["single"]["p50_ms"] > 0 and r["qps_over_unfiltered"] > 0
+    sim = result["systems"][0]
+    for r in sim["rows"]:  # the guarantee: never short when k pass, the exact neighbours found
+        assert r["short_lists"] == 0 and r["recall"] > 0.9, r["filter"]
+        assert r["shard_paths"]["single"] and r["shard_paths"]["batched"]
+    assert set(result["summary"]) == {s["name"] for s in result["systems"]}
+    table = (tmp_path / f"bench-filtered-{name}.md").read_text()
+    assert "| 0.1% |" in table and "| simsearch (gRPC, SDK) |" in table
+    assert (tmp_path / f"filtered-{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_filtered_bench_records_a_failed_batched_request_and_measures_recall_one_per_call() -> None:
+    from simsearch.bench import filtered as F
+
+    ds = D.synthetic_gmm(300, 4, queries=40, seed=2)
+    mask = np.arange(300) % 2 == 0
+    case = F.Case.of("half", {"x": 1}, mask, F.filtered_truth(ds, mask, 5))
+
+    class Flaky:  # exact answers one per call; every batched request fails, as a deadline would
+        def search_batch(self, queries, k, case):
+            raise TimeoutError("DEADLINE_EXCEEDED")
+
+        def search_one(self, query, k, case):
+            d = ((ds.train.astype(np.float64) - query) ** 2).sum(1)
+            d[~case.mask] = np.inf
+            return np.argsort(d, kind="stable")[:k]
+
+    row = F._first_pass(Flaky(), ds, case, 5, 30, 10.0)
+    assert row["batched_error"].startswith("TimeoutError: DEADLINE_EXCEEDED") and row["batched_qps_runs"] == []
+    assert row["recall"] == 1.0 and row["recall_from"].startswith("30 queries one per call")
+    assert (row["wrong_hits"], row["short_lists"]) == (0, 0) and row["single"]["n"] == 30
