@@ -384,10 +384,11 @@ class Engine:
         merged = merged[:limit]
         ids = [x for x, _, _ in merged]
         vectors = payloads = None
-        if with_vectors:
-            vectors = np.empty((len(merged), live.spec.dim), np.float32)
-            for j, (_, s, i) in enumerate(merged):
-                vectors[j] = pages[s][1][i]
+        if with_vectors:  # one gather over the shards' pages laid end to end
+            starts = np.cumsum([0] + [len(pg[0]) for pg in pages])
+            flat = np.array([starts[s] + i for _, s, i in merged], np.int64)
+            vectors = np.concatenate([pg[1] for pg in pages if len(pg[0])] or
+                                     [np.empty((0, live.spec.dim), np.float32)])[flat]
         if with_payload:
             payloads = [pages[s][2][i] for _, s, i in merged]
         check_get_payloads(ids, live.spec.dim if with_vectors else 0, payloads or [])
