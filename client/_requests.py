@@ -155,10 +155,21 @@ def upsert_plan(collection: str, ids: Sequence[str | int] | np.ndarray, vectors:
 def search_request(collection: str, queries: Any, k: int, *, texts: Sequence[str] | None = None, images: Any = None,
                    encoder: str | None = None, leaves_to_search: int = 0, oversample: int = 0, exact: bool = False,
                    timeout_ms: int = 0, allow_partial: bool = False, no_cache: bool = False,
-                   with_payload: bool = False, filter: Any = None) -> points_pb2.SearchRequest:  # noqa: A002
+                   with_payload: bool | Sequence[str] = False,
+                   filter: Any = None) -> points_pb2.SearchRequest:  # noqa: A002
+    """with_payload: True for each hit's whole payload, or a list of the fields wanted."""
+    fields: list[str] = []
+    if not isinstance(with_payload, bool):
+        if isinstance(with_payload, str):
+            raise InvalidArgument("with_payload: must be True/False or a list of field names, got a string",
+                                  field="with_payload")
+        fields = list(with_payload)
+        if not fields:
+            raise InvalidArgument("with_payload: an empty list of fields; pass True for every field",
+                                  field="with_payload")
     params = points_pb2.SearchParams(leaves_to_search=leaves_to_search, oversample=oversample, exact=exact,
                                      timeout_ms=timeout_ms, allow_partial=allow_partial, no_cache=no_cache,
-                                     with_payload=with_payload)
+                                     with_payload=bool(with_payload), payload_fields=fields)
     f = as_filter(filter)  # a Mongo-style dict (or a Filter); checked here, named by its path on error
     where = {} if f is None else {"filter": filter_to_proto(f)}
     if queries is None:
@@ -208,9 +219,11 @@ def count_request(collection: str, filter: Any = None) -> points_pb2.CountReques
     return points_pb2.CountRequest(collection=collection, **filter_field(filter))
 
 
-def create_request(name: str, dim: int, metric: str, shards: int, index: dict[str, int], encoder: str = ""):
+def create_request(name: str, dim: int, metric: str, shards: int, index: dict[str, int], encoder: str = "",
+                   payload_indexes: dict[str, str] | None = None):
     return collections_pb2.CreateCollectionRequest(
-        name=name, dim=dim, metric=metric, shards=shards, index=collections_pb2.IndexParams(**index), encoder=encoder)
+        name=name, dim=dim, metric=metric, shards=shards, index=collections_pb2.IndexParams(**index), encoder=encoder,
+        payload_indexes=[collections_pb2.PayloadIndex(field=f, type=t) for f, t in (payload_indexes or {}).items()])
 
 
 @dataclass(frozen=True)
@@ -242,6 +255,7 @@ class SearchResults:
     generation: int = 0
     payloads: np.ndarray | None = None  # with with_payload=True: (n, k) object, a dict per hit (None as padding)
     shard_paths: tuple[str, ...] = ()  # how each shard answered ("index", "filter-exact", ...); () when cached
+    unindexed_fields: tuple[str, ...] = ()  # the filter's fields without a payload index (read from payloads)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -254,7 +268,8 @@ def parse_search(resp: points_pb2.SearchResponse, k: int) -> SearchResults:
         payloads = np.full(ids.shape, None, object)
         payloads[ids != ""] = [decode_payload(t) for t in resp.payloads]
     return SearchResults(ids, scores, {t.stage: t.ms for t in resp.timings}, resp.cached, resp.partial,
-                         tuple(resp.missing_shards), resp.generation, payloads, tuple(resp.shard_paths))
+                         tuple(resp.missing_shards), resp.generation, payloads, tuple(resp.shard_paths),
+                         tuple(resp.unindexed_fields))
 
 
 @dataclass(frozen=True)
@@ -283,11 +298,15 @@ class CollectionInfo:
     index: dict[str, int]
     shard_info: list[dict[str, Any]]
     encoder: str = ""
+    # field -> {"type", "state" ("building" / "ready"), "points", "invalid_points"}
+    payload_indexes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def parse_info(m: collections_pb2.CollectionInfo) -> CollectionInfo:
     ix = m.index
     index = {f.name: getattr(ix, f.name) for f in ix.DESCRIPTOR.fields}
     shards = [{f.name: getattr(s, f.name) for f in s.DESCRIPTOR.fields} for s in m.shard_info]
+    indexes = {p.field: {"type": p.type, "state": p.state, "points": p.points, "invalid_points": p.invalid_points}
+               for p in m.payload_indexes}
     return CollectionInfo(m.name, m.dim, m.metric, m.shards, m.points, m.generation, m.index_state, index, shards,
-                          m.encoder)
+                          m.encoder, indexes)

@@ -38,9 +38,11 @@ class AsyncClient:
             raise from_rpc_error(e) from None
 
     async def create_collection(self, name: str, dim: int = 0, metric: str = "", shards: int = 1, *,
-                                encoder: str = "", **index: int) -> rq.CollectionInfo:
+                                encoder: str = "", payload_indexes: dict[str, str] | None = None,
+                                **index: int) -> rq.CollectionInfo:
         return rq.parse_info(await self._call(self._collections.CreateCollection,
-                                              rq.create_request(name, dim, metric, shards, index, encoder)))
+                                              rq.create_request(name, dim, metric, shards, index, encoder,
+                                                                payload_indexes)))
 
     async def drop_collection(self, name: str) -> None:
         await self._call(self._collections.DropCollection, collections_pb2.DropCollectionRequest(name=name))
@@ -55,6 +57,17 @@ class AsyncClient:
     async def build_index(self, name: str, wait: bool = True, timeout: float | None = 600.0) -> rq.CollectionInfo:
         return rq.parse_info(await self._call(self._collections.BuildIndex,
                                               collections_pb2.BuildIndexRequest(name=name, wait=wait), timeout))
+
+    async def create_payload_index(self, collection: str, field: str, type: str, *, wait: bool = True,  # noqa: A002
+                                   timeout: float | None = 600.0) -> rq.CollectionInfo:
+        """Index a payload field with a type (keyword, integer, float, bool, datetime): later writes of another
+        type are refused, and the shards keep its column built. wait: until every shard has read it."""
+        return rq.parse_info(await self._call(self._collections.CreatePayloadIndex, collections_pb2.CreatePayloadIndexRequest(
+            collection=collection, field=field, type=type, wait=wait), timeout))
+
+    async def drop_payload_index(self, collection: str, field: str) -> rq.CollectionInfo:
+        return rq.parse_info(await self._call(self._collections.DropPayloadIndex,
+                                        collections_pb2.DropPayloadIndexRequest(collection=collection, field=field)))
 
     async def create_alias(self, alias: str, collection: str) -> None:
         await self._call(self._collections.CreateAlias,
@@ -119,6 +132,10 @@ class AsyncClient:
                           *, delete_keys: Sequence[str] = (), replace: bool = False) -> int:
         return (await self._call(self._points.SetPayload,
                                  rq.set_payload_request(collection, ids, payload, delete_keys, replace))).updated
+
+    async def delete_payload_keys(self, collection: str, ids: Sequence[str | int] | np.ndarray, keys: Sequence[str]) -> int:
+        """Remove these fields from each stored point's payload among ids (vectors untouched)."""
+        return await self.set_payload(collection, ids, None, delete_keys=keys)
 
     async def scroll(self, collection: str, *, filter: Any = None, limit: int = 1000,  # noqa: A002
                      cursor: str = "", with_vectors: bool = False, with_payload: bool = True) -> rq.Page:

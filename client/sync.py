@@ -44,12 +44,13 @@ class Client:
     # ---- collections ----
 
     def create_collection(self, name: str, dim: int = 0, metric: str = "", shards: int = 1, *, encoder: str = "",
-                          **index: int) -> rq.CollectionInfo:
+                          payload_indexes: dict[str, str] | None = None, **index: int) -> rq.CollectionInfo:
         """metric "" = l2 (cosine when bound to an encoder); encoder = "name@version" binds the
         collection so upsert/search take texts= or images=, and dim may be 0 (the encoder's).
+        payload_indexes: {field: type} with types keyword, integer, float, bool, datetime.
         index: num_leaves, leaves_to_search, dims_per_block, rebuild_threshold, min_index_size, oversample."""
         return rq.parse_info(self._call(self._collections.CreateCollection,
-                                        rq.create_request(name, dim, metric, shards, index, encoder)))
+                                        rq.create_request(name, dim, metric, shards, index, encoder, payload_indexes)))
 
     def drop_collection(self, name: str) -> None:
         self._call(self._collections.DropCollection, collections_pb2.DropCollectionRequest(name=name))
@@ -65,6 +66,17 @@ class Client:
         """Fold every shard's fresh buffer into a new ScaNN index now."""
         return rq.parse_info(self._call(self._collections.BuildIndex,
                                         collections_pb2.BuildIndexRequest(name=name, wait=wait), timeout))
+
+    def create_payload_index(self, collection: str, field: str, type: str, *, wait: bool = True,  # noqa: A002
+                             timeout: float | None = 600.0) -> rq.CollectionInfo:
+        """Index a payload field with a type (keyword, integer, float, bool, datetime): later writes of another
+        type are refused, and the shards keep its column built. wait: until every shard has read it."""
+        return rq.parse_info(self._call(self._collections.CreatePayloadIndex, collections_pb2.CreatePayloadIndexRequest(
+            collection=collection, field=field, type=type, wait=wait), timeout))
+
+    def drop_payload_index(self, collection: str, field: str) -> rq.CollectionInfo:
+        return rq.parse_info(self._call(self._collections.DropPayloadIndex,
+                                        collections_pb2.DropPayloadIndexRequest(collection=collection, field=field)))
 
     # ---- aliases ----
 
@@ -161,6 +173,10 @@ class Client:
         then remove `delete_keys`; vectors are untouched. Returns how many points were stored."""
         return self._call(self._points.SetPayload,
                           rq.set_payload_request(collection, ids, payload, delete_keys, replace)).updated
+
+    def delete_payload_keys(self, collection: str, ids: Sequence[str | int] | np.ndarray, keys: Sequence[str]) -> int:
+        """Remove these fields from each stored point's payload among ids (vectors untouched)."""
+        return self.set_payload(collection, ids, None, delete_keys=keys)
 
     def scroll(self, collection: str, *, filter: Any = None, limit: int = 1000, cursor: str = "",  # noqa: A002
                with_vectors: bool = False, with_payload: bool = True) -> rq.Page:

@@ -31,6 +31,8 @@ class ShardHandle(Protocol):
     async def stats(self) -> dict: ...
     async def max_id_bytes(self) -> int: ...
     async def build_index(self, wait: bool) -> None: ...
+    async def set_payload_indexes(self, indexes: dict[str, str]) -> None: ...
+    async def wait_payload_indexes(self, timeout_s: float | None) -> bool: ...
     async def close(self, save: bool = True) -> None: ...
 
 
@@ -84,6 +86,12 @@ class ForwardingShardHandle:
 
     async def build_index(self, wait: bool) -> None:
         await self._call("build_index", wait)
+
+    async def set_payload_indexes(self, indexes: dict[str, str]) -> None:
+        await self._call("set_payload_indexes", indexes)
+
+    async def wait_payload_indexes(self, timeout_s: float | None) -> bool:
+        return await self._call("wait_payload_indexes", timeout_s)
 
     async def close(self, save: bool = True) -> None:
         await self._call("close", save)

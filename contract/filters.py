@@ -10,7 +10,10 @@ flat: each field holds a scalar (string, int64, finite float, bool, null) or a l
   `{"tags": "a"}` matches tags ["a", "b"]; `$contains` matches only list-valued fields. Two range
   conditions on one list field may be met by different elements ([5, 25] passes >= 10 and < 20),
   as in Mongo without $elemMatch.
-- Ranges compare numbers only; any other stored value fails them.
+- A range's bound is a number or a datetime string (RFC 3339 / ISO 8601, contract/datetimes.py).
+  A number compares stored numbers only; a datetime compares stored strings that parse as
+  datetimes, by instant ("2026-01-01T01:00:00+01:00" equals "2026-01-01T00:00:00Z"); any other
+  stored value fails the range.
 - `$ne` and `$nin` are exactly the negation of `$eq` and `$in`: they match points where the field
   is missing (Mongo; Qdrant's must_not). `$eq: None` matches a stored null only, not a missing
   field (unlike Mongo): ask `{"$exists": False}` for that. `$exists` is true for any stored value,
@@ -36,6 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
+from simsearch.contract.datetimes import parse_datetime
 from simsearch.contract.errors import excerpt, invalid
 from simsearch.contract.limits import (INT64_RANGE, MAX_FIELD_NAME_CHARS, MAX_FILTER_CONDITIONS, MAX_FILTER_DEPTH,
                                        MAX_FILTER_IN_VALUES)
@@ -298,6 +302,11 @@ def check_value(op: str, v: Any, path: str, items_path: str | None = None) -> Va
     if op in ("eq", "ne"):
         return _scalar(v, path, op, allow_none=True)
     if op in RANGE_OPS:
+        if isinstance(v, str):
+            if parse_datetime(v) is None:
+                raise invalid(path, f"${op} needs a number or an RFC 3339 datetime string (e.g. "
+                                    f"'2026-11-30T08:00:00Z'), got {_describe(v)}")
+            return v
         return _number(v, path, op)
     if op == "exists":
         if isinstance(v, bool):
@@ -611,6 +620,9 @@ def _holds(op: str, value: Any, payload: Mapping[str, Any], name: str) -> bool:
         wanted = {(value_kind(v), v) for v in value}
         return any((value_kind(e), e) in wanted for e in elements if value_kind(e) != "other")
     compare = _COMPARE[op]
+    if isinstance(value, str):  # a datetime bound: stored strings that parse as datetimes, by instant
+        bound = parse_datetime(value)
+        return any(t is not None and compare(t, bound) for t in map(parse_datetime, elements))
     return any(value_kind(e) == "number" and compare(e, value) for e in elements)
 
 

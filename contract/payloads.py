@@ -143,3 +143,17 @@ def check_keys(keys: Sequence[str], field: str = "delete_keys") -> list[str]:
 def decode(text: str) -> dict:
     """A stored payload as a dict ({} for none)."""
     return json.loads(text) if text else {}
+
+
+def project(texts: Sequence[str], fields: Sequence[str]) -> list[str]:
+    """Canonical payloads cut down to `fields` (those a point has), canonical again ("" when none is left)."""
+    wanted = list(dict.fromkeys(fields))
+    out = []
+    for text in texts:
+        if not text:
+            out.append("")
+            continue
+        obj = json.loads(text)
+        kept = {f: obj[f] for f in wanted if f in obj}
+        out.append(json.dumps(kept, sort_keys=True, separators=(",", ":"), ensure_ascii=False) if kept else "")
+    return out

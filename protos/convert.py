@@ -53,6 +53,7 @@ def search_response(reply) -> points_pb2.SearchResponse:
     if h.payloads is not None:
         resp.payloads.extend(h.payloads)
     resp.shard_paths.extend(reply.shard_paths)
+    resp.unindexed_fields.extend(reply.unindexed_fields)
     for stage, seconds in reply.timings_s.items():
         resp.timings.add(stage=stage, ms=seconds * 1000)
     return resp
@@ -86,17 +87,33 @@ def spec_fields(req) -> dict:
 
 def collection_status(status) -> collections_pb2.CollectionInfo:
     """A router CollectionStatus -> CollectionInfo."""
-    return collection_info(status.spec, status.generation, status.created_at, status.shard_stats)
+    return collection_info(status.spec, status.generation, status.created_at, status.shard_stats,
+                           status.payload_indexes)
 
 
-def collection_info(spec, generation: int, created_at: float, shard_stats: list[dict | None]):
+def payload_indexes_info(declared: dict[str, str], shard_stats: list[dict | None]) -> list:
+    """Each declared index summed over the shards: "building" while any shard (answering or not) has not
+    read its column."""
+    out = []
+    for name, kind in sorted(declared.items()):
+        per = [((st or {}).get("payload_indexes") or {}).get(name) for st in shard_stats]
+        ready = all(p is not None and p["type"] == kind and p["state"] == "ready" for p in per)
+        out.append(collections_pb2.PayloadIndex(field=name, type=kind, state="ready" if ready else "building",
+                                                points=sum(p["points"] for p in per if p),
+                                                invalid_points=sum(p["invalid"] for p in per if p)))
+    return out
+
+
+def collection_info(spec, generation: int, created_at: float, shard_stats: list[dict | None],
+                    payload_indexes: dict[str, str] | None = None):
     """CollectionInfo from the spec and each shard's stats() (None for a shard that did not answer)."""
     infos = []
     for i, st in enumerate(shard_stats):
         if st is None or "unavailable" in st:
             infos.append(collections_pb2.ShardInfo(shard=i, available=False, error=(st or {}).get("unavailable", "")))
         else:
-            infos.append(collections_pb2.ShardInfo(shard=i, available=True, **st))
+            infos.append(collections_pb2.ShardInfo(shard=i, available=True,
+                                                   **{k: v for k, v in st.items() if k != "payload_indexes"}))
     states = {s.index_state for s in infos if s.available}
     if infos and not states:  # no shard answered (a collection skipped at start-up, or every actor gone)
         state = "unavailable"
@@ -112,4 +129,5 @@ def collection_info(spec, generation: int, created_at: float, shard_stats: list[
         name=spec.name, dim=spec.dim, metric=spec.metric, shards=spec.shards,
         index=index_params_to_proto(spec.index, infos), points=sum(s.points for s in infos),
         generation=generation, index_state=state, shard_info=infos, created_at=created_at, encoder=spec.encoder,
+        payload_indexes=payload_indexes_info(payload_indexes or {}, shard_stats),
     )

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from simsearch.contract.errors import (AlreadyExists, FailedPrecondition, NotFound, ResourceExhausted,
                                        SimsearchError, Unavailable, excerpt)
+from simsearch.contract.payload_index import MAX_PAYLOAD_INDEXES, check_index
 from simsearch.router.auth import hash_key, new_key
 from simsearch.shard import CollectionSpec, IndexParams
 from simsearch.shard.snapshot import fsync_path
@@ -41,7 +42,8 @@ DEFAULT_TENANT = "default"
 CATALOG_FILE = "catalog.sqlite"
 LEGACY_FILE = "catalog.json"  # the catalog before SQLite: imported once, then renamed to catalog.json.migrated
 TENANTS_DIR = "tenants"
-SCHEMA_VERSION = 2  # 2: aliases
+SCHEMA_VERSION = 3  # 2: aliases; 3: payload indexes
+_NO_INDEXES: dict[str, str] = {}
 _COLLECTION_DIR = re.compile(r"^.+-[0-9a-f]{12}$")  # <name>-<uid>: what `collection_dir` names
 
 SCHEMA = (  # one statement each: later versions add tables (roles, aliases) and columns
@@ -72,9 +74,19 @@ SCHEMA = (  # one statement each: later versions add tables (roles, aliases) and
         PRIMARY KEY (tenant, alias),
         FOREIGN KEY (tenant, collection) REFERENCES collections(tenant, name)
     )""",
+    # A declared payload index (contract/payload_index.py): removed with its collection, in the drop's transaction.
+    """CREATE TABLE payload_indexes (
+        tenant     TEXT NOT NULL,
+        collection TEXT NOT NULL,
+        field      TEXT NOT NULL,
+        type       TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (tenant, collection, field),
+        FOREIGN KEY (tenant, collection) REFERENCES collections(tenant, name)
+    )""",
 )
 # Each version's statements from the one before it, run with the version bump in one transaction.
-MIGRATIONS: dict[int, tuple[str, ...]] = {1: SCHEMA[3:]}
+MIGRATIONS: dict[int, tuple[str, ...]] = {1: SCHEMA[3:4], 2: SCHEMA[4:5]}
 
 
 class CatalogError(Exception):
@@ -238,6 +250,12 @@ class Catalog:
         self._aliases: dict[tuple[str, str], str] = {
             (tenant, alias): collection
             for tenant, alias, collection in self._db.execute("SELECT tenant, alias, collection FROM aliases")}
+        indexes: dict[tuple[str, str], dict[str, str]] = {}
+        for tenant, collection, field, kind in self._db.execute(
+                "SELECT tenant, collection, field, type FROM payload_indexes ORDER BY field"):
+            check_index(field, kind, f"payload index of {tenant}/{collection}", f"payload index of {tenant}/{collection}")
+            indexes.setdefault((tenant, collection), {})[field] = kind
+        self._indexes = indexes
 
     def close(self) -> None:
         with self._lock:
@@ -289,9 +307,9 @@ class Catalog:
     def add(self, tenant: str, spec: CollectionSpec) -> CollectionRecord:
         return self.insert(self.plan(tenant, spec))
 
-    def insert(self, rec: CollectionRecord) -> CollectionRecord:
-        """Commit `rec`. AlreadyExists for a taken name; Unavailable / ResourceExhausted when the disk
-        refuses the write (then nothing changed)."""
+    def insert(self, rec: CollectionRecord, indexes: dict[str, str] | None = None) -> CollectionRecord:
+        """Commit `rec` with its declared payload indexes. AlreadyExists for a taken name; Unavailable /
+        ResourceExhausted when the disk refuses the write (then nothing changed)."""
         with self._lock:
             if (rec.tenant, rec.spec.name) in self._collections:
                 raise AlreadyExists(f"collection {excerpt(rec.spec.name)} already exists", field="name")
@@ -300,10 +318,15 @@ class Catalog:
                 with self._transaction():
                     self._db.execute("INSERT OR IGNORE INTO tenants VALUES (?, ?)", (rec.tenant, rec.created_at))
                     self._insert_row(rec)
+                    self._db.executemany("INSERT INTO payload_indexes VALUES (?, ?, ?, ?, ?)",
+                                         [(rec.tenant, rec.spec.name, f, t, rec.created_at)
+                                          for f, t in (indexes or {}).items()])
             except sqlite3.Error as e:
                 raise write_error(e, f"create collection {excerpt(rec.spec.name)} in {self.path}") from e
             self._tenants = self._tenants | {rec.tenant}
             self._collections = {**self._collections, (rec.tenant, rec.spec.name): rec}
+            if indexes:
+                self._indexes = {**self._indexes, (rec.tenant, rec.spec.name): dict(sorted(indexes.items()))}
             return rec
 
     def _insert_row(self, rec: CollectionRecord) -> None:
@@ -330,10 +353,12 @@ class Catalog:
                                          f"delete them or switch them to another collection first", field="name")
             try:
                 with self._transaction():
+                    self._db.execute("DELETE FROM payload_indexes WHERE tenant = ? AND collection = ?", (tenant, name))
                     self._db.execute("DELETE FROM collections WHERE tenant = ? AND name = ?", (tenant, name))
             except sqlite3.Error as e:
                 raise write_error(e, f"drop collection {excerpt(name)} from {self.path}") from e
             self._collections = {k: v for k, v in self._collections.items() if k != (tenant, name)}
+            self._indexes = {k: v for k, v in self._indexes.items() if k != (tenant, name)}
         if delete_files:
             shutil.rmtree(self.collection_dir(rec), ignore_errors=True)
         return rec
@@ -433,6 +458,52 @@ class Catalog:
                 raise write_error(e, f"delete alias {excerpt(alias)} from {self.path}") from e
             self._aliases = {k: v for k, v in self._aliases.items() if k != (tenant, alias)}
             return target
+
+    # ---- payload indexes ----
+
+    def payload_indexes(self, tenant: str, collection: str) -> dict[str, str]:
+        """The collection's declared payload indexes, field -> type, by field (shared: do not change it)."""
+        return self._indexes.get((tenant, collection), _NO_INDEXES)
+
+    def add_payload_index(self, tenant: str, collection: str, field: str, kind: str) -> bool:
+        """Declare an index; False when the field already has one of this type. FailedPrecondition when it has
+        one of another type; ResourceExhausted past MAX_PAYLOAD_INDEXES; NotFound for a missing collection."""
+        with self._lock:
+            self.get(tenant, collection)
+            current = self.payload_indexes(tenant, collection)
+            if current.get(field) == kind:
+                return False
+            if field in current:
+                raise FailedPrecondition(f"field {excerpt(field)} of collection {excerpt(collection)} is already indexed "
+                                         f"as {current[field]}; drop that index first to index it as {kind}",
+                                         field="type")
+            if len(current) >= MAX_PAYLOAD_INDEXES:
+                raise ResourceExhausted(f"collection {excerpt(collection)} has {len(current)} payload indexes, the most "
+                                        f"allowed ({MAX_PAYLOAD_INDEXES}); drop one first", field="field")
+            try:
+                with self._transaction():
+                    self._db.execute("INSERT INTO payload_indexes VALUES (?, ?, ?, ?, ?)",
+                                     (tenant, collection, field, kind, time.time()))
+            except sqlite3.Error as e:
+                raise write_error(e, f"create the payload index on {excerpt(field)} in {self.path}") from e
+            self._indexes = {**self._indexes, (tenant, collection): dict(sorted({**current, field: kind}.items()))}
+            return True
+
+    def drop_payload_index(self, tenant: str, collection: str, field: str) -> None:
+        """NotFound when the field has no index (or the collection does not exist)."""
+        with self._lock:
+            self.get(tenant, collection)
+            current = self.payload_indexes(tenant, collection)
+            if field not in current:
+                raise NotFound(f"field {excerpt(field)} of collection {excerpt(collection)} has no payload index",
+                               field="field")
+            try:
+                with self._transaction():
+                    self._db.execute("DELETE FROM payload_indexes WHERE tenant = ? AND collection = ? AND field = ?",
+                                     (tenant, collection, field))
+            except sqlite3.Error as e:
+                raise write_error(e, f"drop the payload index on {excerpt(field)} in {self.path}") from e
+            self._indexes = {**self._indexes, (tenant, collection): {f: t for f, t in current.items() if f != field}}
 
     # ---- storage layout ----
 

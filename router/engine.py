@@ -8,6 +8,7 @@ protobuf: it takes numpy arrays and validated options and answers domain objects
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import shutil
 import time
@@ -21,6 +22,8 @@ import numpy as np
 from simsearch.cluster import LocalShardHandle, RayShardHandle, ShardHandle
 from simsearch.contract.errors import (AlreadyExists, DeadlineExceeded, FailedPrecondition, NotFound, SimsearchError,
                                        Unavailable, excerpt)
+from simsearch.contract.payload_index import check_document, check_documents, check_filter
+from simsearch.contract.payloads import project
 from simsearch.reranker import to_score
 from simsearch.router import metrics
 from simsearch.router.cache import HotQueryCache, make_cache
@@ -174,7 +177,8 @@ class Engine:
         for rec in self.catalog.records():
             key = (rec.tenant, rec.spec.name)
             try:
-                self._live[key] = await self._start_checked(rec)
+                self._live[key] = live = await self._start_checked(rec)
+                await self._declare_indexes(live)
             except CollectionDamaged as e:
                 if not skip_damaged:
                     raise
@@ -236,7 +240,8 @@ class Engine:
 
     # ---- collections ----
 
-    async def create_collection(self, tenant: str, spec: CollectionSpec) -> CollectionStatus:
+    async def create_collection(self, tenant: str, spec: CollectionSpec,
+                                indexes: dict[str, str] | None = None) -> CollectionStatus:
         """All or nothing: the directories and the shards first, then the catalog commit. A failure before
         the commit undoes the rest (a crash leaves an orphan directory, removed at the next start); a disk
         that refuses a write answers UNAVAILABLE or RESOURCE_EXHAUSTED. Runs to the end even when the
@@ -244,10 +249,10 @@ class Engine:
         if self.catalog.exists(tenant, spec.name) or (tenant, spec.name) in self._damaged:
             raise AlreadyExists(f"collection {excerpt(spec.name)} already exists", field="name")
         self.catalog.check_not_alias(tenant, spec.name)  # checked again under the catalog's lock at the commit
-        await _unstoppable(self._create(tenant, spec))
+        await _unstoppable(self._create(tenant, spec, indexes or {}))
         return await self.describe(tenant, spec.name)
 
-    async def _create(self, tenant: str, spec: CollectionSpec) -> None:
+    async def _create(self, tenant: str, spec: CollectionSpec, indexes: dict[str, str]) -> None:
         rec = self.catalog.plan(tenant, spec)
         try:
             await asyncio.to_thread(self._make_dirs, rec)
@@ -259,12 +264,13 @@ class Engine:
             raise
         try:
             await asyncio.gather(*(h.stats() for h in live.shards))  # a Ray shard that cannot start fails here
-            await asyncio.to_thread(self.catalog.insert, rec)
+            await asyncio.to_thread(self.catalog.insert, rec, indexes)
         except BaseException:
             _kill(live.shards)
             await asyncio.to_thread(shutil.rmtree, self.catalog.collection_dir(rec), ignore_errors=True)
             raise
         self._live[(tenant, spec.name)] = live
+        await self._declare_indexes(live)
 
     def _make_dirs(self, rec: CollectionRecord) -> None:
         """Every shard directory of a new collection, durable before the catalog names it."""
@@ -318,17 +324,58 @@ class Engine:
         damaged = self._damaged.get((tenant, name))
         if damaged is not None:  # every shard reported unavailable, with the reason
             rec = damaged.record
-            return CollectionStatus(rec.spec, 0, rec.created_at, [{"unavailable": damaged.reason}] * rec.spec.shards)
+            return CollectionStatus(rec.spec, 0, rec.created_at, [{"unavailable": damaged.reason}] * rec.spec.shards,
+                                    dict(self.catalog.payload_indexes(tenant, name)))
         live = self._get(tenant, name, "name")
         replies = await asyncio.gather(*(h.stats() for h in live.shards), return_exceptions=True)
         stats = [r if isinstance(r, dict) else {"unavailable": str(r)} for r in replies]
-        return CollectionStatus(live.spec, live.generation, live.record.created_at, stats)
+        return CollectionStatus(live.spec, live.generation, live.record.created_at, stats,
+                                dict(self.catalog.payload_indexes(tenant, name)))
 
     async def build_index(self, tenant: str, name: str, wait: bool) -> CollectionStatus:
         name = self.catalog.resolve(tenant, name)
         live = self._get(tenant, name, "name")
         await asyncio.gather(*(h.build_index(wait) for h in live.shards))
         return await self.describe(tenant, name)
+
+    # ---- payload indexes ----
+
+    def payload_indexes(self, tenant: str, name: str) -> dict[str, str]:
+        """The declared payload indexes of a collection (its own name), field -> type."""
+        return self.catalog.payload_indexes(tenant, name)
+
+    async def _declare_indexes(self, live: LiveCollection) -> None:
+        """Tell every shard the collection's declared indexes (each reads their columns in the background)."""
+        indexes = self.catalog.payload_indexes(live.record.tenant, live.spec.name)
+        if indexes:
+            await asyncio.gather(*(h.set_payload_indexes(dict(indexes)) for h in live.shards))
+
+    async def create_payload_index(self, tenant: str, name: str, field: str, kind: str, wait: bool,
+                                   timeout_s: float | None = None) -> CollectionStatus:
+        """Declare `field` indexed as `kind` (durable in the catalog first), then every shard reads its column
+        in the background; with `wait`, answer once all have (or timeout_s passed: the state still says so)."""
+        name = self.catalog.resolve(tenant, name)
+        live = self._get(tenant, name, "collection")
+        await _unstoppable(asyncio.to_thread(self.catalog.add_payload_index, tenant, name, field, kind))
+        await _unstoppable(self._redeclare(live))
+        if wait:
+            await asyncio.gather(*(h.wait_payload_indexes(timeout_s) for h in live.shards))
+        return await self.describe(tenant, name)
+
+    async def drop_payload_index(self, tenant: str, name: str, field: str) -> CollectionStatus:
+        name = self.catalog.resolve(tenant, name)
+        live = self._get(tenant, name, "collection")
+        await _unstoppable(asyncio.to_thread(self.catalog.drop_payload_index, tenant, name, field))
+        await _unstoppable(self._redeclare(live))
+        return await self.describe(tenant, name)
+
+    async def _redeclare(self, live: LiveCollection) -> None:
+        indexes = dict(self.catalog.payload_indexes(live.record.tenant, live.spec.name))
+        await asyncio.gather(*(h.set_payload_indexes(indexes) for h in live.shards))
+
+    def check_filter(self, tenant: str, name: str, f: Any) -> list[str]:
+        """Refuse a filter whose values cannot match an indexed field's type; the unindexed fields it reads."""
+        return check_filter(f, self.catalog.payload_indexes(tenant, name)) if f is not None else []
 
     # ---- points ----
 
@@ -340,6 +387,9 @@ class Engine:
         """payloads: canonical JSON per id (checked at the edge), or None when the request sends none."""
         live = self._get(tenant, name)
         await off_loop_if_large(vectors.size, check_vectors, vectors, live.spec, "vectors", rows=len(ids))
+        schema = self.catalog.payload_indexes(tenant, live.spec.name)
+        if schema and payloads is not None:
+            check_documents(payloads, ids, schema)
         if live.id_bytes is not None:
             live.id_bytes = max(live.id_bytes, longest_utf8(ids))
         ids_arr = np.asarray(ids, dtype=object)
@@ -360,6 +410,9 @@ class Engine:
                           replace: bool) -> tuple[int, int]:
         """Change the payloads of the stored points among ids (each owning shard logs the new payloads)."""
         live = self._get(tenant, name)
+        schema = self.catalog.payload_indexes(tenant, live.spec.name)
+        if schema and patch:
+            check_document(json.loads(patch), schema, "payload")
         ids_arr = np.asarray(ids, dtype=object)
         changed = await self._write(live, [h.set_payload(ids_arr[pos].tolist(), patch, delete_keys, replace)
                                            for h, pos in zip(live.shards, group_by_shard(ids, live.spec.shards))
@@ -369,6 +422,7 @@ class Engine:
     async def delete_where(self, tenant: str, name: str, f: Any) -> tuple[int, int]:
         """Delete every point that passes filter `f`, on every shard (each logs the ids it deleted)."""
         live = self._get(tenant, name)
+        self.check_filter(tenant, live.spec.name, f)
         removed = await self._write(live, [h.delete_where(f) for h in live.shards])
         return sum(removed), live.generation
 
@@ -378,6 +432,7 @@ class Engine:
         answers its first `limit` ids after the cursor; the page is the first `limit` of their union,
         and the cursor is its last id whenever more may follow."""
         live = self._get(tenant, name)
+        self.check_filter(tenant, live.spec.name, f)
         pages = await asyncio.gather(*(h.scroll(limit, cursor, f, with_vectors, with_payload) for h in live.shards))
         merged = sorted((x, s, i) for s, (ids, _, _) in enumerate(pages) for i, x in enumerate(ids))
         more = len(merged) > limit or any(len(p[0]) == limit for p in pages)
@@ -397,6 +452,7 @@ class Engine:
     async def count(self, tenant: str, name: str, f: Any = None) -> int:
         """Points that pass filter `f` (every live point when None), summed over the shards."""
         live = self._get(tenant, name)
+        self.check_filter(tenant, live.spec.name, f)
         return sum(await asyncio.gather(*(h.count(f) for h in live.shards)))
 
     @staticmethod
@@ -445,6 +501,7 @@ class Engine:
         """The merged exact top-k of every shard, or the cached one. Every stage runs under `deadline`."""
         t0 = self._clock()
         live = self._get(tenant, name)
+        unindexed = tuple(self.check_filter(tenant, live.spec.name, opts.filter))
         # Shape first, values after the cache: a cached entry's bytes passed check_rows when they
         # were computed (the key holds them and the collection's uid), so a hit skips re-checking.
         check_shape(queries, live.spec, "queries", max_rows=MAX_QUERIES)
@@ -461,7 +518,8 @@ class Engine:
                                 else lookup)
             timings["cache"] = self._clock() - t0
             if value is not None:
-                return self._finish(decode_hits(value), tenant, timings, t0, generation, cached=True)
+                return self._finish(decode_hits(value), tenant, timings, t0, generation, cached=True,
+                                    unindexed=unindexed)
 
         await off_loop_if_large(queries.size, check_rows, queries, live.spec.metric, "queries")
         t1 = self._clock()
@@ -469,14 +527,19 @@ class Engine:
         t2 = self._clock()
         timings["fanout"] = t2 - t1
         merged = merge(results, opts.k, len(queries))
+        payloads = merged.payloads
+        if payloads is not None and opts.payload_fields:
+            valid = np.isfinite(merged.distances)
+            payloads = payloads.copy()
+            payloads[valid] = project(payloads[valid].tolist(), opts.payload_fields)
         hits = Hits.from_rows(merged.ids, to_score(merged.distances, live.spec.metric), np.isfinite(merged.distances),
-                              merged.payloads)
+                              payloads)
         if hits.payloads is not None:
             check_search_payloads(len(hits.ids), sum(map(len, hits.payloads)), await self._id_bytes(live))
         timings["merge"] = self._clock() - t2
         if key is not None and hot and not missing:
             await self.cache.admit(key, encode_hits(hits))
-        return self._finish(hits, tenant, timings, t0, generation, missing=missing, paths=paths)
+        return self._finish(hits, tenant, timings, t0, generation, missing=missing, paths=paths, unindexed=unindexed)
 
     @staticmethod
     async def _id_bytes(live: LiveCollection) -> int:
@@ -530,14 +593,14 @@ class Engine:
 
     def _finish(self, hits: Hits, tenant: str, timings: dict[str, float], t0: float, generation: int,
                 *, cached: bool = False, missing: list[int] | None = None,
-                paths: list[str] | None = None) -> SearchReply:
+                paths: list[str] | None = None, unindexed: tuple[str, ...] = ()) -> SearchReply:
         """The reply; its metrics are recorded on the next turn of the event loop, once the reply is
         on its way: measured in place, the five Prometheus updates cost a cache hit ~30 µs of
         latency, about as much as the rest of its in-server work (BENCHMARKS.md)."""
         timings["total"] = self._clock() - t0
         asyncio.get_running_loop().call_soon(_record_search, tenant, timings, cached, bool(missing), len(hits.counts))
         return SearchReply(hits, generation, cached, bool(missing), tuple(missing or ()), timings,
-                           tuple(paths or ()))
+                           tuple(paths or ()), unindexed)
 
     # ---- lifecycle ----
 

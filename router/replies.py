@@ -42,6 +42,7 @@ class SearchReply:
     missing_shards: tuple[int, ...] = ()
     timings_s: dict[str, float] = field(default_factory=dict)  # stage -> seconds
     shard_paths: tuple[str, ...] = ()  # how each shard answered (shard.SearchResult.path); () when cached
+    unindexed_fields: tuple[str, ...] = ()  # fields the filter reads that have no declared payload index
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class CollectionStatus:
     generation: int
     created_at: float
     shard_stats: list[dict]
+    payload_indexes: dict[str, str] = field(default_factory=dict)  # declared: field -> type
 
 
 def encode_hits(h: Hits) -> bytes:

@@ -102,9 +102,9 @@ class CollectionsServicer(collections_pb2_grpc.CollectionsServicer):
         self.engine = engine
 
     @rpc
-    async def CreateCollection(self, request, context, tenant):
+    async def CreateCollection(self, request, context, tenant, checked):
         bound = self.engine.encoders.bind(request)
-        status = await self.engine.create_collection(tenant, spec_of(bound))
+        status = await self.engine.create_collection(tenant, spec_of(bound), checked)
         if bound.encoder:
             await self.engine.encoders.warm(bound.encoder)
         return convert.collection_status(status)
@@ -141,6 +141,17 @@ class CollectionsServicer(collections_pb2_grpc.CollectionsServicer):
     async def DeleteAlias(self, request, context, tenant):
         collection = await self.engine.delete_alias(tenant, request.alias)
         return collections_pb2.DeleteAliasResponse(deleted=True, collection=collection)
+
+    @rpc
+    async def CreatePayloadIndex(self, request, context, tenant):
+        timeout = context.time_remaining() if request.wait else None
+        return convert.collection_status(await self.engine.create_payload_index(
+            tenant, request.collection, request.field, request.type, request.wait, timeout))
+
+    @rpc
+    async def DropPayloadIndex(self, request, context, tenant):
+        return convert.collection_status(await self.engine.drop_payload_index(tenant, request.collection,
+                                                                              request.field))
 
     @rpc
     async def ListAliases(self, request, context, tenant):

@@ -17,6 +17,7 @@ dimension or stored ids) runs where the collection is known: `check_vectors`,
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -25,7 +26,8 @@ import numpy as np
 from google.protobuf.message import Message
 
 from simsearch.contract.errors import ResourceExhausted, excerpt, invalid
-from simsearch.contract.filters import canonical as canonical_filter
+from simsearch.contract.filters import canonical as canonical_filter, check_field_name
+from simsearch.contract.payload_index import MAX_PAYLOAD_INDEXES, check_index, check_indexes
 from simsearch.contract.payloads import canonical as canonical_payload, check_keys, check_payloads
 from simsearch.protos.filters import from_proto as filter_from_proto
 from simsearch.contract.limits import (ASSUMED_ID_BYTES, MAX_BATCH, MAX_DIM, MAX_ID_BYTES, MAX_ID_CHARS, MAX_K,
@@ -175,10 +177,13 @@ class SearchOptions(NamedTuple):  # a tuple: built per search, ~3x cheaper than 
     with_payload: bool = False
     filter: Any = None  # a contract.filters.Filter, or None
     filter_key: str = ""  # its canonical form: equivalent filters share cache entries, different ones never do
+    payload_fields: tuple[str, ...] = ()  # with_payload: only these fields (() = all)
 
     def cache_tag(self) -> str:
-        """The parameters that change results, for the cache key."""
-        return f"l{self.leaves_to_search}o{self.oversample}e{int(self.exact)}p{int(self.with_payload)}f{self.filter_key}"
+        """The parameters that change results, for the cache key (field names JSON-quoted: any text is unambiguous)."""
+        fields = json.dumps(self.payload_fields, ensure_ascii=False) if self.payload_fields else ""
+        return (f"l{self.leaves_to_search}o{self.oversample}e{int(self.exact)}p{int(self.with_payload)}{fields}"
+                f"f{self.filter_key}")
 
 
 def check_search(k: int, leaves_to_search: int, oversample: int, exact: bool, timeout_ms: int,
@@ -202,6 +207,10 @@ def search_options(request: points_pb2.SearchRequest) -> SearchOptions:
     if request.HasField("filter"):
         f = filter_from_proto(request.filter, "filter")
         opts = opts._replace(filter=f, filter_key=canonical_filter(f))
+    if len(p.payload_fields):
+        if not p.with_payload:
+            raise invalid("params.payload_fields", "needs params.with_payload (the fields of the payloads returned)")
+        opts = opts._replace(payload_fields=tuple(check_keys(p.payload_fields, "params.payload_fields")))
     return opts
 
 
@@ -292,9 +301,22 @@ def _check_delete_alias(req: collections_pb2.DeleteAliasRequest) -> None:
     check_name(req.alias, "alias")
 
 
-def _check_create(req: collections_pb2.CreateCollectionRequest) -> None:
+def _check_create(req: collections_pb2.CreateCollectionRequest) -> dict[str, str]:
+    """Returns the declared payload indexes, field -> type."""
     check_name(req.name, "name")
     check_ref(req.encoder, "encoder")
+    if len(req.payload_indexes) > MAX_PAYLOAD_INDEXES:
+        raise invalid("payload_indexes", f"must hold at most {MAX_PAYLOAD_INDEXES} indexes, got "
+                                         f"{len(req.payload_indexes)}")
+    return check_indexes([(ix.field, ix.type) for ix in req.payload_indexes])
+
+
+def _check_payload_index(req: collections_pb2.CreatePayloadIndexRequest | collections_pb2.DropPayloadIndexRequest
+                         ) -> None:
+    check_name(req.collection, "collection")
+    check_field_name(req.field, "field")
+    if isinstance(req, collections_pb2.CreatePayloadIndexRequest):
+        check_index(req.field, req.type)
 
 
 class CheckedUpsert(NamedTuple):
@@ -396,6 +418,8 @@ _CHECKS: dict[type, Callable[[Message], Any]] = {
     collections_pb2.CreateAliasRequest: _check_alias_request,
     collections_pb2.SwitchAliasRequest: _check_alias_request,
     collections_pb2.DeleteAliasRequest: _check_delete_alias,
+    collections_pb2.CreatePayloadIndexRequest: _check_payload_index,
+    collections_pb2.DropPayloadIndexRequest: _check_payload_index,
     points_pb2.UpsertRequest: _check_upsert,
     points_pb2.DeleteRequest: _check_delete,
     points_pb2.CountRequest: _check_count,

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from simsearch.contract.datetimes import parse_datetime
 from simsearch.contract.filters import And, Condition, Filter, Not, Or, value_kind
 from simsearch.contract.limits import INT64_RANGE
 from simsearch.shard.storage import SEP, Sealed, Texts, View
@@ -69,12 +70,53 @@ class FieldColumn:
     str_rows: np.ndarray
     true_rows: np.ndarray
     false_rows: np.ndarray
+    # Derived on first use (a datetime range), then kept: (instants ascending, the row of each).
+    derived: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def nbytes(self) -> int:
+        """Array memory plus an estimate of the string dictionary's (a str object and a dict slot each)."""
         arrays = (self.present, self.lists, self.nulls, self.int_values, self.int_rows, self.float_values,
                   self.float_rows, self.str_starts, self.str_rows, self.true_rows, self.false_rows)
-        return sum(a.nbytes for a in arrays)
+        strings = sum(map(len, self.str_codes)) + 100 * len(self.str_codes)
+        return sum(a.nbytes for a in arrays) + strings
+
+    def _entry_instants(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per string entry (str_rows' order): its instant, and whether its string parses as a datetime."""
+        cached = self.derived.get("entries")
+        if cached is None:
+            parsed = [parse_datetime(s) for s in self.str_codes]  # each distinct string once
+            instants = np.array([-1 if t is None else t for t in parsed], np.int64)
+            valid = np.array([t is not None for t in parsed], bool)
+            code = np.repeat(np.arange(len(parsed)), np.diff(self.str_starts))
+            cached = self.derived["entries"] = (instants[code], valid[code])
+        return cached
+
+    def datetimes(self) -> tuple[np.ndarray, np.ndarray]:
+        """The strings that parse as datetimes (contract/datetimes.py) as (microseconds ascending, rows),
+        derived on first use and kept with the column."""
+        cached = self.derived.get("datetimes")
+        if cached is None:
+            instants, valid = self._entry_instants()
+            values, rows = instants[valid], self.str_rows[valid]
+            order = np.argsort(values, kind="stable")
+            cached = self.derived["datetimes"] = (values[order], rows[order])
+        return cached
+
+    def rows_not_admitted(self, kind: str) -> np.ndarray:
+        """Rows holding some value an index of `kind` does not admit (contract/payload_index.py), ascending."""
+        parts = []
+        if kind == "datetime":
+            parts.append(self.str_rows[~self._entry_instants()[1]])
+        elif kind != "keyword":
+            parts.append(self.str_rows)
+        if kind not in ("integer", "float"):
+            parts.append(self.int_rows)
+        if kind != "float":
+            parts.append(self.float_rows)
+        if kind != "bool":
+            parts += [self.true_rows, self.false_rows]
+        return np.unique(np.concatenate(parts)) if parts else _NO_ROWS
 
 
 class _Builder:
@@ -149,16 +191,21 @@ class Columns:
 
     n: int
     fields: dict[str, FieldColumn] = field(default_factory=dict)
+    read: frozenset[str] = frozenset()  # the fields read from the payloads (with or without a column)
+    complete: bool = True  # every field was read
 
     @classmethod
-    def build(cls, payloads: Sequence[str]) -> "Columns":
-        """From canonical JSON payloads, one per row ("" for none): one pass, each payload parsed once."""
+    def build(cls, payloads: Sequence[str], fields: frozenset[str] | None = None) -> "Columns":
+        """From canonical JSON payloads, one per row ("" for none): one pass, each payload parsed once.
+        fields: only these (the rest are not kept); None: every field."""
         builders: dict[str, _Builder] = {}
         loads = json.loads
         for row, text in enumerate(payloads):
             if not text:
                 continue
-            for name, value in loads(text).items():
+            doc = loads(text)
+            items = doc.items() if fields is None else [(f, doc[f]) for f in fields if f in doc]
+            for name, value in items:
                 b = builders.get(name)
                 if b is None:
                     b = builders[name] = _Builder()
@@ -172,17 +219,29 @@ class Columns:
                     b.add(row, value)
         n = len(payloads)
         dtype = _row_dtype(n)
-        return cls(n, {name: b.finish(dtype) for name, b in builders.items()})
+        return cls(n, {name: b.finish(dtype) for name, b in builders.items()},
+                   frozenset(builders) if fields is None else fields, fields is None)
 
     @classmethod
-    def of_texts(cls, texts: Texts | None, n: int) -> "Columns":
+    def of_texts(cls, texts: Texts | None, n: int, fields: frozenset[str] | None = None) -> "Columns":
         """A segment's payloads kept as one string (`storage.Texts`), or None for none."""
         if texts is None or not n:
-            return cls(n)
+            return cls(n, {}, frozenset() if fields is None else fields, fields is None)
         items = texts.text.split(SEP)[:n]  # payloads never hold NUL; the text ends with one
         if len(items) != n:
             raise ValueError(f"the segment's payload text holds {len(items)} payloads, expected {n}")
-        return cls.build(items)
+        return cls.build(items, fields)
+
+    def covers(self, fields: frozenset[str]) -> bool:
+        """Whether every field in `fields` was read (a field no row holds is read too: it has no column)."""
+        return self.complete or fields <= self.read
+
+    def merged(self, other: "Columns") -> "Columns":
+        """These columns and `other`'s (same rows)."""
+        return Columns(self.n, {**self.fields, **other.fields}, self.read | other.read, self.complete or other.complete)
+
+    def without(self, fields: frozenset[str]) -> "Columns":
+        return Columns(self.n, {f: c for f, c in self.fields.items() if f not in fields}, self.read - fields, False)
 
     @property
     def nbytes(self) -> int:
@@ -326,8 +385,16 @@ def _mark_in(mask: np.ndarray, col: FieldColumn, values: tuple) -> None:
                 mask[col.float_rows[hit]] = True
 
 
-def _mark_range(mask: np.ndarray, col: FieldColumn, op: str, bound: int | float) -> None:
-    """Rows with a number `op` bound (strict for gt/lt); no other kind passes a range."""
+def _mark_range(mask: np.ndarray, col: FieldColumn, op: str, bound: int | float | str) -> None:
+    """Rows with a number `op` bound (strict for gt/lt), or with a datetime string `op` a datetime bound."""
+    if isinstance(bound, str):
+        instants, rows = col.datetimes()
+        b = parse_datetime(bound)
+        if op in ("gt", "gte"):
+            mask[rows[int(np.searchsorted(instants, b, "right" if op == "gt" else "left")):]] = True
+        else:
+            mask[rows[:int(np.searchsorted(instants, b, "left" if op == "lt" else "right"))]] = True
+        return
     values = col.int_values
     if len(values):
         # v > b  <=>  v > floor(b);  v >= b  <=>  v >= ceil(b);  v < b  <=>  v < ceil(b);  v <= b  <=>  v <= floor(b)
@@ -394,35 +461,106 @@ def _size(c: _Chunk) -> int:
     return c.stop - c.start
 
 
+def fields_of(f: Filter) -> frozenset[str]:
+    """The payload fields a filter reads."""
+    out: set[str] = set()
+    stack = [f]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Condition):
+            out.add(node.field)
+        elif isinstance(node, Not):
+            stack.append(node.item)
+        else:
+            stack.extend(node.items)
+    return frozenset(out)
+
+
+UNINDEXED_BUDGET_BYTES = 64 << 20  # per shard: columns of fields without a declared index kept for reuse
+
+
 class SegmentFilter:
     """One shard's filter evaluation: column caches for its sealed generations and fresh segments.
+
+    The sealed segment's columns are read per field, when a filter first needs one: a declared
+    payload index's field (`set_indexed`) is read in the background and kept for the generation
+    (and read again by each index build, before the new generation is swapped in); any other
+    field is read from the payloads by the first filter that names it and kept while the
+    unindexed columns of the shard stay within `budget` bytes (past that, the least recently used
+    are dropped, and a column larger than the budget is used once and not kept). The fresh
+    segment (small, append-only) keeps every field's columns in chunks.
 
     Thread-safe: building happens under a lock (one builder per segment, the others wait for it),
     evaluation outside it over immutable columns. The last `keep` sealed generations and fresh
     segments are kept, so a search still holding a view from before a rebuild does not evict the
     new generation's columns."""
 
-    def __init__(self, keep: int = 2) -> None:
+    def __init__(self, keep: int = 2, budget: int = UNINDEXED_BUDGET_BYTES) -> None:
         self._lock = threading.Lock()
         self._keep = keep
+        self._budget = budget
+        self._indexed: frozenset[str] = frozenset()
         self._sealed: OrderedDict[str, Columns] = OrderedDict()
+        self._recent: OrderedDict[str, None] = OrderedDict()  # unindexed fields, least recently used first
         self._fresh: OrderedDict[int, _FreshColumns] = OrderedDict()
 
-    def in_use(self) -> bool:
-        """Whether any filter has been evaluated here (then a new sealed generation is worth pre-building)."""
-        with self._lock:
-            return bool(self._sealed or self._fresh)
+    @property
+    def indexed(self) -> frozenset[str]:
+        return self._indexed
 
-    def sealed_columns(self, sealed: Sealed) -> Columns:
+    def set_indexed(self, fields: frozenset[str]) -> None:
+        """The fields with a declared payload index (their columns are kept whatever the budget)."""
+        with self._lock:
+            self._indexed = frozenset(fields)
+
+    def prebuild_fields(self) -> frozenset[str]:
+        """What a new sealed generation should read before it serves: the indexed fields, and the unindexed
+        ones filters use now (so the first filtered search after a rebuild does not pay for them)."""
+        with self._lock:
+            return self._indexed | frozenset(self._recent)
+
+    def sealed_columns(self, sealed: Sealed, fields: frozenset[str] | None = None) -> Columns:
+        """The sealed segment's columns covering `fields` (None: every field), read from its payloads as needed."""
         with self._lock:
             cols = self._sealed.get(sealed.uid)
             if cols is None or cols.n != sealed.size:
-                cols = Columns.of_texts(sealed.payloads, sealed.size)
-                self._sealed[sealed.uid] = cols
+                cols = Columns(sealed.size, {}, frozenset(), False)
+            if fields is None:
+                if not cols.complete:
+                    cols = cols.merged(Columns.of_texts(sealed.payloads, sealed.size))
+            elif not cols.covers(fields):
+                cols = cols.merged(Columns.of_texts(sealed.payloads, sealed.size, fields - cols.read))
+            keep = self._trim(cols, fields or frozenset())
+            self._sealed[sealed.uid] = keep
             self._sealed.move_to_end(sealed.uid)
             while len(self._sealed) > self._keep:
                 self._sealed.popitem(last=False)
             return cols
+
+    def _trim(self, cols: Columns, needed: frozenset[str]) -> Columns:
+        """`cols` as kept: unindexed columns within the budget (lock held). A column larger than the whole budget
+        is not kept (and evicts nothing); then the least recently used go first."""
+        sizes = {f: c.nbytes for f, c in cols.fields.items() if f not in self._indexed}
+        drop = {f for f in needed if sizes.get(f, 0) > self._budget}
+        for f in needed - self._indexed - drop:
+            self._recent[f] = None
+            self._recent.move_to_end(f)
+        total = sum(b for f, b in sizes.items() if f not in drop)
+        for f in list(self._recent):
+            if total <= self._budget:
+                break
+            if f in sizes and f not in drop:
+                total -= sizes[f]
+                drop.add(f)
+            del self._recent[f]
+        for f in drop:
+            self._recent.pop(f, None)
+        return cols.without(frozenset(drop)) if drop else cols
+
+    def unindexed_bytes(self) -> int:
+        with self._lock:
+            return sum(c.nbytes for cols in self._sealed.values() for f, c in cols.fields.items()
+                       if f not in self._indexed)
 
     def fresh_chunks(self, view: View) -> tuple[_Chunk, ...]:
         """Chunks covering at least fresh rows [0, view.n - view.s), in order."""
@@ -445,7 +583,7 @@ class SegmentFilter:
         s, n = view.s, view.n
         out = np.empty(n, bool)
         if s:
-            out[:s] = evaluate(f, self.sealed_columns(view.sealed), s)
+            out[:s] = evaluate(f, self.sealed_columns(view.sealed, fields_of(f)), s)
         for chunk in self.fresh_chunks(view):
             if s + chunk.start >= n:
                 break

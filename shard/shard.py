@@ -105,6 +105,8 @@ class Shard:
         self._checkpoint_lock = threading.Lock()  # one checkpoint at a time
         self._rows = Rows(dim)
         self._filters = SegmentFilter()  # payload columns for filters, per sealed generation
+        self._payload_indexes: dict[str, str] = {}  # declared field -> type (contract/payload_index.py)
+        self._indexing: threading.Thread | None = None  # reads newly declared fields' columns
         self._scroll_order: tuple[str, np.ndarray] | None = None  # (sealed uid, its rows in id order)
         self._index: CoarseIndex | None = None
         self._builder: threading.Thread | None = None
@@ -270,6 +272,70 @@ class Shard:
             found, rows = self._rows.lookup(ids)
             view = self._rows.view()
         return found, view.vectors(rows), view.payload_list(rows)  # rows never change once written
+
+    # ---- payload indexes ----------------------------------------------------------------
+
+    def set_payload_indexes(self, indexes: dict[str, str]) -> None:
+        """The collection's declared payload indexes (field -> type). Their columns are read in a background
+        thread now and by every index build from then on; filters work meanwhile (reading what they need)."""
+        self._payload_indexes = dict(indexes)
+        self._filters.set_indexed(frozenset(indexes))
+        if indexes:
+            thread = threading.Thread(target=self._read_indexed, name="payload-index", daemon=True)
+            self._indexing = thread
+            thread.start()
+
+    def _read_indexed(self) -> None:
+        try:
+            with self._lock:
+                view = self._rows.view()
+            fields = self._filters.indexed
+            if view.s and view.sealed.payloads is not None:
+                self._filters.sealed_columns(view.sealed, fields)
+            self._filters.fresh_chunks(view)
+        except Exception:  # noqa: BLE001 (filters still read what they need; the stats say "building")
+            log.exception("shard %s: reading the payload index columns failed", self.data_dir)
+
+    def wait_payload_indexes(self, timeout_s: float | None = None) -> bool:
+        """Whether the declared indexes' columns are read (waiting up to timeout_s for the background read)."""
+        thread = self._indexing
+        if thread is not None:
+            thread.join(timeout_s)
+            return not thread.is_alive()
+        return True
+
+    def payload_index_stats(self) -> dict[str, dict]:
+        """Per declared field: its type, "building" or "ready", the live points holding it, and the live points
+        holding a value its type does not admit (written before it was declared; filters still see them)."""
+        indexes = dict(self._payload_indexes)
+        if not indexes:
+            return {}
+        building = self._indexing is not None and self._indexing.is_alive()
+        with self._lock:
+            view = self._rows.view()
+        out: dict[str, dict] = {}
+        if building:
+            return {f: {"type": t, "state": "building", "points": 0, "invalid": 0} for f, t in indexes.items()}
+        fields = frozenset(indexes)
+        parts: list[tuple[int, object]] = []  # (row offset, Columns)
+        if view.s:
+            parts.append((0, self._filters.sealed_columns(view.sealed, fields)))
+        parts += [(view.s + c.start, c.columns) for c in self._filters.fresh_chunks(view)]
+        alive = view.alive[:view.n]
+        for f, kind in indexes.items():
+            present, invalid = 0, 0
+            for offset, cols in parts:
+                col = cols.fields.get(f)
+                if col is None:
+                    continue
+                stop = view.n - offset
+                rows = col.present[col.present < stop] + offset
+                present += int(np.count_nonzero(alive[rows]))
+                bad = col.rows_not_admitted(kind)
+                bad = bad[bad < stop] + offset
+                invalid += int(np.count_nonzero(alive[bad]))
+            out[f] = {"type": kind, "state": "ready", "points": present, "invalid": invalid}
+        return out
 
     # ---- search -------------------------------------------------------------------------
 
@@ -529,8 +595,9 @@ class Shard:
         try:
             index = CoarseIndex.build(vectors, self.metric, self.params) if len(keep) >= self.params.min_index_size else None
             sealed = Sealed.build(vectors, ids, payloads=payloads) if index is not None else Sealed.empty(self.dim)
-            if self._filters.in_use() and sealed.payloads is not None:
-                self._filters.sealed_columns(sealed)  # here, not in the first filtered search after the swap
+            prebuild = self._filters.prebuild_fields()
+            if prebuild and sealed.payloads is not None:  # here, not in the first filtered search after the swap
+                self._filters.sealed_columns(sealed, prebuild)
         except Exception as e:  # keep serving from the old index; report through stats()
             log.exception("index build failed")
             self._build_error = f"{type(e).__name__}: {e}"
@@ -573,7 +640,7 @@ class Shard:
             fresh = len(self._rows.row_of) if index else self._rows.live
             indexed = self._rows.live - fresh
             state = "building" if self._building() else ("none" if index is None else ("partial" if fresh else "ready"))
-            return {
+            out = {
                 "points": self._rows.live,
                 "indexed": indexed,
                 "fresh": fresh,
@@ -587,6 +654,9 @@ class Shard:
                 "builds": self._builds,
                 "error": self._build_error or (f"checkpoint failed: {self._checkpoint_error}" if self._checkpoint_error else ""),
             }
+        if self._payload_indexes:  # outside the lock: it reads the columns (built once per generation)
+            out["payload_indexes"] = self.payload_index_stats()
+        return out
 
     # ---- checkpoints and maintenance -----------------------------------------------------
 

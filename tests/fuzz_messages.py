@@ -30,7 +30,8 @@ KEEP = "fuzz-keep"  # the pre-made collection: generated requests may read it, n
 DIM = 8
 KEEP_POINTS = 200
 WRITE_NAMES = ("fz-a", "fz-b", "fz-c")  # collections the fuzzer may create, fill and drop
-WRITES = frozenset({"CreateCollection", "DropCollection", "BuildIndex", "Upsert", "Delete", "CreateAlias",
+WRITES = frozenset({"CreateCollection", "DropCollection", "BuildIndex", "Upsert", "Delete", "SetPayload",
+                    "CreatePayloadIndex", "DropPayloadIndex", "CreateAlias",
                     "SwitchAlias", "DeleteAlias"})
 BAD_CODES = frozenset({"UNKNOWN", "INTERNAL"})
 MAX_DETAILS = 320  # a status message quotes inputs by excerpt only; the longest legitimate ones are ~200

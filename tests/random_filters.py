@@ -1,5 +1,6 @@
 """Random payloads and random filters for the filter tests: every kind, the int/float edges (2**53,
-the int64 bounds), lists, nulls, missing fields, nested And/Or/Not."""
+the int64 bounds), lists, nulls, missing fields, nested And/Or/Not,
+datetime strings and datetime range bounds."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ INTS = [0, 1, -1, 2, 5, 7, 10, 2**53 - 1, 2**53, 2**53 + 1, 2**53 + 2, -(2**53) 
 FLOATS = [0.0, -0.0, 0.5, 1.0, 2.0, 2.5, -1.5, 5.0, 9.99, 2.0**53, 2.0**53 + 2, float(2**53 + 1), -(2.0**53),
           9.223372036854776e18, -9.223372036854776e18, 1e300, -1e300, 1e-300, 7.000000000000001, 2.0**62]
 STRINGS = ["a", "b", "c", "red", "5", "1", "true", "null", "", "é", "a b"]
+# datetimes (the same instant written three ways, a date alone, no offset = UTC, before 1970) among the strings
+DATETIMES = ["2026-01-01T00:00:00Z", "2026-01-01T01:00:00+01:00", "2026-01-01", "2026-01-01T00:00:00",
+             "2025-12-31T23:59:59.999999Z", "2026-06-15T12:30:00-05:00", "1969-07-20T20:17:00Z"]
+STRINGS += DATETIMES
 FIELDS = ["f0", "f1", "f2", "f3", "tags", "x.y"]
 MISSING = "nowhere"  # a field no payload holds
 
@@ -54,7 +59,8 @@ def condition(rng: random.Random) -> Condition:
     if op == "exists":
         return Condition(name, op, rng.random() < 0.5)
     if op in F.RANGE_OPS:
-        v = rng.choice(INTS) if rng.random() < 0.5 else rng.choice(FLOATS)
+        r = rng.random()
+        v = rng.choice(INTS) if r < 0.4 else rng.choice(FLOATS) if r < 0.8 else rng.choice(DATETIMES)
         return Condition(name, op, v)
     if op in F.LIST_OPS:
         kind = rng.randrange(3)

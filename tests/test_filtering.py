@@ -227,7 +227,7 @@ def test_concurrent_searches_build_each_segment_once_and_agree(monkeypatch):
     view, sf = rows.view(), SegmentFilter()
     built = []
     real = Columns.build
-    monkeypatch.setattr(Columns, "build", classmethod(lambda cls, texts: built.append(len(texts)) or real(texts)))
+    monkeypatch.setattr(Columns, "build", classmethod(lambda cls, texts, fields=None: built.append(len(texts)) or real(texts, fields)))
     f = F.parse({"$or": [{"f0": {"$gte": 1}}, {"tags": {"$contains": "a"}}]})
     with ThreadPoolExecutor(8) as pool:
         masks = list(pool.map(lambda _: sf.mask_for(view, f), range(32)))

@@ -71,7 +71,7 @@ def test_shorthands_and_accepted_value_types():
 BAD = [
     # (filter, the path the message starts with, a fragment of the rest)
     ({"$or": [{"a": 1}, {"brand": {"$in": "a"}}]}, "filter.$or[1].brand.$in", "$in needs a list"),
-    ({"price": {"$gte": "ten"}}, "filter.price.$gte", "$gte needs a number, got 'ten'"),
+    ({"price": {"$gte": "ten"}}, "filter.price.$gte", "$gte needs a number or an RFC 3339 datetime string (e.g. '2026-11-30T08:00:00Z'), got 'ten'"),
     ({"price": {"$foo": 1}}, "filter.price", "unknown operator '$foo'; allowed: $contains, $eq, $exists, $gt, "
                                              "$gte, $in, $lt, $lte, $ne, $nin"),
     ({"$foo": 1}, "filter", "unknown operator '$foo'; allowed here: $and, $or, $not or a field name"),
@@ -239,7 +239,7 @@ BAD_PROTOS = [
     (filter_pb2.Filter(any_of=filter_pb2.FilterList(items=[cond(int_value=1), filter_pb2.Filter()])),
      "filter.any_of.items[1]", "no filter set"),
     (filter_pb2.Filter(not_filter=cond(op=O.OP_GT, string_value="ten")),
-     "filter.not_filter.condition.string_value", "$gt needs a number, got 'ten'"),
+     "filter.not_filter.condition.string_value", "$gt needs a number or an RFC 3339 datetime string (e.g. '2026-11-30T08:00:00Z'), got 'ten'"),
     (cond(field="", int_value=1), "filter.condition.field", "1 to 256 characters"),
     (cond(field="$a", int_value=1), "filter.condition.field", "must not start with '$'"),
     (cond(op=0, int_value=1), "filter.condition.op", "OP_EQ, OP_NE, OP_IN, OP_NIN, OP_GT, OP_GTE, OP_LT, OP_LTE, "

@@ -6,6 +6,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class PayloadIndex(_message.Message):
+    __slots__ = ("field", "type", "state", "points", "invalid_points")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    INVALID_POINTS_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    type: str
+    state: str
+    points: int
+    invalid_points: int
+    def __init__(self, field: _Optional[str] = ..., type: _Optional[str] = ..., state: _Optional[str] = ..., points: _Optional[int] = ..., invalid_points: _Optional[int] = ...) -> None: ...
+
 class IndexParams(_message.Message):
     __slots__ = ("num_leaves", "leaves_to_search", "dims_per_block", "rebuild_threshold", "min_index_size", "oversample")
     NUM_LEAVES_FIELD_NUMBER: _ClassVar[int]
@@ -23,20 +37,22 @@ class IndexParams(_message.Message):
     def __init__(self, num_leaves: _Optional[int] = ..., leaves_to_search: _Optional[int] = ..., dims_per_block: _Optional[int] = ..., rebuild_threshold: _Optional[int] = ..., min_index_size: _Optional[int] = ..., oversample: _Optional[int] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "dim", "metric", "shards", "index", "encoder")
+    __slots__ = ("name", "dim", "metric", "shards", "index", "encoder", "payload_indexes")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
     SHARDS_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     ENCODER_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_INDEXES_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: str
     shards: int
     index: IndexParams
     encoder: str
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., shards: _Optional[int] = ..., index: _Optional[_Union[IndexParams, _Mapping]] = ..., encoder: _Optional[str] = ...) -> None: ...
+    payload_indexes: _containers.RepeatedCompositeFieldContainer[PayloadIndex]
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., shards: _Optional[int] = ..., index: _Optional[_Union[IndexParams, _Mapping]] = ..., encoder: _Optional[str] = ..., payload_indexes: _Optional[_Iterable[_Union[PayloadIndex, _Mapping]]] = ...) -> None: ...
 
 class ShardInfo(_message.Message):
     __slots__ = ("shard", "available", "points", "indexed", "fresh", "deleted", "index_state", "num_leaves", "builds", "error", "leaves_to_search", "dims_per_block", "oversample", "rebuild_threshold")
@@ -71,7 +87,7 @@ class ShardInfo(_message.Message):
     def __init__(self, shard: _Optional[int] = ..., available: _Optional[bool] = ..., points: _Optional[int] = ..., indexed: _Optional[int] = ..., fresh: _Optional[int] = ..., deleted: _Optional[int] = ..., index_state: _Optional[str] = ..., num_leaves: _Optional[int] = ..., builds: _Optional[int] = ..., error: _Optional[str] = ..., leaves_to_search: _Optional[int] = ..., dims_per_block: _Optional[int] = ..., oversample: _Optional[int] = ..., rebuild_threshold: _Optional[int] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
-    __slots__ = ("name", "dim", "metric", "shards", "index", "points", "generation", "index_state", "shard_info", "created_at", "encoder")
+    __slots__ = ("name", "dim", "metric", "shards", "index", "points", "generation", "index_state", "shard_info", "created_at", "encoder", "payload_indexes")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +99,7 @@ class CollectionInfo(_message.Message):
     SHARD_INFO_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     ENCODER_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_INDEXES_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: str
@@ -94,7 +111,8 @@ class CollectionInfo(_message.Message):
     shard_info: _containers.RepeatedCompositeFieldContainer[ShardInfo]
     created_at: float
     encoder: str
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., shards: _Optional[int] = ..., index: _Optional[_Union[IndexParams, _Mapping]] = ..., points: _Optional[int] = ..., generation: _Optional[int] = ..., index_state: _Optional[str] = ..., shard_info: _Optional[_Iterable[_Union[ShardInfo, _Mapping]]] = ..., created_at: _Optional[float] = ..., encoder: _Optional[str] = ...) -> None: ...
+    payload_indexes: _containers.RepeatedCompositeFieldContainer[PayloadIndex]
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., shards: _Optional[int] = ..., index: _Optional[_Union[IndexParams, _Mapping]] = ..., points: _Optional[int] = ..., generation: _Optional[int] = ..., index_state: _Optional[str] = ..., shard_info: _Optional[_Iterable[_Union[ShardInfo, _Mapping]]] = ..., created_at: _Optional[float] = ..., encoder: _Optional[str] = ..., payload_indexes: _Optional[_Iterable[_Union[PayloadIndex, _Mapping]]] = ...) -> None: ...
 
 class DropCollectionRequest(_message.Message):
     __slots__ = ("name",)
@@ -179,6 +197,26 @@ class DeleteAliasResponse(_message.Message):
     deleted: bool
     collection: str
     def __init__(self, deleted: _Optional[bool] = ..., collection: _Optional[str] = ...) -> None: ...
+
+class CreatePayloadIndexRequest(_message.Message):
+    __slots__ = ("collection", "field", "type", "wait")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    field: str
+    type: str
+    wait: bool
+    def __init__(self, collection: _Optional[str] = ..., field: _Optional[str] = ..., type: _Optional[str] = ..., wait: _Optional[bool] = ...) -> None: ...
+
+class DropPayloadIndexRequest(_message.Message):
+    __slots__ = ("collection", "field")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    field: str
+    def __init__(self, collection: _Optional[str] = ..., field: _Optional[str] = ...) -> None: ...
 
 class ListAliasesRequest(_message.Message):
     __slots__ = ()

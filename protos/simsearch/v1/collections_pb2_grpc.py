@@ -81,6 +81,16 @@ class CollectionsStub:
                 request_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ListAliasesRequest.SerializeToString,
                 response_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ListAliasesResponse.FromString,
                 _registered_method=True)
+        self.CreatePayloadIndex = channel.unary_unary(
+                '/simsearch.v1.Collections/CreatePayloadIndex',
+                request_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CreatePayloadIndexRequest.SerializeToString,
+                response_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CollectionInfo.FromString,
+                _registered_method=True)
+        self.DropPayloadIndex = channel.unary_unary(
+                '/simsearch.v1.Collections/DropPayloadIndex',
+                request_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.DropPayloadIndexRequest.SerializeToString,
+                response_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CollectionInfo.FromString,
+                _registered_method=True)
 
 
 class CollectionsServicer:
@@ -149,6 +159,24 @@ class CollectionsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreatePayloadIndex(self, request, context):
+        """Declare a payload field indexed with a type (PayloadIndex). Later writes of a value of another
+        type are refused (INVALID_ARGUMENT naming the point and the field); the shards read its
+        column in the background (CollectionInfo.payload_indexes shows "building", then "ready").
+        Declaring the same field with the same type again changes nothing; another type is refused
+        (FAILED_PRECONDITION: drop the index first).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DropPayloadIndex(self, request, context):
+        """Forget a declaration: the field is no longer type-checked; filters on it still work.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CollectionsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -196,6 +224,16 @@ def add_CollectionsServicer_to_server(servicer, server):
                     servicer.ListAliases,
                     request_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ListAliasesRequest.FromString,
                     response_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ListAliasesResponse.SerializeToString,
+            ),
+            'CreatePayloadIndex': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePayloadIndex,
+                    request_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CreatePayloadIndexRequest.FromString,
+                    response_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CollectionInfo.SerializeToString,
+            ),
+            'DropPayloadIndex': grpc.unary_unary_rpc_method_handler(
+                    servicer.DropPayloadIndex,
+                    request_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.DropPayloadIndexRequest.FromString,
+                    response_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CollectionInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -443,6 +481,60 @@ class Collections:
             '/simsearch.v1.Collections/ListAliases',
             simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ListAliasesRequest.SerializeToString,
             simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ListAliasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePayloadIndex(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/simsearch.v1.Collections/CreatePayloadIndex',
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CreatePayloadIndexRequest.SerializeToString,
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CollectionInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DropPayloadIndex(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/simsearch.v1.Collections/DropPayloadIndex',
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.DropPayloadIndexRequest.SerializeToString,
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CollectionInfo.FromString,
             options,
             channel_credentials,
             insecure,

@@ -136,7 +136,7 @@ class GetResponse(_message.Message):
     def __init__(self, ids: _Optional[_Iterable[str]] = ..., vectors: _Optional[_Union[_common_pb2.Matrix, _Mapping]] = ..., missing: _Optional[_Iterable[str]] = ..., payloads: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SearchParams(_message.Message):
-    __slots__ = ("leaves_to_search", "oversample", "exact", "timeout_ms", "allow_partial", "no_cache", "with_payload")
+    __slots__ = ("leaves_to_search", "oversample", "exact", "timeout_ms", "allow_partial", "no_cache", "with_payload", "payload_fields")
     LEAVES_TO_SEARCH_FIELD_NUMBER: _ClassVar[int]
     OVERSAMPLE_FIELD_NUMBER: _ClassVar[int]
     EXACT_FIELD_NUMBER: _ClassVar[int]
@@ -144,6 +144,7 @@ class SearchParams(_message.Message):
     ALLOW_PARTIAL_FIELD_NUMBER: _ClassVar[int]
     NO_CACHE_FIELD_NUMBER: _ClassVar[int]
     WITH_PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELDS_FIELD_NUMBER: _ClassVar[int]
     leaves_to_search: int
     oversample: int
     exact: bool
@@ -151,7 +152,8 @@ class SearchParams(_message.Message):
     allow_partial: bool
     no_cache: bool
     with_payload: bool
-    def __init__(self, leaves_to_search: _Optional[int] = ..., oversample: _Optional[int] = ..., exact: _Optional[bool] = ..., timeout_ms: _Optional[int] = ..., allow_partial: _Optional[bool] = ..., no_cache: _Optional[bool] = ..., with_payload: _Optional[bool] = ...) -> None: ...
+    payload_fields: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, leaves_to_search: _Optional[int] = ..., oversample: _Optional[int] = ..., exact: _Optional[bool] = ..., timeout_ms: _Optional[int] = ..., allow_partial: _Optional[bool] = ..., no_cache: _Optional[bool] = ..., with_payload: _Optional[bool] = ..., payload_fields: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
     __slots__ = ("collection", "queries", "k", "params", "inputs", "encoder", "filter")
@@ -188,7 +190,7 @@ class SearchStreamResponse(_message.Message):
     def __init__(self, result: _Optional[_Union[SearchResponse, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("counts", "ids", "scores", "timings", "missing_shards", "partial", "cached", "generation", "payloads", "shard_paths")
+    __slots__ = ("counts", "ids", "scores", "timings", "missing_shards", "partial", "cached", "generation", "payloads", "shard_paths", "unindexed_fields")
     COUNTS_FIELD_NUMBER: _ClassVar[int]
     IDS_FIELD_NUMBER: _ClassVar[int]
     SCORES_FIELD_NUMBER: _ClassVar[int]
@@ -199,6 +201,7 @@ class SearchResponse(_message.Message):
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     PAYLOADS_FIELD_NUMBER: _ClassVar[int]
     SHARD_PATHS_FIELD_NUMBER: _ClassVar[int]
+    UNINDEXED_FIELDS_FIELD_NUMBER: _ClassVar[int]
     counts: _containers.RepeatedScalarFieldContainer[int]
     ids: _containers.RepeatedScalarFieldContainer[str]
     scores: _containers.RepeatedScalarFieldContainer[float]
@@ -209,4 +212,5 @@ class SearchResponse(_message.Message):
     generation: int
     payloads: _containers.RepeatedScalarFieldContainer[str]
     shard_paths: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, counts: _Optional[_Iterable[int]] = ..., ids: _Optional[_Iterable[str]] = ..., scores: _Optional[_Iterable[float]] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., missing_shards: _Optional[_Iterable[int]] = ..., partial: _Optional[bool] = ..., cached: _Optional[bool] = ..., generation: _Optional[int] = ..., payloads: _Optional[_Iterable[str]] = ..., shard_paths: _Optional[_Iterable[str]] = ...) -> None: ...
+    unindexed_fields: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, counts: _Optional[_Iterable[int]] = ..., ids: _Optional[_Iterable[str]] = ..., scores: _Optional[_Iterable[float]] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., missing_shards: _Optional[_Iterable[int]] = ..., partial: _Optional[bool] = ..., cached: _Optional[bool] = ..., generation: _Optional[int] = ..., payloads: _Optional[_Iterable[str]] = ..., shard_paths: _Optional[_Iterable[str]] = ..., unindexed_fields: _Optional[_Iterable[str]] = ...) -> None: ...
