@@ -74,6 +74,9 @@ Log = Callable[[str], None]
 # ---- payloads and filters ----
 
 
+PAYLOAD_INDEXES = {"label": "integer", "category": "keyword", "price": "float", "tags": "keyword"}
+
+
 def make_payloads(n: int, labels: np.ndarray | None = None, seed: int = 0) -> list[dict[str, Any]]:
     """One payload dict per point (see the module docstring); seeded, independent of the vectors."""
     rng = np.random.default_rng(seed)
@@ -328,7 +331,9 @@ class FilteredSimsearch(SimsearchServer):
 
     def build(self, ds: D.Dataset, payloads: list[dict[str, Any]], log: Log) -> None:  # type: ignore[override]
         self.start()
-        self.client.create_collection("bench", ds.train.shape[1], metric=ds.metric, shards=self.shards)
+        # the payload indexes a user would declare (Milvus gets INVERTED indexes on the same fields)
+        self.client.create_collection("bench", ds.train.shape[1], metric=ds.metric, shards=self.shards,
+                                      payload_indexes=PAYLOAD_INDEXES)
         t0 = time.perf_counter()
         self.client.upsert("bench", np.arange(len(ds.train)), ds.train, payloads=payloads, progress=None)
         self.ingest_s = time.perf_counter() - t0

@@ -220,3 +220,23 @@ def test_payload_indexes_end_to_end_and_across_a_restart(tmp_path):
             c.upsert("shop", ["a"], _vectors(1), payloads=[{"qty": "any"}])
     finally:
         server.stop()
+
+
+@pytest.mark.integration
+def test_payload_indexes_on_each_placement(server, client):
+    """Local shards and Ray actors alike: declared at creation and later, checked, built, reported."""
+    name = "pix"
+    client.create_collection(name, DIM, shards=2, payload_indexes={"kind": "keyword"})
+    try:
+        client.upsert(name, [f"p{i}" for i in range(60)], _vectors(60, 3),
+                      payloads=[{"kind": "ab"[i % 2], "n": i} for i in range(60)])
+        with pytest.raises(InvalidArgument, match=r"point 'x'.*'kind' is indexed as keyword"):
+            client.upsert(name, ["x"], _vectors(1), payloads=[{"kind": 1}])
+        info = client.create_payload_index(name, "n", "integer", wait=True)
+        assert {f: (v["state"], v["points"]) for f, v in info.payload_indexes.items()} == {"kind": ("ready", 60),
+                                                                                           "n": ("ready", 60)}
+        res = client.search(name, _vectors(2, 4), 5, filter={"kind": "a", "n": {"$lt": 20}, "m": {"$exists": False}})
+        assert res.unindexed_fields == ("m",)
+        assert all(int(x[1:]) % 2 == 0 and int(x[1:]) < 20 for x in res.ids.ravel() if x)
+    finally:
+        client.drop_collection(name)
