@@ -94,6 +94,16 @@ def _cmd_collections(args) -> int:
         elif args.action == "drop":
             client.drop_collection(args.name)
             print(f"dropped {args.name}")
+        elif args.action == "index":  # collections index NAME FIELD TYPE: declare a payload index, wait for it
+            field, kind = (args.rest + [None, None])[:2]
+            if not field or not kind:
+                raise SystemExit("usage: simsearch collections index NAME FIELD TYPE "
+                                 "(TYPE: keyword, integer, float, bool, datetime)")
+            info = client.create_payload_index(args.name, field, kind, wait=True)
+            print(json.dumps({field: info.payload_indexes[field]}))
+        elif args.action == "unindex":
+            client.drop_payload_index(args.name, (args.rest or [""])[0])
+            print(f"dropped the payload index on {(args.rest or [''])[0]}")
     return 0
 
 
@@ -252,9 +262,12 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("bench", add_help=False,  # main() hands the arguments after `bench` to simsearch.bench.run
                    help="benchmarks: recall/QPS against raw ScaNN, brute force and peers (simsearch bench --help)")
 
-    c = sub.add_parser("collections", help="list, describe or drop collections", parents=common)
-    c.add_argument("action", choices=["list", "describe", "drop"])
+    c = sub.add_parser("collections", help="list, describe or drop collections; declare payload indexes",
+                       parents=common)
+    c.add_argument("action", choices=["list", "describe", "drop", "index", "unindex"],
+                   help="index NAME FIELD TYPE declares a payload index; unindex NAME FIELD drops one")
     c.add_argument("name", nargs="?")
+    c.add_argument("rest", nargs="*", help="index: FIELD TYPE; unindex: FIELD")
     c.add_argument("--address", default=os.environ.get("SIMSEARCH_ADDRESS", "127.0.0.1:50051"),
                    help="default: $SIMSEARCH_ADDRESS, else 127.0.0.1:50051")
     c.add_argument("--api-key", default=None, help="default: $SIMSEARCH_API_KEY")

@@ -60,6 +60,12 @@ def test_serve_generates_a_key_serves_and_shuts_down_cleanly(tmp_path):
         assert listed.returncode == 0 and listed.stdout.split() == ["cli"]
         described = _run("collections", "describe", "cli", env=cli_env)
         assert described.returncode == 0 and '"points": 2' in described.stdout
+        indexed = _run("collections", "index", "cli", "color", "keyword", env=cli_env)
+        assert indexed.returncode == 0 and '"state": "ready"' in indexed.stdout, indexed.stderr
+        wrong = _run("collections", "index", "cli", "size", "text", env=cli_env)
+        assert wrong.returncode == 1 and "INVALID_ARGUMENT" in wrong.stderr and "keyword, integer" in wrong.stderr
+        assert '"color"' in _run("collections", "describe", "cli", env=cli_env).stdout
+        assert _run("collections", "unindex", "cli", "color", env=cli_env).returncode == 0
         missing = _run("collections", "describe", "nope", env=cli_env)
         assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr
         bad_key = _run("collections", "list", env={**cli_env, "SIMSEARCH_API_KEY": "wrong"})
