@@ -107,6 +107,56 @@ def _cmd_collections(args) -> int:
     return 0
 
 
+def _admin(args):
+    from simsearch.client import AdminClient
+
+    return AdminClient(args.address, api_key=args.api_key)
+
+
+def _quota_options(args) -> dict:
+    return {q: getattr(args, q) for q in ("max_collections", "max_points", "max_qps", "max_concurrent_searches")
+            if getattr(args, q) is not None}
+
+
+def _cmd_tenants(args) -> int:
+    with _admin(args) as admin:
+        if args.action == "list":
+            for t in admin.list_tenants():
+                print(json.dumps(t))
+        elif args.action == "describe":
+            print(json.dumps(admin.describe_tenant(args.name or ""), indent=2))
+        elif args.action == "create":
+            print(json.dumps(admin.create_tenant(args.name, **_quota_options(args))))
+        elif args.action == "update":
+            print(json.dumps(admin.update_tenant(args.name, **_quota_options(args))))
+        elif args.action == "delete":
+            gone = admin.delete_tenant(args.name)
+            print(f"deleted tenant {args.name}: {gone['collections']} collections, {gone['keys']} keys")
+    return 0
+
+
+def _cmd_keys(args) -> int:
+    with _admin(args) as admin:
+        if args.action == "list":
+            for k in admin.list_keys(args.tenant):
+                print(json.dumps(asdict(k)))
+        elif args.action == "create":
+            made = admin.create_key(args.tenant, args.role, args.collections.split(",") if args.collections else None,
+                                    args.expires_at)
+            print(json.dumps(asdict(made.key)))
+            print(f"API key (shown once): {made.secret}")
+        elif args.action in ("revoke", "rotate"):
+            if not args.key_id:
+                raise CommandError(f"keys {args.action} needs a KEY_ID (simsearch keys list shows them)")
+            if args.action == "revoke":
+                admin.revoke_key(args.key_id)
+                print(f"revoked {args.key_id}")
+            else:
+                made = admin.rotate_key(args.key_id)
+                print(f"API key (shown once): {made.secret}")
+    return 0
+
+
 def _models_dir(args) -> Path | None:
     return Path(args.models_dir) if args.models_dir else None
 
@@ -273,6 +323,32 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--api-key", default=None, help="default: $SIMSEARCH_API_KEY")
     c.set_defaults(func=_cmd_collections)
 
+    def server_options(parser) -> None:
+        parser.add_argument("--address", default=os.environ.get("SIMSEARCH_ADDRESS", "127.0.0.1:50051"),
+                            help="default: $SIMSEARCH_ADDRESS, else 127.0.0.1:50051")
+        parser.add_argument("--api-key", default=None, help="an admin or tenant-admin key; default: $SIMSEARCH_API_KEY")
+
+    t = sub.add_parser("tenants", help="create, list, describe, update or delete tenants (an admin key)",
+                       parents=common)
+    t.add_argument("action", choices=["list", "describe", "create", "update", "delete"])
+    t.add_argument("name", nargs="?", default="")
+    for q, kind in (("max_collections", int), ("max_points", int), ("max_qps", float),
+                    ("max_concurrent_searches", int)):
+        t.add_argument("--" + q.replace("_", "-"), dest=q, type=kind, default=None, help="0: no limit")
+    server_options(t)
+    t.set_defaults(func=_cmd_tenants)
+
+    k = sub.add_parser("keys", help="create, list, revoke or rotate API keys (an admin or tenant-admin key)",
+                       parents=common)
+    k.add_argument("action", choices=["list", "create", "revoke", "rotate"])
+    k.add_argument("key_id", nargs="?", default="")
+    k.add_argument("--tenant", default="", help="default: the calling key's own tenant")
+    k.add_argument("--role", default="read-write", choices=["admin", "tenant-admin", "read-write", "read-only"])
+    k.add_argument("--collections", default="", help="comma-separated: limit the key to these collections")
+    k.add_argument("--expires-at", type=float, default=None, help="unix seconds")
+    server_options(k)
+    k.set_defaults(func=_cmd_keys)
+
     models_help = "model registry (default: $SIMSEARCH_MODELS, else ./simsearch-data/models, where serve looks)"
     t = sub.add_parser("train", help="train an encoder from a YAML/JSON config and register it as name@version",
                        parents=common)
@@ -327,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "collections" and args.action != "list" and not args.name:
         p.error(f"collections {args.action} needs a collection name")
+    if args.command == "tenants" and args.action in ("create", "update", "delete") and not args.name:
+        p.error(f"tenants {args.action} needs a tenant name")
     level = args.log_level or ("info" if args.verbose else _logs.level_name())
     _logs.configure(level, args.log_format or os.environ.get(_logs.FORMAT_ENV) or "text")
 

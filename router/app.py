@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import sqlite3
+import stat
 import tempfile
 import threading
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 from simsearch.cluster import PLACEMENTS, start_ray
 from simsearch.cluster.runtime import on_ray_start
 from simsearch.router.cache import make_cache
+from simsearch.router.tenancy import BootstrapMismatch
 from simsearch.router.catalog import Catalog, CatalogError
 from simsearch.router.dirlock import DirLock, DirLocked
 from simsearch.router.engine import FACTORIES, CollectionDamaged, Engine
@@ -104,7 +106,11 @@ def _check_data_dir(path: Path) -> None:
     if path.exists() and not path.is_dir():
         raise StartupError(f"data dir {path} is a file, not a directory; {fix}")
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:  # key digests, the server secret, every tenant's data: the server's user only
+            path.chmod(mode & 0o700)
+            log.warning("data dir %s was readable by others (mode %o); set it to %o", path, mode, mode & 0o700)
     except OSError as e:
         raise StartupError(f"cannot create data dir {path}: {e.strerror or e}; {fix}") from e
     try:  # a real write: os.access says yes to root on a read-only file system
@@ -203,7 +209,10 @@ def _open_catalog(config: ServeConfig) -> tuple[Catalog, str | None]:
                            f"writable directory") from e
     key = config.bootstrap_key or os.environ.get("SIMSEARCH_BOOTSTRAP_KEY") or None
     try:
-        return catalog, catalog.ensure_default_tenant(key)
+        return catalog, catalog.bootstrap(key)
+    except BootstrapMismatch as e:
+        catalog.close()
+        raise StartupError(str(e)) from e
     except sqlite3.Error as e:
         catalog.close()
         raise StartupError(f"cannot store the default tenant in {catalog.path} ({e}); check that its disk is "

@@ -33,20 +33,21 @@ from pathlib import Path
 from simsearch.contract.errors import (AlreadyExists, FailedPrecondition, NotFound, ResourceExhausted,
                                        SimsearchError, Unavailable, excerpt)
 from simsearch.contract.payload_index import MAX_PAYLOAD_INDEXES, check_index
-from simsearch.router.auth import hash_key, new_key
+from simsearch.router.auth import LEGACY_PREFIX, KeyHasher, load_secret
+from simsearch.router.tenancy import DEFAULT_TENANT, TenancyMixin, TenantRecord
 from simsearch.shard import CollectionSpec, IndexParams
 from simsearch.shard.snapshot import fsync_path
 
 log = logging.getLogger(__name__)
-DEFAULT_TENANT = "default"
 CATALOG_FILE = "catalog.sqlite"
 LEGACY_FILE = "catalog.json"  # the catalog before SQLite: imported once, then renamed to catalog.json.migrated
 TENANTS_DIR = "tenants"
-SCHEMA_VERSION = 3  # 2: aliases; 3: payload indexes
+SCHEMA_VERSION = 4  # 2: aliases; 3: payload indexes; 4: roles, keyed key digests, tenant quotas
 _NO_INDEXES: dict[str, str] = {}
 _COLLECTION_DIR = re.compile(r"^.+-[0-9a-f]{12}$")  # <name>-<uid>: what `collection_dir` names
 
-SCHEMA = (  # one statement each: later versions add tables (roles, aliases) and columns
+# Version 1's tables, as first released (kept to describe the upgrades; tests build old catalogs from it).
+SCHEMA_V1 = (
     """CREATE TABLE tenants (
         name       TEXT PRIMARY KEY,
         created_at REAL NOT NULL
@@ -64,18 +65,19 @@ SCHEMA = (  # one statement each: later versions add tables (roles, aliases) and
         created_at REAL NOT NULL,
         PRIMARY KEY (tenant, name)
     )""",
-    # An alias names a collection of its own tenant by name (not uid): a collection is never dropped while an
-    # alias names it, so the name always means the same uid; the foreign key refuses such a drop in SQL too.
-    """CREATE TABLE aliases (
+)
+# An alias names a collection of its own tenant by name (not uid): a collection is never dropped while an
+# alias names it, so the name always means the same uid; the foreign key refuses such a drop in SQL too.
+ALIASES = """CREATE TABLE aliases (
         tenant     TEXT NOT NULL REFERENCES tenants(name),
         alias      TEXT NOT NULL,
         collection TEXT NOT NULL,
         created_at REAL NOT NULL,
         PRIMARY KEY (tenant, alias),
         FOREIGN KEY (tenant, collection) REFERENCES collections(tenant, name)
-    )""",
-    # A declared payload index (contract/payload_index.py): removed with its collection, in the drop's transaction.
-    """CREATE TABLE payload_indexes (
+    )"""
+# A declared payload index (contract/payload_index.py): removed with its collection, in the drop's transaction.
+PAYLOAD_INDEXES = """CREATE TABLE payload_indexes (
         tenant     TEXT NOT NULL,
         collection TEXT NOT NULL,
         field      TEXT NOT NULL,
@@ -83,10 +85,39 @@ SCHEMA = (  # one statement each: later versions add tables (roles, aliases) and
         created_at REAL NOT NULL,
         PRIMARY KEY (tenant, collection, field),
         FOREIGN KEY (tenant, collection) REFERENCES collections(tenant, name)
+    )"""
+# API keys with roles (router/auth.py): only a digest of each is stored, HMAC-SHA256 under the server secret
+# (or "sha256:<hex>" for one from before version 4, re-keyed on its first use).
+KEYS = """CREATE TABLE keys (
+        key_id      TEXT PRIMARY KEY,
+        digest      TEXT NOT NULL UNIQUE,
+        tenant      TEXT NOT NULL REFERENCES tenants(name),
+        role        TEXT NOT NULL,
+        collections TEXT,              -- a JSON list the key is limited to; NULL: every collection of its tenant
+        created_at  REAL NOT NULL,
+        expires_at  REAL NOT NULL DEFAULT 0,  -- 0: never
+        last_used   REAL NOT NULL DEFAULT 0,
+        bootstrap   INTEGER NOT NULL DEFAULT 0
+    )"""
+SCHEMA = (  # a new catalog: every table of the current version
+    """CREATE TABLE tenants (
+        name       TEXT PRIMARY KEY,
+        created_at REAL NOT NULL,
+        quotas     TEXT NOT NULL DEFAULT '{}'  -- JSON: max_collections, max_points, max_qps, max_concurrent_searches
     )""",
+    SCHEMA_V1[2], ALIASES, PAYLOAD_INDEXES, KEYS,
 )
 # Each version's statements from the one before it, run with the version bump in one transaction.
-MIGRATIONS: dict[int, tuple[str, ...]] = {1: SCHEMA[3:4], 2: SCHEMA[4:5]}
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (ALIASES,),
+    2: (PAYLOAD_INDEXES,),
+    3: ("ALTER TABLE tenants ADD COLUMN quotas TEXT NOT NULL DEFAULT '{}'", KEYS,
+        # the keys of before were each all-powerful in their tenant: the default tenant's become admin keys
+        """INSERT INTO keys (key_id, digest, tenant, role, created_at, bootstrap)
+           SELECT substr(digest, 1, 12), 'sha256:' || digest, tenant,
+                  CASE WHEN tenant = 'default' THEN 'admin' ELSE 'tenant-admin' END, created_at, 1 FROM api_keys""",
+        "DROP TABLE api_keys"),
+}
 
 
 class CatalogError(Exception):
@@ -137,7 +168,7 @@ def _missing(root: Path) -> CatalogError:
                         f"{root / TENANTS_DIR} away to start with an empty catalog")
 
 
-class Catalog:
+class Catalog(TenancyMixin):
     """The catalog of one data directory. Writes are transactions under a lock (the event loop and
     worker threads both call in); the in-memory copies are replaced, never changed in place, so
     a reader iterating one is never disturbed by a write in another thread."""
@@ -151,6 +182,11 @@ class Catalog:
         self.path = root / CATALOG_FILE
         self._lock = threading.Lock()
         root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.hasher = KeyHasher(load_secret(root))
+        except (OSError, ValueError) as e:
+            raise CatalogError(f"cannot read the server secret in {root} ({e}); it keys the API key digests: "
+                               f"restore it from a backup") from e
         legacy = root / LEGACY_FILE
         if not self.path.exists() and not legacy.exists() and _has_collection_data(root):
             raise _missing(root)  # checked before connecting, which would create the file
@@ -160,6 +196,7 @@ class Catalog:
         except sqlite3.Error as e:
             raise CatalogError(f"cannot open the catalog {self.path} ({e}); check the file and its directory") from e
         try:
+            self.path.chmod(0o600)  # key digests and the layout: the server's user only
             self._prepare(legacy)
             self._load()
         except CatalogError:
@@ -229,9 +266,12 @@ class Catalog:
         """catalog.json's tenants and collections, inside the transaction that creates the schema."""
         now = time.time()
         tenants = set(doc["tenants"]) | {c["tenant"] for c in doc["collections"]}
-        self._db.executemany("INSERT INTO tenants VALUES (?, ?)", [(t, now) for t in sorted(tenants)])
-        self._db.executemany("INSERT INTO api_keys VALUES (?, ?, ?)",
-                             [(d, t, now) for t, v in doc["tenants"].items() for d in v["key_hashes"]])
+        self._db.executemany("INSERT INTO tenants (name, created_at) VALUES (?, ?)", [(t, now) for t in sorted(tenants)])
+        # the keys of then were each all-powerful in their tenant, digested with plain SHA-256 (re-keyed on first use)
+        self._db.executemany("INSERT INTO keys (key_id, digest, tenant, role, created_at, bootstrap) "
+                             "VALUES (?, ?, ?, ?, ?, 1)",
+                             [(d[:12], LEGACY_PREFIX + d, t, "admin" if t == DEFAULT_TENANT else "tenant-admin", now)
+                              for t, v in doc["tenants"].items() for d in v["key_hashes"]])
         for c in doc["collections"]:
             rec = CollectionRecord.from_row(c["tenant"], json.dumps(c["spec"]), c["uid"], c["created_at"])
             self._insert_row(rec)
@@ -241,8 +281,7 @@ class Catalog:
         fsync_path(self.root)
 
     def _load(self) -> None:
-        self._tenants = {name for (name,) in self._db.execute("SELECT name FROM tenants")}
-        self._tenant_by_digest = dict(self._db.execute("SELECT digest, tenant FROM api_keys"))
+        self._load_tenancy()
         self._collections: dict[tuple[str, str], CollectionRecord] = {}
         for row in self._db.execute("SELECT tenant, spec, uid, created_at FROM collections"):
             rec = CollectionRecord.from_row(*row)
@@ -258,44 +297,12 @@ class Catalog:
         self._indexes = indexes
 
     def close(self) -> None:
+        self.flush_last_used(force=True)
         with self._lock:
             self._db.close()
 
     def _transaction(self) -> "_Transaction":
         return _Transaction(self._db)
-
-    # ---- tenants ----
-
-    @property
-    def tenants(self) -> dict[str, dict]:
-        """Each tenant with its key digests (a copy)."""
-        out: dict[str, dict] = {t: {"name": t, "key_hashes": []} for t in sorted(self._tenants)}
-        for digest, tenant in self._tenant_by_digest.items():
-            out[tenant]["key_hashes"].append(digest)
-        return out
-
-    def ensure_default_tenant(self, bootstrap_key: str | None) -> str | None:
-        """Create the default tenant on first start. Returns a generated key to show once, else None."""
-        with self._lock:
-            generated = None
-            if bootstrap_key is None and not self._tenants:
-                bootstrap_key = generated = new_key()
-            if bootstrap_key is None:
-                return None
-            digest = hash_key(bootstrap_key)
-            if digest in self._tenant_by_digest and DEFAULT_TENANT in self._tenants:
-                return generated
-            now = time.time()
-            with self._transaction():
-                self._db.execute("INSERT OR IGNORE INTO tenants VALUES (?, ?)", (DEFAULT_TENANT, now))
-                self._db.execute("INSERT OR IGNORE INTO api_keys VALUES (?, ?, ?)", (digest, DEFAULT_TENANT, now))
-            self._tenants = self._tenants | {DEFAULT_TENANT}
-            self._tenant_by_digest = {digest: DEFAULT_TENANT, **self._tenant_by_digest}
-            return generated
-
-    def tenant_for_digest(self, digest: str) -> str | None:
-        """One dict probe per request (a search stream hashes its key once and checks it per message)."""
-        return self._tenant_by_digest.get(digest)
 
     # ---- collections ----
 
@@ -316,14 +323,17 @@ class Catalog:
             self.check_not_alias(rec.tenant, rec.spec.name)
             try:
                 with self._transaction():
-                    self._db.execute("INSERT OR IGNORE INTO tenants VALUES (?, ?)", (rec.tenant, rec.created_at))
+                    self._db.execute("INSERT OR IGNORE INTO tenants (name, created_at) VALUES (?, ?)",
+                                     (rec.tenant, rec.created_at))
                     self._insert_row(rec)
                     self._db.executemany("INSERT INTO payload_indexes VALUES (?, ?, ?, ?, ?)",
                                          [(rec.tenant, rec.spec.name, f, t, rec.created_at)
                                           for f, t in (indexes or {}).items()])
             except sqlite3.Error as e:
                 raise write_error(e, f"create collection {excerpt(rec.spec.name)} in {self.path}") from e
-            self._tenants = self._tenants | {rec.tenant}
+            if rec.tenant not in self._tenant_records:
+                self._tenant_records = {**self._tenant_records, rec.tenant: TenantRecord(rec.tenant, rec.created_at)}
+                self._tenants = set(self._tenant_records)
             self._collections = {**self._collections, (rec.tenant, rec.spec.name): rec}
             if indexes:
                 self._indexes = {**self._indexes, (rec.tenant, rec.spec.name): dict(sorted(indexes.items()))}

@@ -28,7 +28,7 @@ from simsearch.reranker import to_score
 from simsearch.router import metrics
 from simsearch.router.cache import HotQueryCache, make_cache
 from simsearch.router.deadline import Deadline
-from simsearch.router.catalog import Catalog, CollectionRecord, write_error
+from simsearch.router.catalog import TENANTS_DIR, Catalog, CollectionRecord, write_error
 from simsearch.router.encoders import EncoderHub
 from simsearch.router.hashing import group_by_shard
 from simsearch.router.merge import merge
@@ -301,6 +301,36 @@ class Engine:
 
     def list_collections(self, tenant: str) -> list[str]:
         return self.catalog.names(tenant)
+
+    # ---- tenants ----
+
+    async def run_catalog(self, fn: Callable[..., T], *args: Any) -> T:
+        """A catalog change in a worker thread (an fsync'd commit), finished even if the caller goes away."""
+        return await _unstoppable(asyncio.to_thread(fn, *args))
+
+    async def tenant_usage(self, tenant: str) -> dict[str, int]:
+        """Collections, live points (what their shards report; unavailable shards count 0) and keys."""
+        names = self.catalog.names(tenant)
+        lives = [self._live[(tenant, n)] for n in names if (tenant, n) in self._live]
+        stats = await asyncio.gather(*(h.stats() for live in lives for h in live.shards), return_exceptions=True)
+        points = sum(s["points"] for s in stats if isinstance(s, dict))
+        return {"collections": len(names), "points": points, "keys": len(self.catalog.keys_of(tenant))}
+
+    async def delete_tenant(self, tenant: str) -> tuple[int, int]:
+        """Forget the tenant and all of it in one catalog commit, then stop its shards and remove its files
+        (off the loop; a crash in between leaves orphans, removed at the next start). (collections, keys)."""
+        return await _unstoppable(self._delete_tenant(tenant))
+
+    async def _delete_tenant(self, tenant: str) -> tuple[int, int]:
+        records, keys = await asyncio.to_thread(self.catalog.remove_tenant, tenant)
+        for rec in records:
+            live = self._live.pop((tenant, rec.spec.name), None)
+            self._damaged.pop((tenant, rec.spec.name), None)
+            if live is not None:
+                _kill(live.shards)
+        await asyncio.to_thread(shutil.rmtree, self.catalog.root / TENANTS_DIR / tenant, ignore_errors=True)
+        log.info("deleted tenant %s: %d collections, %d keys", tenant, len(records), keys)
+        return len(records), keys
 
     # ---- aliases ----
 

@@ -18,7 +18,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from simsearch.contract.limits import MAX_MESSAGE_BYTES
-from simsearch.protos.simsearch.v1 import collections_pb2, encoders_pb2, points_pb2
+from simsearch.protos.simsearch.v1 import admin_pb2, collections_pb2, encoders_pb2, points_pb2
+from simsearch.router.admin import AdminServicer
 from simsearch.router.engine import Engine
 from simsearch.router.servicers import CollectionsServicer, EncodersServicer, PointsServicer
 from simsearch.router.wire import request_deserializer
@@ -28,6 +29,7 @@ SERVICES: tuple[ServiceDescriptor, ...] = (
     collections_pb2.DESCRIPTOR.services_by_name["Collections"],
     points_pb2.DESCRIPTOR.services_by_name["Points"],
     encoders_pb2.DESCRIPTOR.services_by_name["Encoders"],
+    admin_pb2.DESCRIPTOR.services_by_name["Admin"],
 )
 SERVICE_NAMES = tuple(s.full_name for s in SERVICES)
 
@@ -97,8 +99,8 @@ def create_server(engine: Engine, address: str = "127.0.0.1:0", *,
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.so_reuseport", 0),  # grpc's default (1) lets a second server bind the same port and split the clients
     ])
-    for servicer, service in zip((CollectionsServicer(engine), PointsServicer(engine), EncodersServicer(engine)),
-                                 SERVICES):
+    for servicer, service in zip((CollectionsServicer(engine), PointsServicer(engine), EncodersServicer(engine),
+                                  AdminServicer(engine)), SERVICES):
         add_servicer(servicer, service, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

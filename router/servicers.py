@@ -16,11 +16,11 @@ import sys
 import grpc
 
 from simsearch.protos import convert
-from simsearch.contract.errors import Internal, SimsearchError, Unauthenticated
+from simsearch.contract.errors import Internal, PermissionDenied, SimsearchError
 from simsearch.protos.simsearch.v1 import (collections_pb2, collections_pb2_grpc, encoders_pb2, encoders_pb2_grpc,
                                            points_pb2, points_pb2_grpc)
 from simsearch.protos.status import status_proto, to_status
-from simsearch.router.auth import hash_key, key_from_metadata
+from simsearch.router.auth import ROLES, RPC_PERMISSIONS, Principal, key_from_metadata, key_prefix, may
 from simsearch.router.deadline import Deadline
 from simsearch.router.engine import Engine
 from simsearch.router.replies import SearchReply
@@ -34,11 +34,31 @@ log = logging.getLogger(__name__)
 
 
 
-def tenant_by_digest(engine: Engine, digest: str) -> str:
-    tenant = engine.catalog.tenant_for_digest(digest)
-    if tenant is None:
-        raise Unauthenticated("API key not recognised")
-    return tenant
+def _collection_named(request) -> str:
+    """The collection (or alias) a request names, "" for none: its `collection`, or a collection RPC's `name`."""
+    name = getattr(request, "collection", "")
+    if not name and type(request).__name__ in _NAMED_BY_NAME:
+        name = request.name
+    return name if isinstance(name, str) else ""
+
+
+_NAMED_BY_NAME = ("CreateCollectionRequest", "DropCollectionRequest", "DescribeCollectionRequest", "BuildIndexRequest")
+
+
+def authorize(engine: Engine, principal: Principal, method: str, request) -> None:
+    """PERMISSION_DENIED unless the key's role grants what `method` needs and, for a key limited to some
+    collections, the request's collection (as named, or what its alias resolves to) is one of them."""
+    need = RPC_PERMISSIONS[method]
+    if not may(principal.role, need):
+        allowed = [r for r in ROLES if may(r, need)]
+        raise PermissionDenied(f"{method} needs a key with role {' or '.join(allowed)}; this key "
+                               f"({key_prefix(principal.key_id)}) is {principal.role}")
+    if principal.collections is not None:
+        name = _collection_named(request)
+        if name and name not in principal.collections and \
+                engine.resolve(principal.tenant, name) not in principal.collections:
+            raise PermissionDenied(f"this key ({key_prefix(principal.key_id)}) may use only the collections "
+                                   f"{', '.join(sorted(principal.collections))}", field="collection")
 
 
 def spec_of(req: collections_pb2.CreateCollectionRequest) -> CollectionSpec:
@@ -67,18 +87,23 @@ def bug(name: str) -> Internal:
 
 
 def rpc(method):
-    """Every unary method: an undecodable body is refused first, then the key is checked, then
-    the request's bounds (`check_request`: counts, lengths, k x queries), all before the body runs.
-    A method with a `checked` parameter receives what the check derived (a search's options)."""
-    wants_checked = "checked" in inspect.signature(method).parameters
+    """Every unary method: an undecodable body is refused first, then the key is checked, then its
+    role against the method, then the request's bounds (`check_request`: counts, lengths, k x
+    queries), all before the body runs. The body gets the caller's tenant (or, with a `principal`
+    parameter, the whole Principal); with a `checked` parameter, what the check derived."""
+    params = inspect.signature(method).parameters
+    wants_checked = "checked" in params
+    wants_principal = "principal" in params
 
     @functools.wraps(method)
     async def wrapper(self, request, context: grpc.aio.ServicerContext):
         try:
-            tenant, checked = admit(self.engine, request, hash_key(key_from_metadata(context.invocation_metadata())))
+            principal, checked = admit(self.engine, request, key_from_metadata(context.invocation_metadata()),
+                                       method.__name__)
+            who = principal if wants_principal else principal.tenant
             if wants_checked:
-                return await method(self, request, context, tenant, checked=checked)
-            return await method(self, request, context, tenant)
+                return await method(self, request, context, who, checked=checked)
+            return await method(self, request, context, who)
         except SimsearchError as e:
             await context.abort_with_status(to_status(e))
         except Exception:
@@ -87,14 +112,17 @@ def rpc(method):
     return wrapper
 
 
-def admit(engine: Engine, request, digest: str) -> tuple[str, object]:
+def admit(engine: Engine, request, key: str, method: str) -> tuple[Principal, object]:
     """The one admission sequence of every request, unary or a stream's message: refuse an
-    undecodable body, authenticate (the API key's SHA-256: a stream hashes its key once), then
-    check the request's bounds. Returns (tenant, what the check derived)."""
+    undecodable body, authenticate (a keyed digest and a dict probe, per message of a stream too, so
+    a revocation takes effect at once), authorize the role, then check the request's bounds.
+    Returns (principal, what the check derived)."""
     refused = undecodable_error(request)
     if refused is not None:
         raise refused
-    return tenant_by_digest(engine, digest), check_request(request)
+    principal = engine.catalog.authenticate(key)
+    authorize(engine, principal, method, request)
+    return principal, check_request(request)
 
 
 class CollectionsServicer(collections_pb2_grpc.CollectionsServicer):
@@ -115,8 +143,11 @@ class CollectionsServicer(collections_pb2_grpc.CollectionsServicer):
         return collections_pb2.DropCollectionResponse(dropped=True)
 
     @rpc
-    async def ListCollections(self, request, context, tenant):
-        return collections_pb2.ListCollectionsResponse(names=self.engine.list_collections(tenant))
+    async def ListCollections(self, request, context, principal):
+        names = self.engine.list_collections(principal.tenant)
+        if principal.collections is not None:  # a key limited to some collections sees only those
+            names = [n for n in names if n in principal.collections]
+        return collections_pb2.ListCollectionsResponse(names=names)
 
     @rpc
     async def DescribeCollection(self, request, context, tenant):
@@ -222,15 +253,15 @@ class PointsServicer(points_pb2_grpc.PointsServicer):
         itself) and its digest again per request (so revoking it takes effect at once). Each
         message's deadline is its own params.timeout_ms (a call deadline would cover the stream)."""
         try:
-            digest = hash_key(key_from_metadata(context.invocation_metadata()))
-            tenant_by_digest(self.engine, digest)
+            key = key_from_metadata(context.invocation_metadata())
+            authorize(self.engine, self.engine.catalog.authenticate(key), "SearchStream", None)
         except SimsearchError as e:
             await context.abort_with_status(to_status(e))
             return
         async for request in request_iterator:
             try:
-                tenant, opts = admit(self.engine, request, digest)
-                found = await self._search(request, tenant, opts, None)
+                principal, opts = admit(self.engine, request, key, "SearchStream")
+                found = await self._search(request, principal.tenant, opts, None)
                 reply = points_pb2.SearchStreamResponse(result=convert.search_response(found))
             except Exception as e:
                 error = e if isinstance(e, SimsearchError) else bug("SearchStream")

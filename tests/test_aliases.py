@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from simsearch import AlreadyExists, AsyncClient, Client, FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from simsearch.router.catalog import SCHEMA, SCHEMA_VERSION, Catalog, CatalogError
+from simsearch.router.catalog import SCHEMA_V1, SCHEMA_VERSION, Catalog, CatalogError
 from simsearch.shard import CollectionSpec
 
 from conftest import API_KEY
@@ -135,7 +135,7 @@ def test_aliases_are_per_tenant(tmp_path):
 def _version_1(tmp_path) -> None:
     """A catalog as simsearch wrote it before aliases: three tables, user_version 1, one collection."""
     db = sqlite3.connect(tmp_path / "catalog.sqlite", isolation_level=None)
-    for statement in SCHEMA[:3]:
+    for statement in SCHEMA_V1:
         db.execute(statement)
     db.execute("PRAGMA user_version=1")
     rec = Catalog.plan("default", A)
@@ -160,14 +160,14 @@ def test_a_version_1_catalog_is_upgraded_in_one_transaction(tmp_path):
     blocker.execute("BEGIN IMMEDIATE")  # others may read, not write
     try:
         with pytest.raises(CatalogError, match=r"cannot upgrade the catalog .*catalog.sqlite from schema version 1 "
-                                               r"to 3 .*nothing was changed"):
+                                               r"to 4 .*nothing was changed"):
             Catalog(tmp_path, busy_timeout_s=0.05)
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
     assert _user_version(tmp_path) == 1
     cat = Catalog(tmp_path)
-    assert _user_version(tmp_path) == SCHEMA_VERSION == 3
+    assert _user_version(tmp_path) == SCHEMA_VERSION == 4
     assert cat.names("default") == ["prod-a"] and cat.aliases("default") == []
     cat.create_alias("default", "prod", "prod-a")
     assert cat.add_payload_index("default", "prod-a", "color", "keyword")  # version 3's table

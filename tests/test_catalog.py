@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from simsearch import AlreadyExists, NotFound, Unavailable
+from simsearch import AlreadyExists, NotFound, Unauthenticated, Unavailable
 from simsearch.router.auth import hash_key
 from simsearch.router.catalog import Catalog, CatalogError
+from simsearch.router.tenancy import BootstrapMismatch
 from simsearch.shard import CollectionSpec, IndexParams
 
 SPEC = CollectionSpec(name="c1", dim=4, metric="dot", shards=2, index=IndexParams(num_leaves=20, oversample=3))
@@ -22,13 +23,13 @@ SPEC = CollectionSpec(name="c1", dim=4, metric="dot", shards=2, index=IndexParam
 
 def test_reopen_keeps_tenants_keys_and_collections(tmp_path):
     cat = Catalog(tmp_path)
-    key = cat.ensure_default_tenant(None)
+    key = cat.bootstrap(None)
     rec = cat.add("default", SPEC)
     other = cat.add("other", CollectionSpec(name="c1", dim=8))  # names are per tenant
     cat.close()
     again = Catalog(tmp_path)
-    assert again.ensure_default_tenant(None) is None  # no second key on restart
-    assert again.tenant_for_digest(hash_key(key)) == "default"
+    assert again.bootstrap(None) is None  # no second key on restart
+    assert again.authenticate(key).tenant == "default" and again.authenticate(key).role == "admin"
     assert again.get("default", "c1") == rec and again.get("other", "c1") == other
     assert again.names("default") == ["c1"] and again.names("nobody") == []
     assert key.encode() not in (tmp_path / "catalog.sqlite").read_bytes()  # digests only
@@ -38,14 +39,18 @@ def test_reopen_keeps_tenants_keys_and_collections(tmp_path):
     assert Catalog(tmp_path).names("default") == []
 
 
-def test_a_bootstrap_key_is_added_to_the_default_tenant(tmp_path):
+def test_a_later_bootstrap_key_must_be_an_existing_key(tmp_path):
+    """The first start's key is the admin key; a different one given later is refused, never added."""
     cat = Catalog(tmp_path)
-    first = cat.ensure_default_tenant(None)
-    assert cat.ensure_default_tenant("second-key-0123456789") is None
+    first = cat.bootstrap(None)
+    assert first.startswith("ss_") and cat.bootstrap(first) is None
+    with pytest.raises(BootstrapMismatch, match=r"is not a key of this data dir"):
+        cat.bootstrap("second-key-0123456789")
     cat.close()
     again = Catalog(tmp_path)
-    assert {again.tenant_for_digest(hash_key(k)) for k in (first, "second-key-0123456789")} == {"default"}
-    assert len(again.tenants["default"]["key_hashes"]) == 2
+    assert [k.role for k in again.keys_of("default")] == ["admin"]
+    with pytest.raises(Unauthenticated):
+        again.authenticate("second-key-0123456789")
 
 
 def test_names_are_unique_per_tenant(tmp_path):
@@ -140,8 +145,8 @@ def test_catalog_json_is_imported_once_and_renamed(tmp_path):
     old = cat.get("default", "old")
     assert (old.uid, old.created_at, old.spec.metric, old.spec.shards) == ("0123456789ab", 1700000000.5, "cosine", 2)
     assert cat.get("team-b", "b").uid == "ba9876543210"  # a tenant with collections but no keys
-    assert cat.tenant_for_digest(hash_key("old-key-0123456789")) == "default"
-    assert cat.ensure_default_tenant(None) is None  # the imported tenant has a key: none is generated
+    assert cat.authenticate("old-key-0123456789").tenant == "default"  # re-keyed on this first use
+    assert cat.bootstrap(None) is None  # the imported tenant has a key: none is generated
     assert cat.orphans() == []
     cat.close()
     again = Catalog(tmp_path)  # reopened: nothing imported twice

@@ -66,6 +66,20 @@ def test_serve_generates_a_key_serves_and_shuts_down_cleanly(tmp_path):
         assert wrong.returncode == 1 and "INVALID_ARGUMENT" in wrong.stderr and "keyword, integer" in wrong.stderr
         assert '"color"' in _run("collections", "describe", "cli", env=cli_env).stdout
         assert _run("collections", "unindex", "cli", "color", env=cli_env).returncode == 0
+        made = _run("tenants", "create", "acme", "--max-collections", "3", env=cli_env)
+        assert made.returncode == 0 and '"max_collections": 3' in made.stdout, made.stderr
+        key = _run("keys", "create", "--tenant", "acme", "--role", "read-only", env=cli_env)
+        assert key.returncode == 0 and "API key (shown once): ss_" in key.stdout, key.stderr
+        secret = key.stdout.split("API key (shown once): ")[1].split()[0]
+        listed_keys = _run("keys", "list", "--tenant", "acme", env=cli_env)
+        assert '"role": "read-only"' in listed_keys.stdout and secret not in listed_keys.stdout
+        denied = _run("tenants", "list", env={**cli_env, "SIMSEARCH_API_KEY": secret})
+        assert denied.returncode == 1 and "PERMISSION_DENIED" in denied.stderr
+        key_id = json.loads(listed_keys.stdout.splitlines()[0])["key_id"]
+        assert _run("keys", "revoke", key_id, env=cli_env).returncode == 0
+        gone = _run("collections", "list", env={**cli_env, "SIMSEARCH_API_KEY": secret})
+        assert gone.returncode == 1 and "UNAUTHENTICATED" in gone.stderr
+        assert _run("tenants", "delete", "acme", env=cli_env).returncode == 0
         missing = _run("collections", "describe", "nope", env=cli_env)
         assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr
         bad_key = _run("collections", "list", env={**cli_env, "SIMSEARCH_API_KEY": "wrong"})

@@ -11,7 +11,6 @@ from simsearch.contract.errors import AlreadyExists, InvalidArgument, NotFound, 
 from simsearch.contract.limits import MAX_ID_BYTES, MAX_MESSAGE_BYTES, MAX_RESULTS
 from simsearch.protos.simsearch.v1 import collections_pb2, common_pb2, encoders_pb2, points_pb2
 from simsearch.reranker import pairwise_distance, top_k
-from simsearch.router.auth import hash_key
 from simsearch.router.catalog import Catalog
 from simsearch.router.hashing import group_by_shard, id_hash, shard_of
 from simsearch.router.merge import merge
@@ -209,14 +208,14 @@ def test_bad_vectors_and_search_params_name_the_field():
 
 def test_catalog_persists_tenants_and_collections(tmp_path):
     cat = Catalog(tmp_path)
-    key = cat.ensure_default_tenant(None)
-    assert key and cat.tenant_for_digest(hash_key(key)) == "default"
-    assert "key_hashes" in cat.tenants["default"] and key.encode() not in (tmp_path / "catalog.sqlite").read_bytes()
+    key = cat.bootstrap(None)
+    assert key and cat.authenticate(key).tenant == "default"
+    assert key.encode() not in (tmp_path / "catalog.sqlite").read_bytes()
     rec = cat.add("default", CollectionSpec(name="c1", dim=4, metric="dot", shards=2))
     with pytest.raises(AlreadyExists):
         cat.add("default", CollectionSpec(name="c1", dim=4))
     again = Catalog(tmp_path)
-    assert again.ensure_default_tenant(None) is None  # no second key on restart
+    assert again.bootstrap(None) is None  # no second key on restart
     assert again.get("default", "c1") == rec and again.names("other") == []
     again.remove("default", "c1")
     with pytest.raises(NotFound):

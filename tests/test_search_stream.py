@@ -13,7 +13,6 @@ import pytest
 
 from simsearch import AsyncClient, Client, InvalidArgument, NotFound, Unauthenticated
 
-from simsearch.router.auth import hash_key
 
 from conftest import API_KEY, free_port, random_vectors, start_server
 
@@ -111,7 +110,7 @@ def test_a_restarted_server_is_reached_again_through_a_fresh_call(tmp_path):
 def test_searches_are_counted_per_tenant_and_outcome(server, client, coll):
     from prometheus_client import REGISTRY
 
-    tenant = server.engine.catalog.tenant_for_digest(hash_key(API_KEY))
+    tenant = server.engine.catalog.authenticate(API_KEY).tenant
 
     def count(name: str, **labels: str) -> float:
         return REGISTRY.get_sample_value(name, {"tenant": tenant, **labels}) or 0.0

@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -385,3 +386,19 @@ def test_sigterm_after_ray_started_inside_the_server_drains_and_checkpoints(tmp_
     with serving(data) as (_, banner):
         with _client(banner) as client:
             assert client.get("c", ["p1", "p2"]).missing == []
+
+
+def test_a_different_bootstrap_key_at_a_later_start_is_refused_and_modes_are_tightened(tmp_path):
+    """The first start's key stays the admin key: another one given later stops start-up with one line
+    (never a second all-powerful key); a data dir others could read is set to 0700."""
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)
+    with serving(data):
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+        assert stat.S_IMODE((data / "catalog.sqlite").stat().st_mode) == 0o600
+        assert stat.S_IMODE((data / "server.secret").stat().st_mode) == 0o600
+    serve_fails("--bootstrap-key", "another-key-0123456789", data_dir=data,
+                match=r"^simsearch serve: the bootstrap key given .* is not a key of this data dir")
+    with serving(data):  # the first key still works
+        pass
