@@ -44,15 +44,27 @@ def _client(args):
     return Client(args.address, api_key=args.api_key)
 
 
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
 def _cmd_serve(args) -> int:
     from simsearch.router.app import ServeConfig, StartupError, serve
 
+    bootstrap = args.bootstrap_key
+    if args.bootstrap_key_file:  # a file keeps the key out of /proc/PID/cmdline and the shell history
+        try:
+            bootstrap = Path(args.bootstrap_key_file).read_text().strip()
+        except OSError as e:
+            raise CommandError(f"cannot read --bootstrap-key-file {args.bootstrap_key_file} ({e.strerror})") from e
     config = ServeConfig(host=args.host, port=args.port, data_dir=Path(args.data_dir), redis_url=args.redis_url,
-                         ray_address=args.ray_address, bootstrap_key=args.bootstrap_key,
+                         ray_address=args.ray_address, bootstrap_key=bootstrap,
                          cache_min_hits=args.cache_min_hits, cache_ttl_s=args.cache_ttl, metrics_port=args.metrics_port,
                          placement=args.placement, durability=args.durability,
                          durability_interval_ms=args.durability_interval_ms, skip_damaged=args.skip_damaged,
-                         max_log_mb=args.max_log_mb)
+                         max_log_mb=args.max_log_mb, metrics_host=args.metrics_host,
+                         tls_cert=_path(args.tls_cert), tls_key=_path(args.tls_key),
+                         tls_client_ca=_path(args.tls_client_ca))
     try:
         asyncio.run(serve(config))
     except StartupError as e:
@@ -282,7 +294,14 @@ def parser() -> argparse.ArgumentParser:
                    help="API key of the default tenant (else $SIMSEARCH_BOOTSTRAP_KEY, else generated and printed)")
     s.add_argument("--cache-min-hits", type=int, default=2, help="sightings before a query is cached")
     s.add_argument("--cache-ttl", type=float, default=300.0, help="cache entry lifetime, seconds")
+    s.add_argument("--bootstrap-key-file", default=None,
+                   help="read the bootstrap key from this file (keeps it out of the process's command line)")
     s.add_argument("--metrics-port", type=_port, default=0, help="serve Prometheus metrics on this port")
+    s.add_argument("--metrics-host", default="127.0.0.1", help="the metrics page's address (default loopback)")
+    s.add_argument("--tls-cert", default=None, help="PEM certificate chain: serve gRPC over TLS")
+    s.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
+    s.add_argument("--tls-client-ca", default=None,
+                   help="PEM CA: require client certificates it signed (mutual TLS)")
     s.add_argument("--placement", choices=("auto", "local", "ray"), default="auto",
                    help="where shards live: in this process (local) or in Ray actors (ray); "
                         "auto = local without --ray-address, ray with it")

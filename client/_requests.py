@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
+import grpc
 import numpy as np
 
 from simsearch.protos import convert
@@ -36,6 +37,29 @@ CHANNEL_OPTIONS = [
     ("grpc.enable_retries", 1),
     ("grpc.service_config", json.dumps({"methodConfig": [{"name": _IDEMPOTENT, "retryPolicy": _RETRY}]})),
 ]
+
+
+def _pem(value: bytes | str | os.PathLike | None) -> bytes | None:
+    """PEM bytes as given, or read from a path."""
+    if value is None or isinstance(value, bytes):
+        return value
+    with open(value, "rb") as f:
+        return f.read()
+
+
+def channel(address: str, *, tls: bool = False, root_certificates: bytes | str | os.PathLike | None = None,
+            client_cert: bytes | str | os.PathLike | None = None, client_key: bytes | str | os.PathLike | None = None,
+            aio: bool = False):
+    """A gRPC channel: plaintext, or TLS (tls=True, or any certificate given) verified against
+    root_certificates (PEM bytes or a path; None: the system's roots), presenting client_cert/client_key
+    for mutual TLS."""
+    grpc_mod = grpc.aio if aio else grpc
+    if not (tls or root_certificates or client_cert or client_key):
+        return grpc_mod.insecure_channel(address, options=CHANNEL_OPTIONS)
+    if (client_cert is None) != (client_key is None):
+        raise InvalidArgument("client_cert and client_key: pass both (mutual TLS) or neither", field="client_cert")
+    creds = grpc.ssl_channel_credentials(_pem(root_certificates), _pem(client_key), _pem(client_cert))
+    return grpc_mod.secure_channel(address, creds, options=CHANNEL_OPTIONS)
 
 
 def metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:

@@ -65,8 +65,10 @@ def _create_key(tenant: str, role: str, collections: Sequence[str] | None, expir
 class AdminClient:
     """AdminClient("localhost:50051", api_key=ADMIN_OR_TENANT_ADMIN_KEY)."""
 
-    def __init__(self, address: str, api_key: str | None = None, *, timeout: float | None = 60.0):
-        self._channel = grpc.insecure_channel(address, options=rq.CHANNEL_OPTIONS)
+    def __init__(self, address: str, api_key: str | None = None, *, timeout: float | None = 60.0,
+                 tls: bool = False, root_certificates: Any = None, client_cert: Any = None, client_key: Any = None):
+        self._channel = rq.channel(address, tls=tls, root_certificates=root_certificates,
+                                   client_cert=client_cert, client_key=client_key)
         self._admin = admin_pb2_grpc.AdminStub(self._channel)
         self._md = rq.metadata(api_key)
         self.timeout = timeout
@@ -126,8 +128,10 @@ class AdminClient:
 class AsyncAdminClient:
     """The same methods as AdminClient, awaitable."""
 
-    def __init__(self, address: str, api_key: str | None = None, *, timeout: float | None = 60.0):
-        self._channel = grpc.aio.insecure_channel(address, options=rq.CHANNEL_OPTIONS)
+    def __init__(self, address: str, api_key: str | None = None, *, timeout: float | None = 60.0,
+                 tls: bool = False, root_certificates: Any = None, client_cert: Any = None, client_key: Any = None):
+        self._channel = rq.channel(address, tls=tls, root_certificates=root_certificates,
+                                   client_cert=client_cert, client_key=client_key, aio=True)
         self._admin = admin_pb2_grpc.AdminStub(self._channel)
         self._md = rq.metadata(api_key)
         self.timeout = timeout

@@ -20,8 +20,10 @@ class AsyncClient:
     """AsyncClient("localhost:50051", api_key=...); stream= as for Client."""
 
     def __init__(self, address: str, api_key: str | None = None, *, timeout: float | None = 60.0,
-                 stream: bool = True):
-        self._channel = grpc.aio.insecure_channel(address, options=rq.CHANNEL_OPTIONS)
+                 stream: bool = True, tls: bool = False, root_certificates: Any = None, client_cert: Any = None,
+                 client_key: Any = None):
+        self._channel = rq.channel(address, tls=tls, root_certificates=root_certificates, client_cert=client_cert,
+                                   client_key=client_key, aio=True)
         self._collections = collections_pb2_grpc.CollectionsStub(self._channel)
         self._points = points_pb2_grpc.PointsStub(self._channel)
         self._encoders = encoders_pb2_grpc.EncodersStub(self._channel)

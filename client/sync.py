@@ -22,10 +22,14 @@ class Client:
     """Client("localhost:50051", api_key=...). Every gRPC failure is raised as a SimsearchError subclass."""
 
     def __init__(self, address: str, api_key: str | None = None, *, timeout: float | None = 60.0,
-                 stream: bool = True):
+                 stream: bool = True, tls: bool = False, root_certificates: Any = None, client_cert: Any = None,
+                 client_key: Any = None):
         """stream: send searches as messages on long-lived SearchStream calls (about half the
-        round trip of a unary call for a small query); False sends one unary Search each."""
-        self._channel = grpc.insecure_channel(address, options=rq.CHANNEL_OPTIONS)
+        round trip of a unary call for a small query); False sends one unary Search each.
+        tls: connect over TLS, verifying the server against root_certificates (PEM bytes or a path;
+        None: the system's roots); client_cert and client_key (PEM) for a server that asks for them."""
+        self._channel = rq.channel(address, tls=tls, root_certificates=root_certificates, client_cert=client_cert,
+                                   client_key=client_key)
         self._collections = collections_pb2_grpc.CollectionsStub(self._channel)
         self._points = points_pb2_grpc.PointsStub(self._channel)
         self._encoders = encoders_pb2_grpc.EncodersStub(self._channel)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import logging
 import os
 import signal
@@ -28,7 +29,7 @@ from simsearch.router.tenancy import BootstrapMismatch
 from simsearch.router.catalog import Catalog, CatalogError
 from simsearch.router.dirlock import DirLock, DirLocked
 from simsearch.router.engine import FACTORIES, CollectionDamaged, Engine
-from simsearch.router.server import Server, create_server
+from simsearch.router.server import Server, TlsFiles, create_server
 from simsearch.shard import memory
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,13 @@ class ServeConfig:
     # A collection whose files cannot be loaded stops start-up (the message names it and the file);
     # with skip_damaged the server starts without it and reports it unavailable, with the reason.
     skip_damaged: bool = False
+    # TLS: a PEM certificate chain and its key; with tls_client_ca, clients must present a certificate
+    # that CA signed (mTLS). Without TLS on an address other than loopback, the start logs a warning.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    # The Prometheus page's own address: loopback unless asked (it names tenants and collections).
+    metrics_host: str = "127.0.0.1"
 
     @property
     def shard_placement(self) -> str:
@@ -243,10 +251,38 @@ async def build(config: ServeConfig) -> tuple[Server, str | None]:
     return server, generated
 
 
+def _tls(config: ServeConfig) -> TlsFiles | None:
+    """The TLS files, read before anything starts (a missing or unreadable one is a start-up fault)."""
+    if config.tls_cert is None and config.tls_key is None:
+        if config.tls_client_ca is not None:
+            raise StartupError("--tls-client-ca needs --tls-cert and --tls-key (mTLS is TLS with client certificates)")
+        if not _is_loopback(config.host):
+            log.warning("listening on %s without TLS: API keys and data cross the network in plaintext; pass "
+                        "--tls-cert and --tls-key", config.host)
+        return None
+    if config.tls_cert is None or config.tls_key is None:
+        raise StartupError("TLS needs both --tls-cert and --tls-key")
+    try:
+        return TlsFiles(config.tls_cert.read_bytes(), config.tls_key.read_bytes(),
+                        config.tls_client_ca.read_bytes() if config.tls_client_ca is not None else None)
+    except OSError as e:
+        raise StartupError(f"cannot read {e.filename} ({e.strerror}); pass readable PEM files to --tls-cert, "
+                           f"--tls-key and --tls-client-ca") from e
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return all(ipaddress.ip_address(info[4][0]).is_loopback
+                   for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM))
+    except (OSError, ValueError):
+        return False
+
+
 async def _build_locked(config: ServeConfig) -> tuple[Server, str | None]:
+    tls = _tls(config)
     _check_port(config.host, config.port, "--port")
     if config.metrics_port:
-        _check_port(config.host, config.metrics_port, "--metrics-port")
+        _check_port(config.metrics_host, config.metrics_port, "--metrics-port")
     if config.redis_url:
         await _check_redis(config.redis_url)
     if config.shard_placement == "ray" or config.ray_address:  # in-process shards need no Ray; encoder
@@ -266,7 +302,7 @@ async def _build_locked(config: ServeConfig) -> tuple[Server, str | None]:
                                f"one is then listed as unavailable, and can be dropped)") from e
         raise
     try:
-        server = create_server(engine, f"{config.host}:{config.port}")
+        server = create_server(engine, f"{config.host}:{config.port}", tls=tls)
     except (OSError, RuntimeError) as e:  # gRPC raises RuntimeError("Failed to bind to address ...")
         await engine.close(save=False)
         raise StartupError(f"cannot listen on {config.host}:{config.port} ({e}); pick another --port "
@@ -275,10 +311,10 @@ async def _build_locked(config: ServeConfig) -> tuple[Server, str | None]:
         from prometheus_client import start_http_server
 
         try:
-            start_http_server(config.metrics_port, addr=config.host)
+            start_http_server(config.metrics_port, addr=config.metrics_host)
         except OSError as e:
             await _abandon(server)
-            raise StartupError(f"cannot serve metrics on {config.host}:{config.metrics_port} "
+            raise StartupError(f"cannot serve metrics on {config.metrics_host}:{config.metrics_port} "
                                f"({e.strerror or e}); pick another --metrics-port") from e
     await server.start()
     return server, generated

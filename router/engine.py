@@ -30,6 +30,7 @@ from simsearch.router.cache import HotQueryCache, make_cache
 from simsearch.router.deadline import Deadline
 from simsearch.router.catalog import TENANTS_DIR, Catalog, CollectionRecord, write_error
 from simsearch.router.encoders import EncoderHub
+from simsearch.router.guard import AuditLog, FailedAuthGuard
 from simsearch.router.hashing import group_by_shard
 from simsearch.router.merge import merge
 from simsearch.router.replies import CollectionStatus, Hits, SearchReply, decode_hits, encode_hits
@@ -153,6 +154,8 @@ class Engine:
         checkpoint_log_bytes: a shard's log size that forces a checkpoint.
         Serves no collection until `open` has started the catalogued ones."""
         self.catalog = catalog
+        self.auth_guard = FailedAuthGuard()  # wrong keys answered slowly, per source (router/guard.py)
+        self.audit: AuditLog | None = AuditLog(catalog.root)  # admin actions, JSON lines
         self.encoders = encoders or EncoderHub(catalog.root / "models")
         self.cache = cache or make_cache(None)
         self._factory = shard_factory
@@ -647,4 +650,6 @@ class Engine:
         self._damaged.clear()
         self.encoders.close()
         await self.cache.close()
+        if self.audit is not None:
+            self.audit.close()
         self.catalog.close()

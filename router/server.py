@@ -34,6 +34,16 @@ SERVICES: tuple[ServiceDescriptor, ...] = (
 SERVICE_NAMES = tuple(s.full_name for s in SERVICES)
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM bytes: the server's certificate chain and key, and the CA its clients' certificates must
+    chain to (None: no client certificates asked for)."""
+
+    cert: bytes
+    key: bytes
+    client_ca: bytes | None = None
+
+
 @dataclass
 class Server:
     server: grpc.aio.Server
@@ -93,7 +103,7 @@ def add_servicer(servicer: object, service: ServiceDescriptor, server: grpc.aio.
 
 
 def create_server(engine: Engine, address: str = "127.0.0.1:0", *,
-                  max_message_bytes: int = MAX_MESSAGE_BYTES) -> Server:
+                  max_message_bytes: int = MAX_MESSAGE_BYTES, tls: TlsFiles | None = None) -> Server:
     server = grpc.aio.server(options=[
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
@@ -106,7 +116,12 @@ def create_server(engine: Engine, address: str = "127.0.0.1:0", *,
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(address)
+    if tls is None:
+        port = server.add_insecure_port(address)
+    else:
+        creds = grpc.ssl_server_credentials([(tls.key, tls.cert)], root_certificates=tls.client_ca,
+                                            require_client_auth=tls.client_ca is not None)
+        port = server.add_secure_port(address, creds)
     if port == 0:
         raise OSError(f"could not bind {address}")
     return Server(server, port, engine, health_servicer)

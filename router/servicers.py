@@ -16,12 +16,13 @@ import sys
 import grpc
 
 from simsearch.protos import convert
-from simsearch.contract.errors import Internal, PermissionDenied, SimsearchError
+from simsearch.contract.errors import Internal, PermissionDenied, SimsearchError, Unauthenticated
 from simsearch.protos.simsearch.v1 import (collections_pb2, collections_pb2_grpc, encoders_pb2, encoders_pb2_grpc,
                                            points_pb2, points_pb2_grpc)
 from simsearch.protos.status import status_proto, to_status
 from simsearch.router.auth import ROLES, RPC_PERMISSIONS, Principal, key_from_metadata, key_prefix, may
 from simsearch.router.deadline import Deadline
+from simsearch.router.guard import AUDITED, source_of
 from simsearch.router.engine import Engine
 from simsearch.router.replies import SearchReply
 from simsearch.router.throttle import LogThrottle
@@ -86,33 +87,62 @@ def bug(name: str) -> Internal:
     return Internal(f"internal error in {name}; see the server log")
 
 
+_TARGET_FIELDS = ("name", "collection", "alias", "field", "type", "tenant", "key_id", "role")
+
+
+def _target(request) -> dict:
+    """What an audited request acts on (names only: never a secret, never a payload)."""
+    return {f: v for f in _TARGET_FIELDS if isinstance(v := getattr(request, f, None), str) and v}
+
+
 def rpc(method):
-    """Every unary method: an undecodable body is refused first, then the key is checked, then its
-    role against the method, then the request's bounds (`check_request`: counts, lengths, k x
-    queries), all before the body runs. The body gets the caller's tenant (or, with a `principal`
-    parameter, the whole Principal); with a `checked` parameter, what the check derived."""
+    """Every unary method: an undecodable body is refused first, then the key is checked (a wrong one
+    answered only after a delay, router/guard.py), then its role against the method, then the
+    request's bounds (`check_request`: counts, lengths, k x queries), all before the body runs.
+    The body gets the caller's tenant (or, with a `principal` parameter, the whole Principal); with
+    a `checked` parameter, what the check derived. Admin actions are written to the audit log."""
     params = inspect.signature(method).parameters
     wants_checked = "checked" in params
     wants_principal = "principal" in params
+    name = method.__name__
+    audited = name in AUDITED
 
     @functools.wraps(method)
     async def wrapper(self, request, context: grpc.aio.ServicerContext):
+        principal, outcome, source = None, "OK", source_of(context.peer())
         try:
-            principal, checked = admit(self.engine, request, key_from_metadata(context.invocation_metadata()),
-                                       method.__name__)
+            principal, checked = await admit(self.engine, request, context.invocation_metadata(), name, source)
             who = principal if wants_principal else principal.tenant
             if wants_checked:
                 return await method(self, request, context, who, checked=checked)
             return await method(self, request, context, who)
         except SimsearchError as e:
+            outcome = e.code
             await context.abort_with_status(to_status(e))
         except Exception:
+            outcome = "INTERNAL"
             await context.abort_with_status(to_status(bug(method.__name__)))
+        finally:
+            if audited and principal is not None and self.engine.audit is not None:
+                await self.engine.audit.record(principal=principal, source=source, action=name,
+                                               target=_target(request), outcome=outcome)
 
     return wrapper
 
 
-def admit(engine: Engine, request, key: str, method: str) -> tuple[Principal, object]:
+async def authenticate(engine: Engine, metadata, source: str) -> Principal:
+    """The caller's principal. A source with its fill of wrong keys pending is refused at once; a wrong key
+    is answered after the guard's delay (router/guard.py); a missing key at once."""
+    engine.auth_guard.check(source)
+    key = key_from_metadata(metadata)
+    try:
+        return engine.catalog.authenticate(key)
+    except Unauthenticated:
+        await engine.auth_guard.failed(source)
+        raise
+
+
+async def admit(engine: Engine, request, metadata, method: str, source: str) -> tuple[Principal, object]:
     """The one admission sequence of every request, unary or a stream's message: refuse an
     undecodable body, authenticate (a keyed digest and a dict probe, per message of a stream too, so
     a revocation takes effect at once), authorize the role, then check the request's bounds.
@@ -120,7 +150,7 @@ def admit(engine: Engine, request, key: str, method: str) -> tuple[Principal, ob
     refused = undecodable_error(request)
     if refused is not None:
         raise refused
-    principal = engine.catalog.authenticate(key)
+    principal = await authenticate(engine, metadata, source)
     authorize(engine, principal, method, request)
     return principal, check_request(request)
 
@@ -252,15 +282,15 @@ class PointsServicer(points_pb2_grpc.PointsServicer):
         and the stream goes on; the key is checked once up front (so a bad key fails the call
         itself) and its digest again per request (so revoking it takes effect at once). Each
         message's deadline is its own params.timeout_ms (a call deadline would cover the stream)."""
+        metadata, source = context.invocation_metadata(), source_of(context.peer())
         try:
-            key = key_from_metadata(context.invocation_metadata())
-            authorize(self.engine, self.engine.catalog.authenticate(key), "SearchStream", None)
+            authorize(self.engine, await authenticate(self.engine, metadata, source), "SearchStream", None)
         except SimsearchError as e:
             await context.abort_with_status(to_status(e))
             return
         async for request in request_iterator:
             try:
-                principal, opts = admit(self.engine, request, key, "SearchStream")
+                principal, opts = await admit(self.engine, request, metadata, "SearchStream", source)
                 found = await self._search(request, principal.tenant, opts, None)
                 reply = points_pb2.SearchStreamResponse(result=convert.search_response(found))
             except Exception as e:

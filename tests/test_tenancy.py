@@ -5,6 +5,7 @@ search stream included), and cross-tenant probes that must neither succeed nor r
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import sqlite3
@@ -267,7 +268,7 @@ def test_cross_tenant_probes_neither_succeed_nor_reveal_existence(served):
     for role, secret in b_keys.items():
         with Client(served.address, api_key=secret) as c, AdminClient(served.address, api_key=secret) as ad:
             assert set(c.list_collections()).isdisjoint(secret_names) and c.list_aliases() == {}
-            for _ in range(120):
+            for _ in range(334):
                 i = rng.randrange(20)
                 name = rng.choice(secret_names)
                 got = answer(probes(c, ad, name)[i])
@@ -279,4 +280,50 @@ def test_cross_tenant_probes_neither_succeed_nor_reveal_existence(served):
     with Client(served.address, api_key=a_key.secret) as a:  # A's data untouched
         assert a.count("payroll") == 2 and a.get("secret-docs", ["p1"]).payloads == [{"x": 1}]
         assert a.list_aliases() == {"hr": "payroll"}
-    assert n == 360
+    assert n == 1002
+
+
+@pytest.mark.integration
+def test_wrong_keys_are_answered_slowly_per_source_and_admin_actions_are_audited(served):
+    import asyncio
+
+    from simsearch import AsyncClient, ResourceExhausted
+    from simsearch.router.guard import FAILURE_DELAY_S, MAX_PENDING_FAILURES
+
+    async def burst(n: int) -> list[str]:
+        async with AsyncClient(served.address, api_key="ss_000000000000_wrong", timeout=30) as c:
+            async def one() -> str:
+                try:
+                    await c.list_collections()
+                    return "OK"
+                except Exception as e:  # noqa: BLE001
+                    return type(e).__name__
+            return await asyncio.gather(*(one() for _ in range(n)))
+
+    t0 = time.monotonic()
+    got = asyncio.run(burst(200))
+    took = time.monotonic() - t0
+    # at most MAX_PENDING_FAILURES wrong keys are looked at per FAILURE_DELAY_S; the rest refused unread
+    assert got.count("Unauthenticated") <= MAX_PENDING_FAILURES * (1 + took / FAILURE_DELAY_S)
+    assert got.count("ResourceExhausted") >= 200 - MAX_PENDING_FAILURES * (1 + took / FAILURE_DELAY_S)
+    assert "OK" not in got and set(got) <= {"Unauthenticated", "ResourceExhausted"}
+    time.sleep(FAILURE_DELAY_S + 0.2)  # the pending answers went out: the source is clear again
+    with Client(served.address, api_key=API_KEY) as c:
+        c.list_collections()
+
+    with AdminClient(served.address, api_key=API_KEY) as admin:
+        admin.create_tenant("audited")
+        made = admin.create_key("audited", "read-only")
+        with pytest.raises(NotFound):
+            admin.revoke_key("000000000000")
+        admin.revoke_key(made.key.key_id)
+    path = served.config.data_dir / "audit.log"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    text = path.read_text()
+    assert made.secret not in text
+    entries = [json.loads(line) for line in text.splitlines()]
+    mine = [e for e in entries if e["target"].get("tenant") == "audited" or e["target"].get("name") == "audited"
+            or e["target"].get("key_id") in (made.key.key_id, "000000000000")]
+    assert [(e["action"], e["outcome"]) for e in mine] == [("CreateTenant", "OK"), ("CreateKey", "OK"),
+                                                           ("RevokeKey", "NOT_FOUND"), ("RevokeKey", "OK")]
+    assert all(e["role"] == "admin" and e["tenant"] == "default" and e["source"].startswith("ipv") for e in mine)
