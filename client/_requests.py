@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
@@ -14,7 +15,7 @@ import grpc
 import numpy as np
 
 from simsearch.protos import convert
-from simsearch.contract.errors import InvalidArgument
+from simsearch.contract.errors import InvalidArgument, QuotaExceeded
 from simsearch.contract.filters import as_filter
 from simsearch.contract.payloads import decode as decode_payload, encode as encode_payload
 from simsearch.protos.filters import to_proto as filter_to_proto
@@ -37,6 +38,19 @@ CHANNEL_OPTIONS = [
     ("grpc.enable_retries", 1),
     ("grpc.service_config", json.dumps({"methodConfig": [{"name": _IDEMPOTENT, "retryPolicy": _RETRY}]})),
 ]
+
+
+RATE_LIMIT_RETRIES = 8  # a request refused by a rate or concurrency limit (nothing was done) is sent again
+
+
+def rate_limit_wait(err: Exception, attempt: int) -> float | None:
+    """How long to wait before sending again a request a rate or concurrency limit refused (the server's
+    RetryInfo, with jitter so many clients do not return in step), or None to raise the error: it was not
+    such a refusal, or RATE_LIMIT_RETRIES were spent. Such a refusal happens before any work, so every
+    call may be retried, writes included."""
+    if not isinstance(err, QuotaExceeded) or err.retry_after_s is None or attempt >= RATE_LIMIT_RETRIES:
+        return None
+    return err.retry_after_s * (1.0 + 0.2 * random.random()) * (1.1 ** attempt)
 
 
 def _pem(value: bytes | str | os.PathLike | None) -> bytes | None:

@@ -12,7 +12,7 @@ from simsearch.client import _requests as rq
 from simsearch.client._streams import AsyncSearchStreams, with_timeout
 from simsearch.protos.simsearch.v1 import (collections_pb2, collections_pb2_grpc, encoders_pb2, encoders_pb2_grpc,
                                            points_pb2, points_pb2_grpc)
-from simsearch.contract.errors import DeadlineExceeded, InvalidArgument, ResourceExhausted, Unavailable
+from simsearch.contract.errors import DeadlineExceeded, InvalidArgument, QuotaExceeded, ResourceExhausted, Unavailable
 from simsearch.protos.status import from_rpc_error
 
 
@@ -34,10 +34,18 @@ class AsyncClient:
                                            enabled=stream)
 
     async def _call(self, method, request, timeout: float | None = None):
-        try:
-            return await method(request, metadata=self._md, timeout=timeout or self.timeout)
-        except grpc.RpcError as e:
-            raise from_rpc_error(e) from None
+        """One call; a refusal by a rate or concurrency limit is retried after the server's RetryInfo."""
+        attempt = 0
+        while True:
+            try:
+                return await method(request, metadata=self._md, timeout=timeout or self.timeout)
+            except grpc.RpcError as e:
+                err = from_rpc_error(e)
+            wait = rq.rate_limit_wait(err, attempt)
+            if wait is None:
+                raise err from None
+            await asyncio.sleep(wait)
+            attempt += 1
 
     async def create_collection(self, name: str, dim: int = 0, metric: str = "", shards: int = 1, *,
                                 encoder: str = "", payload_indexes: dict[str, str] | None = None,
@@ -155,8 +163,18 @@ class AsyncClient:
     async def search(self, collection: str, queries: Any = None, k: int = 10, *, texts: Sequence[str] | None = None,
                      images: Any = None, encoder: str | None = None, timeout: float | None = None,
                      **params: Any) -> rq.SearchResults:
-        req = rq.search_request(collection, queries, k, texts=texts, images=images, encoder=encoder, **params)
-        return rq.parse_search(await self._streams.search(with_timeout(req, timeout or self.timeout)), k)
+        req = with_timeout(rq.search_request(collection, queries, k, texts=texts, images=images, encoder=encoder,
+                                             **params), timeout or self.timeout)
+        attempt = 0
+        while True:
+            try:
+                return rq.parse_search(await self._streams.search(req), k)
+            except QuotaExceeded as err:
+                wait = rq.rate_limit_wait(err, attempt)
+                if wait is None:
+                    raise
+            await asyncio.sleep(wait)
+            attempt += 1
 
     async def embed(self, model: str, *, texts: Sequence[str] | None = None, images: Any = None) -> rq.Embedding:
         req = encoders_pb2.EmbedRequest(model=model, inputs=rq.raw_inputs(texts, images))

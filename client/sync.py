@@ -14,7 +14,7 @@ from simsearch.client import _requests as rq
 from simsearch.client._streams import SyncSearchStreams, with_timeout
 from simsearch.protos.simsearch.v1 import (collections_pb2, collections_pb2_grpc, encoders_pb2, encoders_pb2_grpc,
                                            points_pb2, points_pb2_grpc)
-from simsearch.contract.errors import DeadlineExceeded, InvalidArgument, ResourceExhausted, Unavailable
+from simsearch.contract.errors import DeadlineExceeded, InvalidArgument, QuotaExceeded, ResourceExhausted, Unavailable
 from simsearch.protos.status import from_rpc_error
 
 
@@ -40,10 +40,18 @@ class Client:
                                           enabled=stream)
 
     def _call(self, method, request, timeout: float | None = None):
-        try:
-            return method(request, metadata=self._md, timeout=timeout or self.timeout)
-        except grpc.RpcError as e:
-            raise from_rpc_error(e) from None
+        """One call; a refusal by a rate or concurrency limit is retried after the server's RetryInfo."""
+        attempt = 0
+        while True:
+            try:
+                return method(request, metadata=self._md, timeout=timeout or self.timeout)
+            except grpc.RpcError as e:
+                err = from_rpc_error(e)
+            wait = rq.rate_limit_wait(err, attempt)
+            if wait is None:
+                raise err from None
+            time.sleep(wait)
+            attempt += 1
 
     # ---- collections ----
 
@@ -204,8 +212,18 @@ class Client:
         leaves_to_search, oversample, exact, timeout_ms, allow_partial, no_cache, with_payload (each
         hit's payload dict in `.payloads`), filter (a Mongo-style dict over payload fields, e.g.
         {"color": "red", "price": {"$lt": 20}}: only points that pass are returned)."""
-        req = rq.search_request(collection, queries, k, texts=texts, images=images, encoder=encoder, **params)
-        return rq.parse_search(self._streams.search(with_timeout(req, timeout or self.timeout)), k)
+        req = with_timeout(rq.search_request(collection, queries, k, texts=texts, images=images, encoder=encoder,
+                                             **params), timeout or self.timeout)
+        attempt = 0
+        while True:
+            try:
+                return rq.parse_search(self._streams.search(req), k)
+            except QuotaExceeded as err:
+                wait = rq.rate_limit_wait(err, attempt)
+                if wait is None:
+                    raise
+            time.sleep(wait)
+            attempt += 1
 
     # ---- encoders ----
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -36,11 +37,24 @@ POOL_THREADS = max(2, os.cpu_count() or 2)  # the CPU parallelism we want, share
 _POOL: ThreadPoolExecutor | None = None
 
 
+POOL_NICE = 5  # the pool's bulk work yields the CPU to the event loop's small searches and request handling
+
+
+def _lower_priority() -> None:
+    """Run this pool thread at a lower priority than the event loop (Linux: a thread's own nice value), so
+    one tenant's large batches cannot hold back another tenant's single-query latency when cores are
+    contended; with idle cores it changes nothing."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), POOL_NICE)
+    except (AttributeError, OSError):  # not Linux, or not permitted: the default priority
+        pass
+
+
 def _pool() -> ThreadPoolExecutor:
     """One pool for every in-process shard: its size is the CPU parallelism we want, not per shard."""
     global _POOL
     if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=POOL_THREADS, thread_name_prefix="shard")
+        _POOL = ThreadPoolExecutor(max_workers=POOL_THREADS, thread_name_prefix="shard", initializer=_lower_priority)
     return _POOL
 
 

@@ -10,6 +10,7 @@ from simsearch.contract.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    QuotaExceeded,
     ResourceExhausted,
     SimsearchError,
     Unauthenticated,
@@ -19,6 +20,6 @@ from simsearch.contract.errors import (
 
 __all__ = [
     "AlreadyExists", "DeadlineExceeded", "FailedPrecondition", "Internal", "InvalidArgument",
-    "NotFound", "PermissionDenied", "ResourceExhausted", "SimsearchError", "Unauthenticated",
+    "NotFound", "PermissionDenied", "QuotaExceeded", "ResourceExhausted", "SimsearchError", "Unauthenticated",
     "Unavailable", "invalid",
 ]

@@ -15,18 +15,22 @@ class SimsearchError(Exception):
 
     code: str = "UNKNOWN"
 
-    def __init__(self, message: str, *, field: str | None = None, retry_after_s: float | None = None):
+    def __init__(self, message: str, *, field: str | None = None, retry_after_s: float | None = None,
+                 quota: str | None = None):
+        """quota: the limit that refused the request ("tenant 'acme' max_qps"), sent as a QuotaFailure."""
         super().__init__(message)
         self.message = message
         self.field = field
         self.retry_after_s = retry_after_s
+        self.quota = quota
 
     def __reduce__(self):  # survive pickling across Ray process boundaries with kwargs intact
-        return (_rebuild, (type(self), self.message, self.field, self.retry_after_s))
+        return (_rebuild, (type(self), self.message, self.field, self.retry_after_s, self.quota))
 
 
-def _rebuild(cls: type[SimsearchError], message: str, field: str | None, retry: float | None) -> SimsearchError:
-    return cls(message, field=field, retry_after_s=retry)
+def _rebuild(cls: type[SimsearchError], message: str, field: str | None, retry: float | None,
+             quota: str | None = None) -> SimsearchError:
+    return cls(message, field=field, retry_after_s=retry, quota=quota)
 
 
 class InvalidArgument(SimsearchError):
@@ -51,6 +55,12 @@ class PermissionDenied(SimsearchError):
 
 class ResourceExhausted(SimsearchError):
     code = "RESOURCE_EXHAUSTED"
+
+
+class QuotaExceeded(ResourceExhausted):
+    """A tenant's quota or rate limit refused the request before any work (`quota` names it). With
+    `retry_after_s` (a rate or concurrency limit) the same request may succeed later; without it (a
+    collection or point quota) not until something is freed or the quota raised."""
 
 
 class FailedPrecondition(SimsearchError):

@@ -11,7 +11,7 @@ from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from simsearch.contract.errors import BY_CODE, SimsearchError
+from simsearch.contract.errors import BY_CODE, QuotaExceeded, ResourceExhausted, SimsearchError
 
 _CODES = {c.value[0]: c for c in grpc.StatusCode}
 
@@ -36,6 +36,9 @@ def status_proto(err: SimsearchError) -> status_pb2.Status:
     if err.field:
         violation = error_details_pb2.BadRequest.FieldViolation(field=err.field, description=err.message)
         details.append(error_details_pb2.BadRequest(field_violations=[violation]))
+    if err.quota:
+        violation = error_details_pb2.QuotaFailure.Violation(subject=err.quota, description=err.message)
+        details.append(error_details_pb2.QuotaFailure(violations=[violation]))
     if err.retry_after_s is not None:
         delay = duration_pb2.Duration()
         delay.FromNanoseconds(int(err.retry_after_s * 1e9))
@@ -60,6 +63,7 @@ def error_from_status(code: grpc.StatusCode, message: str | None, proto: status_
     message = message or code.name
     field = None
     retry = None
+    quota = None
     if proto is not None:
         for any_msg in proto.details:
             if any_msg.Is(error_details_pb2.BadRequest.DESCRIPTOR):
@@ -67,12 +71,19 @@ def error_from_status(code: grpc.StatusCode, message: str | None, proto: status_
                 any_msg.Unpack(br)
                 if br.field_violations:
                     field = br.field_violations[0].field
+            elif any_msg.Is(error_details_pb2.QuotaFailure.DESCRIPTOR):
+                qf = error_details_pb2.QuotaFailure()
+                any_msg.Unpack(qf)
+                if qf.violations:
+                    quota = qf.violations[0].subject
             elif any_msg.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
                 ri = error_details_pb2.RetryInfo()
                 any_msg.Unpack(ri)
                 retry = ri.retry_delay.ToNanoseconds() / 1e9
     cls = BY_CODE.get(code.name, SimsearchError)
-    err = cls(message, field=field, retry_after_s=retry)
+    if quota is not None and cls is ResourceExhausted:
+        cls = QuotaExceeded
+    err = cls(message, field=field, retry_after_s=retry, quota=quota)
     if cls is SimsearchError:
         err.code = code.name
     return err

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from simsearch.cluster import LocalShardHandle, RayShardHandle, ShardHandle
-from simsearch.contract.errors import (AlreadyExists, DeadlineExceeded, FailedPrecondition, NotFound, SimsearchError,
-                                       Unavailable, excerpt)
+from simsearch.contract.errors import (AlreadyExists, DeadlineExceeded, FailedPrecondition, NotFound, QuotaExceeded,
+                                       SimsearchError, Unavailable, excerpt)
 from simsearch.contract.payload_index import check_document, check_documents, check_filter
 from simsearch.contract.payloads import project
 from simsearch.reranker import to_score
@@ -31,6 +31,7 @@ from simsearch.router.deadline import Deadline
 from simsearch.router.catalog import TENANTS_DIR, Catalog, CollectionRecord, write_error
 from simsearch.router.encoders import EncoderHub
 from simsearch.router.guard import AuditLog, FailedAuthGuard
+from simsearch.router.quotas import TenantLimits
 from simsearch.router.hashing import group_by_shard
 from simsearch.router.merge import merge
 from simsearch.router.replies import CollectionStatus, Hits, SearchReply, decode_hits, encode_hits
@@ -155,6 +156,8 @@ class Engine:
         Serves no collection until `open` has started the catalogued ones."""
         self.catalog = catalog
         self.auth_guard = FailedAuthGuard()  # wrong keys answered slowly, per source (router/guard.py)
+        self.limits = TenantLimits()  # per-tenant rate and concurrent-search limits (router/quotas.py)
+        self._points_seen: dict[str, tuple[float, int]] = {}  # tenant -> (when, live points then + since)
         self.audit: AuditLog | None = AuditLog(catalog.root)  # admin actions, JSON lines
         self.encoders = encoders or EncoderHub(catalog.root / "models")
         self.cache = cache or make_cache(None)
@@ -251,6 +254,11 @@ class Engine:
         caller goes away, so a commit is never half undone."""
         if self.catalog.exists(tenant, spec.name) or (tenant, spec.name) in self._damaged:
             raise AlreadyExists(f"collection {excerpt(spec.name)} already exists", field="name")
+        limit = self.catalog.quotas(tenant).get("max_collections")
+        if limit and len(self.catalog.names(tenant)) >= limit:
+            raise QuotaExceeded(f"tenant {excerpt(tenant)} has {len(self.catalog.names(tenant))} collections, its quota "
+                                f"(max_collections {limit:g}); drop one or ask for a higher quota",
+                                quota=f"tenant {tenant} max_collections")
         self.catalog.check_not_alias(tenant, spec.name)  # checked again under the catalog's lock at the commit
         await _unstoppable(self._create(tenant, spec, indexes or {}))
         return await self.describe(tenant, spec.name)
@@ -423,6 +431,7 @@ class Engine:
         schema = self.catalog.payload_indexes(tenant, live.spec.name)
         if schema and payloads is not None:
             check_documents(payloads, ids, schema)
+        await self._check_points_quota(tenant, len(ids))
         if live.id_bytes is not None:
             live.id_bytes = max(live.id_bytes, longest_utf8(ids))
         ids_arr = np.asarray(ids, dtype=object)
@@ -431,6 +440,26 @@ class Engine:
                                  for h, pos in zip(live.shards, group_by_shard(ids, live.spec.shards)) if len(pos)])
         metrics.UPSERTED.labels(tenant).inc(len(ids))
         return len(ids), live.generation
+
+    POINTS_SEEN_S = 1.0  # how long a tenant's counted points are reused (plus the upserts since) before recounting
+
+    async def _check_points_quota(self, tenant: str, adding: int) -> None:
+        """QuotaExceeded when the tenant's live points plus this batch would pass max_points. Counted from the
+        shards at most once a second, each upsert since added in full (an upsert that replaces points adds
+        none, so near the quota a batch may be refused that would have fit: a conservative bound)."""
+        limit = self.catalog.quotas(tenant).get("max_points")
+        if not limit:
+            return
+        now = time.monotonic()
+        seen = self._points_seen.get(tenant)
+        if seen is None or now - seen[0] > self.POINTS_SEEN_S:
+            seen = (now, (await self.tenant_usage(tenant))["points"])
+        if seen[1] + adding > limit:
+            self._points_seen[tenant] = seen
+            raise QuotaExceeded(f"tenant {excerpt(tenant)} holds {seen[1]:,} points; {adding:,} more would pass its "
+                                f"quota (max_points {limit:,.0f}); delete some or ask for a higher quota",
+                                field="ids", quota=f"tenant {tenant} max_points")
+        self._points_seen[tenant] = (seen[0], seen[1] + adding)
 
     async def delete(self, tenant: str, name: str, ids: list[str]) -> tuple[int, int]:
         live = self._get(tenant, name)

@@ -16,6 +16,10 @@ SEARCHES = Counter("simsearch_searches_total", "Search requests", ["tenant", "ou
 QUERIES = Counter("simsearch_queries_total", "Queries answered (a request may carry many)", ["tenant"])
 UPSERTED = Counter("simsearch_upserted_points_total", "Points acknowledged by upsert", ["tenant"])
 CACHE_LOOKUPS = Counter("simsearch_cache_lookups_total", "Hot-query cache lookups", ["tenant", "result"])
+QUOTA_REFUSALS = Counter("simsearch_quota_refusals_total", "Requests a tenant's quota or rate limit refused",
+                         ["tenant", "quota"])
+AUTH_FAILURES = Counter("simsearch_auth_failures_total", "Requests with a missing or unrecognised API key, or refused "
+                        "unread while their source had too many pending", ["outcome"])
 CACHE_ERRORS = Counter("simsearch_cache_errors_total", "Cache backend failures (bypassed)", ["backend"])
 STAGE_SECONDS = Histogram(
     "simsearch_search_stage_seconds", "Time per search stage", ["stage"],

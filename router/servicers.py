@@ -16,11 +16,13 @@ import sys
 import grpc
 
 from simsearch.protos import convert
-from simsearch.contract.errors import Internal, PermissionDenied, SimsearchError, Unauthenticated
+from simsearch.contract.errors import (Internal, PermissionDenied, QuotaExceeded, ResourceExhausted, SimsearchError,
+                                       Unauthenticated)
 from simsearch.protos.simsearch.v1 import (collections_pb2, collections_pb2_grpc, encoders_pb2, encoders_pb2_grpc,
                                            points_pb2, points_pb2_grpc)
 from simsearch.protos.status import status_proto, to_status
 from simsearch.router.auth import ROLES, RPC_PERMISSIONS, Principal, key_from_metadata, key_prefix, may
+from simsearch.router import metrics
 from simsearch.router.deadline import Deadline
 from simsearch.router.guard import AUDITED, source_of
 from simsearch.router.engine import Engine
@@ -118,6 +120,7 @@ def rpc(method):
             return await method(self, request, context, who)
         except SimsearchError as e:
             outcome = e.code
+            _count_refusal(e, principal)
             await context.abort_with_status(to_status(e))
         except Exception:
             outcome = "INTERNAL"
@@ -128,6 +131,15 @@ def rpc(method):
                                                target=_target(request), outcome=outcome)
 
     return wrapper
+
+
+def _count_refusal(e: SimsearchError, principal: Principal | None) -> None:
+    if isinstance(e, QuotaExceeded) and principal is not None:
+        metrics.QUOTA_REFUSALS.labels(principal.tenant, (e.quota or "").rsplit(" ", 1)[-1]).inc()
+    elif isinstance(e, Unauthenticated):
+        metrics.AUTH_FAILURES.labels("refused").inc()
+    elif isinstance(e, ResourceExhausted) and principal is None and e.retry_after_s is not None:
+        metrics.AUTH_FAILURES.labels("source-throttled").inc()
 
 
 async def authenticate(engine: Engine, metadata, source: str) -> Principal:
@@ -146,12 +158,13 @@ async def admit(engine: Engine, request, metadata, method: str, source: str) -> 
     """The one admission sequence of every request, unary or a stream's message: refuse an
     undecodable body, authenticate (a keyed digest and a dict probe, per message of a stream too, so
     a revocation takes effect at once), authorize the role, then check the request's bounds.
-    Returns (principal, what the check derived)."""
+    Then the tenant's rate limit (router/quotas.py). Returns (principal, what the check derived)."""
     refused = undecodable_error(request)
     if refused is not None:
         raise refused
     principal = await authenticate(engine, metadata, source)
     authorize(engine, principal, method, request)
+    engine.limits.admit(principal.tenant, engine.catalog.quotas(principal.tenant))
     return principal, check_request(request)
 
 
@@ -289,12 +302,14 @@ class PointsServicer(points_pb2_grpc.PointsServicer):
             await context.abort_with_status(to_status(e))
             return
         async for request in request_iterator:
+            principal = None
             try:
                 principal, opts = await admit(self.engine, request, metadata, "SearchStream", source)
                 found = await self._search(request, principal.tenant, opts, None)
                 reply = points_pb2.SearchStreamResponse(result=convert.search_response(found))
             except Exception as e:
                 error = e if isinstance(e, SimsearchError) else bug("SearchStream")
+                _count_refusal(error, principal)
                 reply = points_pb2.SearchStreamResponse(error=status_proto(error))
             yield reply
 
@@ -305,7 +320,8 @@ class PointsServicer(points_pb2_grpc.PointsServicer):
         queries = await self.engine.encoders.vectors_for(
             self.engine.spec(tenant, name), lambda: convert.matrix_from_proto(request.queries, "queries"),
             request.inputs, request.encoder, "queries", deadline)
-        return await self.engine.search(tenant, name, queries, opts, deadline)
+        with self.engine.limits.search(tenant, self.engine.catalog.quotas(tenant)):
+            return await self.engine.search(tenant, name, queries, opts, deadline)
 
 
 class EncodersServicer(encoders_pb2_grpc.EncodersServicer):

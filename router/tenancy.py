@@ -168,6 +168,11 @@ class TenancyMixin:
             raise NotFound(f"tenant {excerpt(name)} does not exist", field="name")
         return rec
 
+    def quotas(self, tenant: str) -> dict[str, float]:
+        """The tenant's quotas ({} for none, or for a tenant that does not exist)."""
+        rec = self._tenant_records.get(tenant)
+        return rec.quotas if rec is not None else {}
+
     def tenant_names(self) -> list[str]:
         return sorted(self._tenant_records)
 

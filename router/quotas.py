@@ -1,0 +1,92 @@
+"""Per-tenant rate and concurrency limits, checked at admission before any work.
+
+- `max_qps`: a token bucket per tenant (rate max_qps, capacity max(1, max_qps): one second of
+  burst) that every RPC of the tenant draws one token from. Empty: QuotaExceeded with RetryInfo
+  (the time until the next token) and a QuotaFailure naming the tenant and the quota.
+- `max_concurrent_searches`: searches of the tenant in flight (a unary Search or one message of
+  a stream); one more is refused at once, with RetryInfo, rather than queued behind the others.
+Collection and point quotas are checked by the engine where it knows the counts
+(`Engine.create_collection`, `Engine.upsert`); they carry no RetryInfo (waiting does not help).
+
+Everything runs on the event loop (no locks); the buckets are created on a tenant's first request
+and follow its quotas when an admin changes them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from simsearch.contract.errors import QuotaExceeded, excerpt
+
+MIN_RETRY_S = 0.01
+
+
+class _Bucket:
+    """A token bucket that also hands out retry slots: each refused caller is told a later moment than
+    the one refused before it (one token apart), so callers that back off by RetryInfo come back spread
+    over time at the bucket's rate instead of all at the next token (which would refuse all but one of
+    them again, in bursts that hold the event loop)."""
+
+    __slots__ = ("rate", "capacity", "tokens", "at", "promised")
+
+    def __init__(self, rate: float, now: float):
+        self.rate = rate
+        self.capacity = max(1.0, rate)
+        self.tokens = self.capacity
+        self.at = now
+        self.promised = now  # the latest retry slot told to a refused caller
+
+    def take(self, now: float) -> float:
+        """0 when a token was taken, else the seconds until this caller's retry slot."""
+        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        slot = max(self.promised + 1.0 / self.rate, now + (1.0 - self.tokens) / self.rate)
+        self.promised = slot
+        return slot - now
+
+
+class TenantLimits:
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._buckets: dict[str, _Bucket] = {}
+        self._searches: dict[str, int] = {}
+
+    def admit(self, tenant: str, quotas: dict[str, float]) -> None:
+        """One request of `tenant`: a token from its bucket (when it has max_qps), else QuotaExceeded."""
+        rate = quotas.get("max_qps")
+        if not rate:
+            self._buckets.pop(tenant, None)
+            return
+        now = self._clock()
+        bucket = self._buckets.get(tenant)
+        if bucket is None or bucket.rate != rate:
+            bucket = self._buckets[tenant] = _Bucket(rate, now)
+        wait = bucket.take(now)
+        if wait:
+            raise QuotaExceeded(f"tenant {excerpt(tenant)} is over its rate limit of {rate:g} requests per second; "
+                                f"retry in {wait:.3f} s", retry_after_s=max(wait, MIN_RETRY_S),
+                                quota=f"tenant {tenant} max_qps")
+
+    @contextmanager
+    def search(self, tenant: str, quotas: dict[str, float]) -> Iterator[None]:
+        """Hold one of the tenant's concurrent-search slots for the body (refused when none is free)."""
+        limit = quotas.get("max_concurrent_searches")
+        running = self._searches.get(tenant, 0)
+        if limit and running >= limit:
+            raise QuotaExceeded(f"tenant {excerpt(tenant)} already runs {running} searches, its limit; retry when "
+                                f"one finishes", retry_after_s=MIN_RETRY_S * 5,
+                                quota=f"tenant {tenant} max_concurrent_searches")
+        self._searches[tenant] = running + 1
+        try:
+            yield
+        finally:
+            left = self._searches[tenant] - 1
+            if left:
+                self._searches[tenant] = left
+            else:
+                del self._searches[tenant]
