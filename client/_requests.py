@@ -5,17 +5,21 @@ Both clients are thin shells around these functions, so sync and async behave th
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence, TypeVar
 
 import grpc
 import numpy as np
 
 from simsearch.protos import convert
 from simsearch.contract.errors import InvalidArgument, QuotaExceeded
+from simsearch.protos.status import from_rpc_error
 from simsearch.contract.filters import as_filter
 from simsearch.contract.payloads import decode as decode_payload, encode as encode_payload
 from simsearch.protos.filters import to_proto as filter_to_proto
@@ -40,6 +44,7 @@ CHANNEL_OPTIONS = [
 ]
 
 
+T = TypeVar("T")
 RATE_LIMIT_RETRIES = 8  # a request refused by a rate or concurrency limit (nothing was done) is sent again
 
 
@@ -50,7 +55,38 @@ def rate_limit_wait(err: Exception, attempt: int) -> float | None:
     call may be retried, writes included."""
     if not isinstance(err, QuotaExceeded) or err.retry_after_s is None or attempt >= RATE_LIMIT_RETRIES:
         return None
-    return err.retry_after_s * (1.0 + 0.2 * random.random()) * (1.1 ** attempt)
+    return err.retry_after_s * (1.0 + 0.2 * random.random()) * (1.5 ** attempt)
+
+
+def retrying(send: Callable[[], T]) -> T:
+    """send() (a gRPC call, or an SDK step raising SimsearchError), sent again after each refusal by a
+    rate or concurrency limit (`rate_limit_wait`); any other failure raised as its SimsearchError."""
+    attempt = 0
+    while True:
+        try:
+            return send()
+        except (grpc.RpcError, QuotaExceeded) as e:
+            err = from_rpc_error(e) if isinstance(e, grpc.RpcError) else e
+        wait = rate_limit_wait(err, attempt)
+        if wait is None:
+            raise err from None
+        time.sleep(wait)
+        attempt += 1
+
+
+async def retrying_async(send: Callable[[], Awaitable[T]]) -> T:
+    """`retrying` for awaitables: waits with asyncio.sleep."""
+    attempt = 0
+    while True:
+        try:
+            return await send()
+        except (grpc.RpcError, QuotaExceeded) as e:
+            err = from_rpc_error(e) if isinstance(e, grpc.RpcError) else e
+        wait = rate_limit_wait(err, attempt)
+        if wait is None:
+            raise err from None
+        await asyncio.sleep(wait)
+        attempt += 1
 
 
 def _pem(value: bytes | str | os.PathLike | None) -> bytes | None:

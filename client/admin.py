@@ -6,16 +6,11 @@ secret comes back once, from `create_key` and `rotate_key`; `list_keys` never sh
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-import grpc
-
 from simsearch.client import _requests as rq
 from simsearch.protos.simsearch.v1 import admin_pb2, admin_pb2_grpc
-from simsearch.protos.status import from_rpc_error
 
 QUOTAS = ("max_collections", "max_points", "max_qps", "max_concurrent_searches")
 
@@ -76,17 +71,7 @@ class AdminClient:
         self.timeout = timeout
 
     def _call(self, method, request):
-        attempt = 0
-        while True:
-            try:
-                return method(request, metadata=self._md, timeout=self.timeout)
-            except grpc.RpcError as e:
-                err = from_rpc_error(e)
-            wait = rq.rate_limit_wait(err, attempt)  # a rate-limit refusal did nothing: sent again
-            if wait is None:
-                raise err from None
-            time.sleep(wait)
-            attempt += 1
+        return rq.retrying(lambda: method(request, metadata=self._md, timeout=self.timeout))
 
     def create_tenant(self, name: str, **quotas: Any) -> dict[str, Any]:
         """quotas: max_collections, max_points, max_qps, max_concurrent_searches (None or 0: no limit)."""
@@ -146,17 +131,7 @@ class AsyncAdminClient:
         self.timeout = timeout
 
     async def _call(self, method, request):
-        attempt = 0
-        while True:
-            try:
-                return await method(request, metadata=self._md, timeout=self.timeout)
-            except grpc.RpcError as e:
-                err = from_rpc_error(e)
-            wait = rq.rate_limit_wait(err, attempt)
-            if wait is None:
-                raise err from None
-            await asyncio.sleep(wait)
-            attempt += 1
+        return await rq.retrying_async(lambda: method(request, metadata=self._md, timeout=self.timeout))
 
     async def create_tenant(self, name: str, **quotas: Any) -> dict[str, Any]:
         return _tenant(await self._call(self._admin.CreateTenant,

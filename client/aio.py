@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Sequence
 
-import grpc
 import numpy as np
 
 from simsearch.client import _requests as rq
 from simsearch.client._streams import AsyncSearchStreams, with_timeout
 from simsearch.protos.simsearch.v1 import (collections_pb2, collections_pb2_grpc, encoders_pb2, encoders_pb2_grpc,
                                            points_pb2, points_pb2_grpc)
-from simsearch.contract.errors import DeadlineExceeded, InvalidArgument, QuotaExceeded, ResourceExhausted, Unavailable
-from simsearch.protos.status import from_rpc_error
+from simsearch.contract.errors import DeadlineExceeded, InvalidArgument, ResourceExhausted, Unavailable
 
 
 class AsyncClient:
@@ -35,17 +33,7 @@ class AsyncClient:
 
     async def _call(self, method, request, timeout: float | None = None):
         """One call; a refusal by a rate or concurrency limit is retried after the server's RetryInfo."""
-        attempt = 0
-        while True:
-            try:
-                return await method(request, metadata=self._md, timeout=timeout or self.timeout)
-            except grpc.RpcError as e:
-                err = from_rpc_error(e)
-            wait = rq.rate_limit_wait(err, attempt)
-            if wait is None:
-                raise err from None
-            await asyncio.sleep(wait)
-            attempt += 1
+        return await rq.retrying_async(lambda: method(request, metadata=self._md, timeout=timeout or self.timeout))
 
     async def create_collection(self, name: str, dim: int = 0, metric: str = "", shards: int = 1, *,
                                 encoder: str = "", payload_indexes: dict[str, str] | None = None,
@@ -165,16 +153,7 @@ class AsyncClient:
                      **params: Any) -> rq.SearchResults:
         req = with_timeout(rq.search_request(collection, queries, k, texts=texts, images=images, encoder=encoder,
                                              **params), timeout or self.timeout)
-        attempt = 0
-        while True:
-            try:
-                return rq.parse_search(await self._streams.search(req), k)
-            except QuotaExceeded as err:
-                wait = rq.rate_limit_wait(err, attempt)
-                if wait is None:
-                    raise
-            await asyncio.sleep(wait)
-            attempt += 1
+        return rq.parse_search(await rq.retrying_async(lambda: self._streams.search(req)), k)
 
     async def embed(self, model: str, *, texts: Sequence[str] | None = None, images: Any = None) -> rq.Embedding:
         req = encoders_pb2.EmbedRequest(model=model, inputs=rq.raw_inputs(texts, images))

@@ -6,7 +6,6 @@ import time
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any, Sequence
 
-import grpc
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -14,8 +13,7 @@ from simsearch.client import _requests as rq
 from simsearch.client._streams import SyncSearchStreams, with_timeout
 from simsearch.protos.simsearch.v1 import (collections_pb2, collections_pb2_grpc, encoders_pb2, encoders_pb2_grpc,
                                            points_pb2, points_pb2_grpc)
-from simsearch.contract.errors import DeadlineExceeded, InvalidArgument, QuotaExceeded, ResourceExhausted, Unavailable
-from simsearch.protos.status import from_rpc_error
+from simsearch.contract.errors import DeadlineExceeded, InvalidArgument, ResourceExhausted, Unavailable
 
 
 class Client:
@@ -41,17 +39,7 @@ class Client:
 
     def _call(self, method, request, timeout: float | None = None):
         """One call; a refusal by a rate or concurrency limit is retried after the server's RetryInfo."""
-        attempt = 0
-        while True:
-            try:
-                return method(request, metadata=self._md, timeout=timeout or self.timeout)
-            except grpc.RpcError as e:
-                err = from_rpc_error(e)
-            wait = rq.rate_limit_wait(err, attempt)
-            if wait is None:
-                raise err from None
-            time.sleep(wait)
-            attempt += 1
+        return rq.retrying(lambda: method(request, metadata=self._md, timeout=timeout or self.timeout))
 
     # ---- collections ----
 
@@ -214,16 +202,7 @@ class Client:
         {"color": "red", "price": {"$lt": 20}}: only points that pass are returned)."""
         req = with_timeout(rq.search_request(collection, queries, k, texts=texts, images=images, encoder=encoder,
                                              **params), timeout or self.timeout)
-        attempt = 0
-        while True:
-            try:
-                return rq.parse_search(self._streams.search(req), k)
-            except QuotaExceeded as err:
-                wait = rq.rate_limit_wait(err, attempt)
-                if wait is None:
-                    raise
-            time.sleep(wait)
-            attempt += 1
+        return rq.parse_search(rq.retrying(lambda: self._streams.search(req)), k)
 
     # ---- encoders ----
 

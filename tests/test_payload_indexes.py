@@ -4,7 +4,6 @@ reported in the reply, datetimes compared as instants; declarations durable acro
 
 from __future__ import annotations
 
-import json
 import random
 
 import numpy as np

@@ -287,7 +287,7 @@ def test_cross_tenant_probes_neither_succeed_nor_reveal_existence(served):
 def test_wrong_keys_are_answered_slowly_per_source_and_admin_actions_are_audited(served):
     import asyncio
 
-    from simsearch import AsyncClient, ResourceExhausted
+    from simsearch import AsyncClient
     from simsearch.router.guard import FAILURE_DELAY_S, MAX_PENDING_FAILURES
 
     async def burst(n: int) -> list[str]:
