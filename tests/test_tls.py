@@ -5,6 +5,7 @@ warns when a non-loopback address serves plaintext."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -82,3 +83,16 @@ def test_tls_files_are_checked_at_start_and_plaintext_off_loopback_is_warned_abo
         assert _tls(ServeConfig(host="127.0.0.1")) is None
     warnings = [r.getMessage() for r in caplog.records if "without TLS" in r.getMessage()]
     assert len(warnings) == 1 and "192.0.2.7" in warnings[0] and "--tls-cert" in warnings[0]
+
+
+def test_the_readme_multi_tenant_quick_start_runs_over_tls(tmp_path, pki, capsys):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("<!-- quickstart: multi-tenant -->\n```python\n", 1)[1].split("```", 1)[0]
+    with EmbeddedServer(_config(tmp_path, pki)) as s:
+        exec(compile(block, "README.md quick start", "exec"),  # noqa: S102 (the README's own example)
+             {"ADDRESS": s.address, "ADMIN_KEY": API_KEY, "CA": str(pki["dir"] / "ca.pem")})
+        out = capsys.readouterr().out
+        assert "'a'" in out and "'b'" in out
+        with AdminClient(s.address, api_key=API_KEY, root_certificates=pki["ca"]) as admin:
+            acme = admin.describe_tenant("acme")
+        assert acme["usage"] == {"collections": 1, "points": 2, "keys": 1} and acme["quotas"]["max_qps"] == 200
