@@ -54,9 +54,13 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         return name
 
     def _key_for(self, principal: Principal, key_id: str) -> KeyRecord:
+        """A key the caller may revoke or rotate: another tenant's answers NOT_FOUND; an admin key, to anyone
+        but an admin, PERMISSION_DENIED (rotating it would hand a tenant-admin the admin's powers)."""
         rec = self.catalog.key(key_id)
         if rec is None or (principal.role != "admin" and rec.tenant != principal.tenant):
             raise NotFound(f"key {excerpt(key_id)} does not exist", field="key_id")
+        if rec.role == "admin" and principal.role != "admin":
+            raise PermissionDenied("only an admin key may revoke or rotate an admin key", field="key_id")
         return rec
 
     def _key_proto(self, rec: KeyRecord) -> admin_pb2.ApiKey:

@@ -228,9 +228,11 @@ class CollectionsServicer(collections_pb2_grpc.CollectionsServicer):
                                                                               request.field))
 
     @rpc
-    async def ListAliases(self, request, context, tenant):
-        return collections_pb2.ListAliasesResponse(aliases=[collections_pb2.Alias(alias=a, collection=c)
-                                                            for a, c in self.engine.list_aliases(tenant)])
+    async def ListAliases(self, request, context, principal):
+        allowed = principal.collections  # a key limited to some collections sees only the aliases of those
+        return collections_pb2.ListAliasesResponse(aliases=[
+            collections_pb2.Alias(alias=a, collection=c) for a, c in self.engine.list_aliases(principal.tenant)
+            if allowed is None or c in allowed])
 
 
 def deadline_of(engine: Engine, context: grpc.aio.ServicerContext | None, timeout_ms: int = 0) -> Deadline:

@@ -196,10 +196,23 @@ def test_admin_service_tenants_keys_and_their_limits(served):
         with pytest.raises(PermissionDenied, match="may use only the collections other"):
             c.get("docs", ["a"])
     with AdminClient(served.address, api_key=API_KEY) as admin:
+        default_ta = admin.create_key("default", "tenant-admin").secret
+        admin_id = next(k.key_id for k in admin.list_keys("default") if k.role == "admin")
+    with AdminClient(served.address, api_key=default_ta) as tadmin:  # the admin's own tenant: still no escalation
+        for act in (tadmin.rotate_key, tadmin.revoke_key):
+            with pytest.raises(PermissionDenied, match="only an admin key may revoke or rotate an admin key"):
+                act(admin_id)
+    with Client(served.address, api_key=ta.secret) as c:  # ta's tenant acme: "docs" exists; alias it
+        c.create_collection("other", DIM)
+        c.create_alias("docs-live", "docs")
+        c.create_alias("other-live", "other")
+    with Client(served.address, api_key=ro.secret) as c:  # limited to docs: sees only docs' aliases
+        assert c.list_aliases() == {"docs-live": "docs"}
+    with AdminClient(served.address, api_key=API_KEY) as admin:
         with pytest.raises(FailedPrecondition, match="last admin key"):
             admin.revoke_key(next(k.key_id for k in admin.list_keys("default") if k.role == "admin"))
         gone = admin.delete_tenant("acme")
-        assert gone == {"collections": 1, "keys": 3}
+        assert gone == {"collections": 2, "keys": 3}
         with pytest.raises(NotFound):
             admin.describe_tenant("acme")
     with pytest.raises(Unauthenticated), Client(served.address, api_key=ta.secret) as c:
