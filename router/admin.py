@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from simsearch.contract.errors import FailedPrecondition, NotFound, PermissionDenied, excerpt, invalid
+from simsearch.contract.errors import NotFound, PermissionDenied, excerpt, invalid
 from simsearch.protos.simsearch.v1 import admin_pb2, admin_pb2_grpc
 from simsearch.router.auth import ROLES, Principal, key_prefix
 from simsearch.router.engine import Engine
@@ -21,6 +21,12 @@ from simsearch.router.tenancy import QUOTA_FIELDS, KeyRecord, TenantRecord
 from simsearch.router.validate import check_name
 
 MAX_KEY_COLLECTIONS = 1000
+
+
+def _within(principal: Principal, rec: KeyRecord) -> bool:
+    """Whether `rec` is no more than a collection-limited caller could make: limited to some of its collections."""
+    return principal.collections is None or (rec.collections is not None and
+                                             set(rec.collections) <= principal.collections)
 
 
 def _quotas(q: admin_pb2.Quotas) -> dict[str, float]:
@@ -61,6 +67,9 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             raise NotFound(f"key {excerpt(key_id)} does not exist", field="key_id")
         if rec.role == "admin" and principal.role != "admin":
             raise PermissionDenied("only an admin key may revoke or rotate an admin key", field="key_id")
+        if not _within(principal, rec):
+            raise PermissionDenied("a key limited to some collections may only revoke or rotate keys limited to "
+                                   "those", field="key_id")
         return rec
 
     def _key_proto(self, rec: KeyRecord) -> admin_pb2.ApiKey:
@@ -122,6 +131,9 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
                                    field="collections")
         if request.expires_at and request.expires_at <= time.time():
             raise invalid("expires_at", f"must be in the future (unix seconds) or 0 for never, got {request.expires_at}")
+        if principal.expires_at and not 0 < request.expires_at <= principal.expires_at:
+            raise PermissionDenied(f"a key that expires may only create keys that expire no later (expires_at <= "
+                                   f"{principal.expires_at:.0f})", field="expires_at")
         rec, secret = await self.engine.run_catalog(self.catalog.create_key, tenant, role,
                                                     tuple(sorted(set(names))) if names else None, request.expires_at)
         return admin_pb2.CreatedKey(key=self._key_proto(rec), secret=secret)
@@ -130,16 +142,13 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
     async def ListKeys(self, request, context, principal):
         tenant = self._tenant_for(principal, request.tenant)
         self.catalog.flush_last_used()
-        return admin_pb2.ListKeysResponse(keys=[self._key_proto(k) for k in self.catalog.keys_of(tenant)])
+        return admin_pb2.ListKeysResponse(keys=[self._key_proto(k) for k in self.catalog.keys_of(tenant)
+                                                if _within(principal, k)])
 
     @rpc
     async def RevokeKey(self, request, context, principal):
         rec = self._key_for(principal, request.key_id)
-        if rec.role == "admin" and sum(k.role == "admin" for t in self.catalog.tenant_names()
-                                       for k in self.catalog.keys_of(t)) == 1:
-            raise FailedPrecondition("this is the last admin key; create another admin key before revoking it",
-                                     field="key_id")
-        await self.engine.run_catalog(self.catalog.revoke_key, rec.key_id)
+        await self.engine.run_catalog(self.catalog.revoke_key, rec.key_id)  # refuses the last admin key
         return admin_pb2.RevokeKeyResponse(revoked=True)
 
     @rpc

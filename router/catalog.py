@@ -22,6 +22,7 @@ import errno
 import json
 import logging
 import re
+import secrets
 import shutil
 import sqlite3
 import threading
@@ -114,7 +115,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     3: ("ALTER TABLE tenants ADD COLUMN quotas TEXT NOT NULL DEFAULT '{}'", KEYS,
         # the keys of before were each all-powerful in their tenant: the default tenant's become admin keys
         """INSERT INTO keys (key_id, digest, tenant, role, created_at, bootstrap)
-           SELECT substr(digest, 1, 12), 'sha256:' || digest, tenant,
+           SELECT lower(hex(randomblob(6))), 'sha256:' || digest, tenant,
                   CASE WHEN tenant = 'default' THEN 'admin' ELSE 'tenant-admin' END, created_at, 1 FROM api_keys""",
         "DROP TABLE api_keys"),
 }
@@ -270,7 +271,8 @@ class Catalog(TenancyMixin):
         # the keys of then were each all-powerful in their tenant, digested with plain SHA-256 (re-keyed on first use)
         self._db.executemany("INSERT INTO keys (key_id, digest, tenant, role, created_at, bootstrap) "
                              "VALUES (?, ?, ?, ?, ?, 1)",
-                             [(d[:12], LEGACY_PREFIX + d, t, "admin" if t == DEFAULT_TENANT else "tenant-admin", now)
+                             [(secrets.token_hex(6), LEGACY_PREFIX + d, t, "admin" if t == DEFAULT_TENANT
+                               else "tenant-admin", now)
                               for t, v in doc["tenants"].items() for d in v["key_hashes"]])
         for c in doc["collections"]:
             rec = CollectionRecord.from_row(c["tenant"], json.dumps(c["spec"]), c["uid"], c["created_at"])

@@ -46,6 +46,7 @@ class _Bucket:
             self.tokens -= 1.0
             return 0.0
         slot = max(self.promised + 1.0 / self.rate, now + (1.0 - self.tokens) / self.rate)
+        slot = min(slot, now + self.capacity / self.rate)  # a caller that hammers cannot push the others' slots out
         self.promised = slot
         return slot - now
 

@@ -57,11 +57,15 @@ def authorize(engine: Engine, principal: Principal, method: str, request) -> Non
         raise PermissionDenied(f"{method} needs a key with role {' or '.join(allowed)}; this key "
                                f"({key_prefix(principal.key_id)}) is {principal.role}")
     if principal.collections is not None:
-        name = _collection_named(request)
-        if name and name not in principal.collections and \
-                engine.resolve(principal.tenant, name) not in principal.collections:
-            raise PermissionDenied(f"this key ({key_prefix(principal.key_id)}) may use only the collections "
-                                   f"{', '.join(sorted(principal.collections))}", field="collection")
+        names = [_collection_named(request)]
+        alias = getattr(request, "alias", "")
+        if isinstance(alias, str) and alias and engine.catalog.alias_target(principal.tenant, alias) is not None:
+            names.append(alias)  # an existing alias (switched or deleted): what it names now must be allowed too
+        for name in names:
+            if name and name not in principal.collections and \
+                    engine.resolve(principal.tenant, name) not in principal.collections:
+                raise PermissionDenied(f"this key ({key_prefix(principal.key_id)}) may use only the collections "
+                                       f"{', '.join(sorted(principal.collections))}", field="collection")
 
 
 def spec_of(req: collections_pb2.CreateCollectionRequest) -> CollectionSpec:

@@ -111,10 +111,16 @@ class TenancyMixin:
         return rec.principal()
 
     def _rekey(self, rec: KeyRecord, digest: str) -> KeyRecord:
-        """Replace a legacy SHA-256 digest with the keyed one (the key itself is known only now)."""
+        """Replace a legacy SHA-256 digest with the keyed one (the key itself is known only now). Under the
+        lock, and only while the record still holds that legacy digest: a key revoked or rotated since it
+        was looked up stays revoked or rotated."""
         with self._lock:
+            current = self._keys.get(rec.key_id)
+            if current is None or current.digest != rec.digest:
+                raise Unauthenticated("API key not recognised")
             with self._transaction():  # type: ignore[attr-defined]
-                self._db.execute("UPDATE keys SET digest = ? WHERE key_id = ?", (digest, rec.key_id))
+                self._db.execute("UPDATE keys SET digest = ? WHERE key_id = ? AND digest = ?",
+                                 (digest, rec.key_id, rec.digest))
             new = KeyRecord(rec.key_id, digest, rec.tenant, rec.role, rec.collections, rec.created_at,
                             rec.expires_at, rec.bootstrap)
             self._set_keys({**self._keys, rec.key_id: new})
@@ -127,7 +133,7 @@ class TenancyMixin:
         to be shown once). Later starts: a given key must be one of the data dir's keys, or
         BootstrapMismatch (the catalog keeps its keys; a second admin key is never added silently)."""
         with self._lock:
-            if self._keys:
+            if any(k.role == "admin" for k in self._keys.values()):
                 if bootstrap_key is not None:
                     rec = self._by_digest.get(self.hasher.digest(bootstrap_key)) or \
                         self._by_digest.get(legacy_digest(bootstrap_key))
@@ -140,6 +146,10 @@ class TenancyMixin:
             generated = None
             if bootstrap_key is None:
                 bootstrap_key = generated = new_key(new_key_id())
+            elif self._by_digest.get(self.hasher.digest(bootstrap_key)) or \
+                    self._by_digest.get(legacy_digest(bootstrap_key)):
+                raise BootstrapMismatch("the bootstrap key given is a key of this data dir without the admin role, "
+                                        "and the data dir has no admin key: pass a new key to become its admin key")
             now = time.time()
             key_id = _key_id_of(bootstrap_key) or new_key_id()
             rec = KeyRecord(key_id, self.hasher.digest(bootstrap_key), DEFAULT_TENANT, "admin", None, now,
@@ -247,10 +257,15 @@ class TenancyMixin:
             return rec, secret
 
     def revoke_key(self, key_id: str) -> KeyRecord:
+        """NotFound for a missing key; FailedPrecondition for the last admin key (the deployment would be
+        locked out), checked under the lock so two revocations cannot both pass it."""
         with self._lock:
             rec = self._keys.get(key_id)
             if rec is None:
                 raise NotFound(f"key {excerpt(key_id)} does not exist", field="key_id")
+            if rec.role == "admin" and sum(k.role == "admin" for k in self._keys.values()) == 1:
+                raise FailedPrecondition("this is the last admin key; create another admin key before revoking it",
+                                         field="key_id")
             with self._transaction():  # type: ignore[attr-defined]
                 self._db.execute("DELETE FROM keys WHERE key_id = ?", (key_id,))
             self._set_keys({k: v for k, v in self._keys.items() if k != key_id})

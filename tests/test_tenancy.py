@@ -340,3 +340,57 @@ def test_wrong_keys_are_answered_slowly_per_source_and_admin_actions_are_audited
     assert [(e["action"], e["outcome"]) for e in mine] == [("CreateTenant", "OK"), ("CreateKey", "OK"),
                                                            ("RevokeKey", "NOT_FOUND"), ("RevokeKey", "OK")]
     assert all(e["role"] == "admin" and e["tenant"] == "default" and e["source"].startswith("ipv") for e in mine)
+
+
+@pytest.mark.unit
+def test_a_legacy_key_revoked_before_its_rekeying_stays_revoked(tmp_path):
+    db = sqlite3.connect(tmp_path / "catalog.sqlite", isolation_level=None)
+    for statement in SCHEMA_V1:
+        db.execute(statement)
+    db.execute("CREATE TABLE aliases (tenant TEXT, alias TEXT, collection TEXT, created_at REAL)")
+    db.execute("CREATE TABLE payload_indexes (tenant TEXT, collection TEXT, field TEXT, type TEXT, created_at REAL)")
+    db.execute("PRAGMA user_version=3")
+    db.execute("INSERT INTO tenants VALUES ('default', 1.0), ('team', 1.0)")
+    for k, t in (("legacy-admin-key-0123", "default"), ("legacy-team-key-0123", "team")):
+        db.execute("INSERT INTO api_keys VALUES (?, ?, 1.0)", (hashlib.sha256(k.encode()).hexdigest(), t))
+    db.close()
+    cat = Catalog(tmp_path)
+    ids = {k.tenant: k.key_id for t in ("default", "team") for k in cat.keys_of(t)}
+    assert all(len(i) == 12 for i in ids.values())
+    assert hashlib.sha256(b"legacy-team-key-0123").hexdigest()[:12] != ids["team"]  # ids are random, not the hash
+    legacy = cat.key(ids["team"])
+    cat.revoke_key(ids["team"])  # revoked between authenticate's lookup and its re-keying
+    with pytest.raises(Unauthenticated):
+        cat._rekey(legacy, cat.hasher.digest("legacy-team-key-0123"))
+    with pytest.raises(Unauthenticated):
+        cat.authenticate("legacy-team-key-0123")
+    with pytest.raises(FailedPrecondition, match="last admin key"):
+        cat.revoke_key(ids["default"])
+
+
+@pytest.mark.integration
+def test_limited_and_expiring_keys_cannot_widen_themselves(served):
+    with AdminClient(served.address, api_key=API_KEY) as admin:
+        admin.create_tenant("narrowed")
+        full = admin.create_key("narrowed", "tenant-admin")
+        limited = admin.create_key("narrowed", "tenant-admin", collections=["a"])
+        expiring = admin.create_key("narrowed", "tenant-admin", expires_at=time.time() + 3600)
+    with Client(served.address, api_key=full.secret) as c:
+        for name in ("a", "b"):
+            c.create_collection(name, DIM)
+        c.create_alias("live", "b")
+    with AdminClient(served.address, api_key=limited.secret) as lim, Client(served.address, api_key=limited.secret) as c:
+        for act in (lim.rotate_key, lim.revoke_key):
+            with pytest.raises(PermissionDenied, match="may only revoke or rotate keys limited to those"):
+                act(full.key.key_id)
+        assert {k.key_id for k in lim.list_keys()} == {limited.key.key_id}
+        for act in (lambda: c.switch_alias("live", "a"), lambda: c.delete_alias("live")):
+            with pytest.raises(PermissionDenied, match="may use only the collections a"):
+                act()
+        assert c.list_aliases() == {}
+    with AdminClient(served.address, api_key=expiring.secret) as exp:
+        with pytest.raises(PermissionDenied, match="may only create keys that expire no later"):
+            exp.create_key(role="read-only")
+        exp.create_key(role="read-only", expires_at=time.time() + 60)
+    with Client(served.address, api_key=full.secret) as c:
+        assert c.list_aliases() == {"live": "b"}
