@@ -31,7 +31,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from simsearch.contract.errors import (AlreadyExists, FailedPrecondition, NotFound, ResourceExhausted,
+from simsearch.contract.errors import (AlreadyExists, FailedPrecondition, NotFound, QuotaExceeded, ResourceExhausted,
                                        SimsearchError, Unavailable, excerpt)
 from simsearch.contract.payload_index import MAX_PAYLOAD_INDEXES, check_index
 from simsearch.router.auth import LEGACY_PREFIX, KeyHasher, load_secret
@@ -317,11 +317,17 @@ class Catalog(TenancyMixin):
         return self.insert(self.plan(tenant, spec))
 
     def insert(self, rec: CollectionRecord, indexes: dict[str, str] | None = None) -> CollectionRecord:
-        """Commit `rec` with its declared payload indexes. AlreadyExists for a taken name; Unavailable /
-        ResourceExhausted when the disk refuses the write (then nothing changed)."""
+        """Commit `rec` with its declared payload indexes. AlreadyExists for a taken name; QuotaExceeded past
+        the tenant's max_collections (checked again here, under the lock, for creates that raced);
+        Unavailable / ResourceExhausted when the disk refuses the write (then nothing changed)."""
         with self._lock:
             if (rec.tenant, rec.spec.name) in self._collections:
                 raise AlreadyExists(f"collection {excerpt(rec.spec.name)} already exists", field="name")
+            limit = self.quotas(rec.tenant).get("max_collections")
+            if limit and len(self.names(rec.tenant)) >= limit:
+                raise QuotaExceeded(f"tenant {excerpt(rec.tenant)} has {len(self.names(rec.tenant))} collections, "
+                                    f"its quota (max_collections {limit:g}); drop one or ask for a higher quota",
+                                    quota=f"tenant {rec.tenant} max_collections")
             self.check_not_alias(rec.tenant, rec.spec.name)
             try:
                 with self._transaction():

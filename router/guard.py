@@ -4,7 +4,9 @@
 peer's address without its port) may have at most MAX_PENDING_FAILURES such answers pending; past
 that its requests are refused at once with RESOURCE_EXHAUSTED and RetryInfo, without looking at
 the key. So one address gets at most MAX_PENDING_FAILURES / FAILURE_DELAY_S guesses answered per
-second (was ~2,000), a valid key costs nothing extra, and other addresses are never affected.
+second (was ~2,000) and other addresses are never affected; a valid key from an address in that
+state is refused too until the pending answers go out (checking it first would let an attacker tell
+right from wrong at full speed).
 The delay is an asyncio sleep: it holds no thread.
 
 `AuditLog`: JSON lines in `<data-dir>/audit.log` (mode 0600), one per admin action (tenants,
@@ -15,6 +17,7 @@ outcome. Written and fsynced off the event loop; a failed write is logged, never
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import os
@@ -36,11 +39,19 @@ AUDITED = frozenset({
 
 
 def source_of(peer: str | None) -> str:
-    """'ipv4:127.0.0.1:5000' -> 'ipv4:127.0.0.1'; 'ipv6:[::1]:5000' -> 'ipv6:[::1]'; unix sockets as they are."""
+    """Where a call comes from, as the guard counts it: 'ipv4:127.0.0.1:5000' -> 'ipv4:127.0.0.1'; an IPv6
+    peer by its /64 (one host usually holds a whole /64, and could otherwise rotate addresses within it);
+    unix sockets as they are."""
     if not peer:
         return "unknown"
-    if peer.startswith(("ipv4:", "ipv6:")):
+    if peer.startswith("ipv4:"):
         return peer.rsplit(":", 1)[0]
+    if peer.startswith("ipv6:"):
+        host = peer[5:].rsplit(":", 1)[0].strip("[]").split("%")[0]
+        try:
+            return f"ipv6:{ipaddress.IPv6Network(f'{host}/64', strict=False)}"
+        except ValueError:
+            return peer.rsplit(":", 1)[0]
     return peer
 
 

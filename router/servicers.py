@@ -323,10 +323,10 @@ class PointsServicer(points_pb2_grpc.PointsServicer):
                       context: grpc.aio.ServicerContext | None) -> SearchReply:
         deadline = deadline_of(self.engine, context, opts.timeout_ms)
         name = self.engine.resolve(tenant, request.collection)  # once: an alias switched meanwhile changes nothing here
-        queries = await self.engine.encoders.vectors_for(
-            self.engine.spec(tenant, name), lambda: convert.matrix_from_proto(request.queries, "queries"),
-            request.inputs, request.encoder, "queries", deadline)
-        with self.engine.limits.search(tenant, self.engine.catalog.quotas(tenant)):
+        with self.engine.limits.search(tenant, self.engine.catalog.quotas(tenant)):  # embedding included
+            queries = await self.engine.encoders.vectors_for(
+                self.engine.spec(tenant, name), lambda: convert.matrix_from_proto(request.queries, "queries"),
+                request.inputs, request.encoder, "queries", deadline)
             return await self.engine.search(tenant, name, queries, opts, deadline)
 
 
