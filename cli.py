@@ -126,8 +126,8 @@ def _admin(args):
 
 
 def _quota_options(args) -> dict:
-    return {q: getattr(args, q) for q in ("max_collections", "max_points", "max_qps", "max_concurrent_searches")
-            if getattr(args, q) is not None}
+    return {q: getattr(args, q) for q in ("max_collections", "max_points", "max_qps", "max_concurrent_searches",
+                                          "max_payload_bytes") if getattr(args, q) is not None}
 
 
 def _cmd_tenants(args) -> int:
@@ -352,7 +352,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("action", choices=["list", "describe", "create", "update", "delete"])
     t.add_argument("name", nargs="?", default="")
     for q, kind in (("max_collections", int), ("max_points", int), ("max_qps", float),
-                    ("max_concurrent_searches", int)):
+                    ("max_concurrent_searches", int), ("max_payload_bytes", int)):
         t.add_argument("--" + q.replace("_", "-"), dest=q, type=kind, default=None, help="0: no limit")
     server_options(t)
     t.set_defaults(func=_cmd_tenants)

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 from simsearch.client import _requests as rq
 from simsearch.protos.simsearch.v1 import admin_pb2, admin_pb2_grpc
 
-QUOTAS = ("max_collections", "max_points", "max_qps", "max_concurrent_searches")
+QUOTAS = ("max_collections", "max_points", "max_qps", "max_concurrent_searches", "max_payload_bytes")
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,8 @@ def _tenant(t: admin_pb2.Tenant) -> dict[str, Any]:
     out: dict[str, Any] = {"name": t.name, "created_at": t.created_at,
                            "quotas": {q: getattr(t.quotas, q) or None for q in QUOTAS}}
     if t.HasField("usage"):
-        out["usage"] = {"collections": t.usage.collections, "points": t.usage.points, "keys": t.usage.keys}
+        out["usage"] = {"collections": t.usage.collections, "points": t.usage.points, "keys": t.usage.keys,
+                        "payload_bytes": t.usage.payload_bytes}
     return out
 
 

@@ -157,7 +157,7 @@ class Engine:
         self.catalog = catalog
         self.auth_guard = FailedAuthGuard()  # wrong keys answered slowly, per source (router/guard.py)
         self.limits = TenantLimits()  # per-tenant rate and concurrent-search limits (router/quotas.py)
-        self._points_seen: dict[str, tuple[float, int]] = {}  # tenant -> (when, live points then + since)
+        self._usage_seen: dict[str, tuple[float, int, int]] = {}  # tenant -> (when, points, payload bytes) + since
         self.audit: AuditLog | None = AuditLog(catalog.root)  # admin actions, JSON lines
         self.encoders = encoders or EncoderHub(catalog.root / "models")
         self.cache = cache or make_cache(None)
@@ -320,12 +320,15 @@ class Engine:
         return await _unstoppable(asyncio.to_thread(fn, *args))
 
     async def tenant_usage(self, tenant: str) -> dict[str, int]:
-        """Collections, live points (what their shards report; unavailable shards count 0) and keys."""
+        """Collections, live points and their payload bytes (what the shards report; unavailable shards count
+        0) and keys."""
         names = self.catalog.names(tenant)
         lives = [self._live[(tenant, n)] for n in names if (tenant, n) in self._live]
-        stats = await asyncio.gather(*(h.stats() for live in lives for h in live.shards), return_exceptions=True)
-        points = sum(s["points"] for s in stats if isinstance(s, dict))
-        return {"collections": len(names), "points": points, "keys": len(self.catalog.keys_of(tenant))}
+        stats = [s for s in await asyncio.gather(*(h.stats() for live in lives for h in live.shards),
+                                                 return_exceptions=True) if isinstance(s, dict)]
+        return {"collections": len(names), "points": sum(s["points"] for s in stats),
+                "payload_bytes": sum(s.get("payload_bytes", 0) for s in stats),
+                "keys": len(self.catalog.keys_of(tenant))}
 
     async def delete_tenant(self, tenant: str) -> tuple[int, int]:
         """Forget the tenant and all of it in one catalog commit, then stop its shards and remove its files
@@ -431,7 +434,7 @@ class Engine:
         schema = self.catalog.payload_indexes(tenant, live.spec.name)
         if schema and payloads is not None:
             check_documents(payloads, ids, schema)
-        await self._check_points_quota(tenant, len(ids))
+        await self._check_points_quota(tenant, len(ids), payloads)
         if live.id_bytes is not None:
             live.id_bytes = max(live.id_bytes, longest_utf8(ids))
         ids_arr = np.asarray(ids, dtype=object)
@@ -441,25 +444,33 @@ class Engine:
         metrics.UPSERTED.labels(tenant).inc(len(ids))
         return len(ids), live.generation
 
-    POINTS_SEEN_S = 1.0  # how long a tenant's counted points are reused (plus the upserts since) before recounting
+    USAGE_SEEN_S = 1.0  # how long a tenant's counted usage is reused (plus the upserts since) before recounting
 
-    async def _check_points_quota(self, tenant: str, adding: int) -> None:
-        """QuotaExceeded when the tenant's live points plus this batch would pass max_points. Counted from the
-        shards at most once a second, each upsert since added in full (an upsert that replaces points adds
-        none, so near the quota a batch may be refused that would have fit: a conservative bound)."""
-        limit = self.catalog.quotas(tenant).get("max_points")
-        if not limit:
+    async def _check_points_quota(self, tenant: str, adding: int, payloads: list[str] | None = None) -> None:
+        """QuotaExceeded when the tenant's live points (or their payload bytes) plus this batch would pass
+        max_points (max_payload_bytes). Counted from the shards at most once a second, each upsert since added
+        in full (an upsert that replaces points adds none, so near a quota a batch may be refused that would
+        have fit: a conservative bound)."""
+        quotas = self.catalog.quotas(tenant)
+        max_points, max_bytes = quotas.get("max_points"), quotas.get("max_payload_bytes")
+        if not max_points and not max_bytes:
             return
+        new_bytes = sum(len(t) if t.isascii() else len(t.encode("utf-8", "surrogatepass")) for t in payloads or ())
         now = time.monotonic()
-        seen = self._points_seen.get(tenant)
-        if seen is None or now - seen[0] > self.POINTS_SEEN_S:
-            seen = (now, (await self.tenant_usage(tenant))["points"])
-        if seen[1] + adding > limit:
-            self._points_seen[tenant] = seen
+        seen = self._usage_seen.get(tenant)
+        if seen is None or now - seen[0] > self.USAGE_SEEN_S:
+            usage = await self.tenant_usage(tenant)
+            seen = (now, usage["points"], usage["payload_bytes"])
+        self._usage_seen[tenant] = seen
+        if max_points and seen[1] + adding > max_points:
             raise QuotaExceeded(f"tenant {excerpt(tenant)} holds {seen[1]:,} points; {adding:,} more would pass its "
-                                f"quota (max_points {limit:,.0f}); delete some or ask for a higher quota",
+                                f"quota (max_points {max_points:,.0f}); delete some or ask for a higher quota",
                                 field="ids", quota=f"tenant {tenant} max_points")
-        self._points_seen[tenant] = (seen[0], seen[1] + adding)
+        if max_bytes and seen[2] + new_bytes > max_bytes:
+            raise QuotaExceeded(f"tenant {excerpt(tenant)} holds {seen[2]:,} bytes of payloads; {new_bytes:,} more "
+                                f"would pass its quota (max_payload_bytes {max_bytes:,.0f}); delete some or ask for a "
+                                f"higher quota", field="payloads", quota=f"tenant {tenant} max_payload_bytes")
+        self._usage_seen[tenant] = (seen[0], seen[1] + adding, seen[2] + new_bytes)
 
     async def delete(self, tenant: str, name: str, ids: list[str]) -> tuple[int, int]:
         live = self._get(tenant, name)
@@ -475,6 +486,8 @@ class Engine:
         schema = self.catalog.payload_indexes(tenant, live.spec.name)
         if schema and patch:
             check_document(json.loads(patch), schema, "payload")
+        if patch:  # at most the patch's size again on each point (an upper bound: fields it replaces shrink it)
+            await self._check_points_quota(tenant, 0, [patch] * len(ids))
         ids_arr = np.asarray(ids, dtype=object)
         changed = await self._write(live, [h.set_payload(ids_arr[pos].tolist(), patch, delete_keys, replace)
                                            for h, pos in zip(live.shards, group_by_shard(ids, live.spec.shards))

@@ -20,7 +20,7 @@ from simsearch.contract.errors import (AlreadyExists, FailedPrecondition, NotFou
 from simsearch.router.auth import (ROLES, KeyHasher, Principal, key_prefix, legacy_digest, new_key, new_key_id)
 
 DEFAULT_TENANT = "default"
-QUOTA_FIELDS = ("max_collections", "max_points", "max_qps", "max_concurrent_searches")
+QUOTA_FIELDS = ("max_collections", "max_points", "max_qps", "max_concurrent_searches", "max_payload_bytes")
 LAST_USED_FLUSH_S = 60.0  # last-used times are kept in memory and stored at most this often
 
 

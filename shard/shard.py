@@ -649,7 +649,7 @@ class Shard:
         live points the index does not cover yet (scanned exactly); index_state is "ready" only when
         there are none, "partial" while some wait for the next build."""
         with self._lock:
-            index = self._index
+            index, rows = self._index, self._rows
             fresh = len(self._rows.row_of) if index else self._rows.live
             indexed = self._rows.live - fresh
             state = "building" if self._building() else ("none" if index is None else ("partial" if fresh else "ready"))
@@ -667,6 +667,7 @@ class Shard:
                 "builds": self._builds,
                 "error": self._build_error or (f"checkpoint failed: {self._checkpoint_error}" if self._checkpoint_error else ""),
             }
+        out["payload_bytes"] = rows.payload_bytes()  # outside the lock: O(rows); rows never change once written
         if self._payload_indexes:  # outside the lock: it reads the columns (built once per generation)
             out["payload_indexes"] = self.payload_index_stats()
         return out

@@ -290,3 +290,21 @@ class Rows:
     def max_id_bytes(self) -> int:
         s = self.sealed.size
         return max(self.sealed.max_id_bytes(self.alive[:s]), longest_utf8(list(self.row_of)))
+
+    def payload_bytes(self) -> int:
+        """The live points' payloads, in UTF-8 bytes of their canonical JSON (what a tenant's payload quota
+        counts): the sealed segment's from its offsets (encoded only when not ASCII), the fresh rows' one by
+        one (they are few)."""
+        s, n = self.sealed.size, self.n
+        total = 0
+        texts = self.sealed.payloads
+        if s and texts is not None:
+            alive = self.alive[:s]
+            if texts.text.isascii():
+                total += int((np.diff(texts.starts)[:s] - 1)[alive].sum())
+            else:
+                total += sum(len(t.encode("utf-8", "surrogatepass")) for t in texts.pick(np.flatnonzero(alive)))
+        fresh_alive = self.alive[s:n]
+        total += sum(len(t) if t.isascii() else len(t.encode("utf-8", "surrogatepass"))
+                     for t, ok in zip(self.fresh_payloads, fresh_alive.tolist()) if ok and t)
+        return total

@@ -83,7 +83,8 @@ def test_collection_and_point_quotas_refuse_before_any_work(served):
         time.sleep(1.1)  # recounted from the shards after a second
         c.upsert("b", [f"q{i}" for i in range(30)], np.ones((30, DIM), np.float32))
     with AdminClient(served.address, api_key=API_KEY) as admin:
-        assert admin.describe_tenant("small")["usage"] == {"collections": 2, "points": 70, "keys": 1}
+        assert admin.describe_tenant("small")["usage"] == {"collections": 2, "points": 70, "keys": 1,
+                                                              "payload_bytes": 0}
         admin.update_tenant("small")  # quotas removed
     with Client(served.address, api_key=key) as c:
         c.create_collection("c", DIM)
@@ -192,3 +193,21 @@ def test_limits_keep_a_noisy_tenant_from_swamping_a_quiet_one(tmp_path):
     assert a.noisy_admitted <= 20 * (2 * 2 * (3.0 + 1.0)) + 20  # at most its rate over the whole run, plus the burst
     assert b.noisy_admitted > 3 * a.noisy_admitted
     assert a.p99_ratio < b.p99_ratio, (a, b)
+
+
+@pytest.mark.integration
+def test_the_payload_bytes_quota_counts_utf8_bytes_of_live_payloads(served):
+    key = _tenant(served, "wordy", max_payload_bytes=2000)
+    doc = {"text": "é" * 90}  # canonical JSON {"text":"éé…"}: 11 + 2 x 90 = 191 bytes, 101 characters
+    with Client(served.address, api_key=key) as c:
+        c.create_collection("d", DIM)
+        c.upsert("d", [f"p{i}" for i in range(10)], np.ones((10, DIM), np.float32), payloads=[doc] * 10)
+        with AdminClient(served.address, api_key=API_KEY) as admin:
+            assert admin.describe_tenant("wordy")["usage"]["payload_bytes"] == 1910
+        with pytest.raises(QuotaExceeded, match=r"holds 1,910 bytes of payloads; 191 more would pass") as e:
+            c.upsert("d", ["p10"], np.ones((1, DIM), np.float32), payloads=[doc])
+        assert e.value.quota == "tenant wordy max_payload_bytes"
+        with pytest.raises(QuotaExceeded):
+            c.set_payload("d", ["p0"], {"more": "x" * 100})
+        c.upsert("d", ["p10"], np.ones((1, DIM), np.float32))  # no payload: fits
+        assert c.count("d") == 11

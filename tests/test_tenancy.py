@@ -171,7 +171,7 @@ def test_admin_service_tenants_keys_and_their_limits(served):
     with AdminClient(served.address, api_key=API_KEY) as admin:
         t = admin.create_tenant("acme", max_collections=5, max_qps=100)
         assert t["quotas"] == {"max_collections": 5, "max_points": None, "max_qps": 100.0,
-                               "max_concurrent_searches": None}
+                               "max_concurrent_searches": None, "max_payload_bytes": None}
         ta = admin.create_key("acme", "tenant-admin")
         assert ta.secret.startswith(f"ss_{ta.key.key_id}_") and ta.key.prefix == f"ss_{ta.key.key_id}_…"
         assert ta.secret not in repr(admin.list_keys("acme"))
@@ -180,7 +180,7 @@ def test_admin_service_tenants_keys_and_their_limits(served):
         c.create_collection("docs", DIM)
         c.upsert("docs", ["a", "b"], np.eye(2, DIM, dtype=np.float32))
         usage = tadmin.describe_tenant()["usage"]
-        assert usage == {"collections": 1, "points": 2, "keys": 1}
+        assert usage == {"collections": 1, "points": 2, "keys": 1, "payload_bytes": 0}
         with pytest.raises(PermissionDenied, match="only an admin key may create an admin key"):
             tadmin.create_key(role="admin")
         with pytest.raises(PermissionDenied):

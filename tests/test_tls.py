@@ -95,4 +95,4 @@ def test_the_readme_multi_tenant_quick_start_runs_over_tls(tmp_path, pki, capsys
         assert "'a'" in out and "'b'" in out
         with AdminClient(s.address, api_key=API_KEY, root_certificates=pki["ca"]) as admin:
             acme = admin.describe_tenant("acme")
-        assert acme["usage"] == {"collections": 1, "points": 2, "keys": 1} and acme["quotas"]["max_qps"] == 200
+        assert acme["usage"] == {"collections": 1, "points": 2, "keys": 1, "payload_bytes": 0} and acme["quotas"]["max_qps"] == 200

@@ -7,26 +7,30 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Quotas(_message.Message):
-    __slots__ = ("max_collections", "max_points", "max_qps", "max_concurrent_searches")
+    __slots__ = ("max_collections", "max_points", "max_qps", "max_concurrent_searches", "max_payload_bytes")
     MAX_COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
     MAX_POINTS_FIELD_NUMBER: _ClassVar[int]
     MAX_QPS_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENT_SEARCHES_FIELD_NUMBER: _ClassVar[int]
+    MAX_PAYLOAD_BYTES_FIELD_NUMBER: _ClassVar[int]
     max_collections: int
     max_points: int
     max_qps: float
     max_concurrent_searches: int
-    def __init__(self, max_collections: _Optional[int] = ..., max_points: _Optional[int] = ..., max_qps: _Optional[float] = ..., max_concurrent_searches: _Optional[int] = ...) -> None: ...
+    max_payload_bytes: int
+    def __init__(self, max_collections: _Optional[int] = ..., max_points: _Optional[int] = ..., max_qps: _Optional[float] = ..., max_concurrent_searches: _Optional[int] = ..., max_payload_bytes: _Optional[int] = ...) -> None: ...
 
 class Usage(_message.Message):
-    __slots__ = ("collections", "points", "keys")
+    __slots__ = ("collections", "points", "keys", "payload_bytes")
     COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
     POINTS_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_BYTES_FIELD_NUMBER: _ClassVar[int]
     collections: int
     points: int
     keys: int
-    def __init__(self, collections: _Optional[int] = ..., points: _Optional[int] = ..., keys: _Optional[int] = ...) -> None: ...
+    payload_bytes: int
+    def __init__(self, collections: _Optional[int] = ..., points: _Optional[int] = ..., keys: _Optional[int] = ..., payload_bytes: _Optional[int] = ...) -> None: ...
 
 class Tenant(_message.Message):
     __slots__ = ("name", "quotas", "created_at", "usage")

@@ -55,7 +55,7 @@ class CreateCollectionRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., shards: _Optional[int] = ..., index: _Optional[_Union[IndexParams, _Mapping]] = ..., encoder: _Optional[str] = ..., payload_indexes: _Optional[_Iterable[_Union[PayloadIndex, _Mapping]]] = ...) -> None: ...
 
 class ShardInfo(_message.Message):
-    __slots__ = ("shard", "available", "points", "indexed", "fresh", "deleted", "index_state", "num_leaves", "builds", "error", "leaves_to_search", "dims_per_block", "oversample", "rebuild_threshold")
+    __slots__ = ("shard", "available", "points", "indexed", "fresh", "deleted", "index_state", "num_leaves", "builds", "error", "leaves_to_search", "dims_per_block", "oversample", "rebuild_threshold", "payload_bytes")
     SHARD_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     POINTS_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +70,7 @@ class ShardInfo(_message.Message):
     DIMS_PER_BLOCK_FIELD_NUMBER: _ClassVar[int]
     OVERSAMPLE_FIELD_NUMBER: _ClassVar[int]
     REBUILD_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_BYTES_FIELD_NUMBER: _ClassVar[int]
     shard: int
     available: bool
     points: int
@@ -84,7 +85,8 @@ class ShardInfo(_message.Message):
     dims_per_block: int
     oversample: int
     rebuild_threshold: int
-    def __init__(self, shard: _Optional[int] = ..., available: _Optional[bool] = ..., points: _Optional[int] = ..., indexed: _Optional[int] = ..., fresh: _Optional[int] = ..., deleted: _Optional[int] = ..., index_state: _Optional[str] = ..., num_leaves: _Optional[int] = ..., builds: _Optional[int] = ..., error: _Optional[str] = ..., leaves_to_search: _Optional[int] = ..., dims_per_block: _Optional[int] = ..., oversample: _Optional[int] = ..., rebuild_threshold: _Optional[int] = ...) -> None: ...
+    payload_bytes: int
+    def __init__(self, shard: _Optional[int] = ..., available: _Optional[bool] = ..., points: _Optional[int] = ..., indexed: _Optional[int] = ..., fresh: _Optional[int] = ..., deleted: _Optional[int] = ..., index_state: _Optional[str] = ..., num_leaves: _Optional[int] = ..., builds: _Optional[int] = ..., error: _Optional[str] = ..., leaves_to_search: _Optional[int] = ..., dims_per_block: _Optional[int] = ..., oversample: _Optional[int] = ..., rebuild_threshold: _Optional[int] = ..., payload_bytes: _Optional[int] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
     __slots__ = ("name", "dim", "metric", "shards", "index", "points", "generation", "index_state", "shard_info", "created_at", "encoder", "payload_indexes")
