@@ -35,7 +35,7 @@ from simsearch.contract.errors import (AlreadyExists, FailedPrecondition, NotFou
                                        SimsearchError, Unavailable, excerpt)
 from simsearch.contract.payload_index import MAX_PAYLOAD_INDEXES, check_index
 from simsearch.router.auth import LEGACY_PREFIX, KeyHasher, load_secret
-from simsearch.router.tenancy import DEFAULT_TENANT, TenancyMixin, TenantRecord
+from simsearch.router.tenancy import DEFAULT_TENANT, TenancyMixin
 from simsearch.shard import CollectionSpec, IndexParams
 from simsearch.shard.snapshot import fsync_path
 
@@ -235,6 +235,8 @@ class Catalog(TenancyMixin):
             with self._transaction():  # the schema, its version and the import commit together, or not at all
                 for statement in SCHEMA:
                     self._db.execute(statement)
+                # the default tenant always exists (its admin key comes with the first start's bootstrap)
+                self._db.execute("INSERT INTO tenants (name, created_at) VALUES (?, ?)", (DEFAULT_TENANT, time.time()))
                 self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 if doc is not None:
                     self._import(doc)
@@ -267,7 +269,8 @@ class Catalog(TenancyMixin):
         """catalog.json's tenants and collections, inside the transaction that creates the schema."""
         now = time.time()
         tenants = set(doc["tenants"]) | {c["tenant"] for c in doc["collections"]}
-        self._db.executemany("INSERT INTO tenants (name, created_at) VALUES (?, ?)", [(t, now) for t in sorted(tenants)])
+        self._db.executemany("INSERT OR IGNORE INTO tenants (name, created_at) VALUES (?, ?)",
+                             [(t, now) for t in sorted(tenants)])
         # the keys of then were each all-powerful in their tenant, digested with plain SHA-256 (re-keyed on first use)
         self._db.executemany("INSERT INTO keys (key_id, digest, tenant, role, created_at, bootstrap) "
                              "VALUES (?, ?, ?, ?, ?, 1)",
@@ -329,19 +332,16 @@ class Catalog(TenancyMixin):
                                     f"its quota (max_collections {limit:g}); drop one or ask for a higher quota",
                                     quota=f"tenant {rec.tenant} max_collections")
             self.check_not_alias(rec.tenant, rec.spec.name)
+            if rec.tenant not in self._tenant_records:  # deleted meanwhile (a DeleteTenant racing this create)
+                raise NotFound(f"tenant {excerpt(rec.tenant)} does not exist", field="tenant")
             try:
                 with self._transaction():
-                    self._db.execute("INSERT OR IGNORE INTO tenants (name, created_at) VALUES (?, ?)",
-                                     (rec.tenant, rec.created_at))
                     self._insert_row(rec)
                     self._db.executemany("INSERT INTO payload_indexes VALUES (?, ?, ?, ?, ?)",
                                          [(rec.tenant, rec.spec.name, f, t, rec.created_at)
                                           for f, t in (indexes or {}).items()])
             except sqlite3.Error as e:
                 raise write_error(e, f"create collection {excerpt(rec.spec.name)} in {self.path}") from e
-            if rec.tenant not in self._tenant_records:
-                self._tenant_records = {**self._tenant_records, rec.tenant: TenantRecord(rec.tenant, rec.created_at)}
-                self._tenants = set(self._tenant_records)
             self._collections = {**self._collections, (rec.tenant, rec.spec.name): rec}
             if indexes:
                 self._indexes = {**self._indexes, (rec.tenant, rec.spec.name): dict(sorted(indexes.items()))}

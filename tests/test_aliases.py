@@ -118,6 +118,7 @@ def test_a_collection_with_aliases_cannot_be_dropped(tmp_path):
 
 def test_aliases_are_per_tenant(tmp_path):
     cat = _two(tmp_path)
+    cat.create_tenant("team-b", {})
     cat.add("team-b", CollectionSpec(name="mine", dim=4))
     cat.create_alias("default", "prod", "prod-a")
     assert cat.aliases("team-b") == [] and cat.resolve("team-b", "prod") == "prod"

@@ -25,6 +25,9 @@ def test_reopen_keeps_tenants_keys_and_collections(tmp_path):
     cat = Catalog(tmp_path)
     key = cat.bootstrap(None)
     rec = cat.add("default", SPEC)
+    with pytest.raises(NotFound, match="tenant 'other' does not exist"):  # tenants are made by an admin first
+        cat.add("other", CollectionSpec(name="c1", dim=8))
+    cat.create_tenant("other", {"max_points": 10})
     other = cat.add("other", CollectionSpec(name="c1", dim=8))  # names are per tenant
     cat.close()
     again = Catalog(tmp_path)
