@@ -34,9 +34,7 @@ def _quotas(q: admin_pb2.Quotas) -> dict[str, float]:
 
 
 def _tenant_proto(rec: TenantRecord, usage: dict[str, int] | None = None) -> admin_pb2.Tenant:
-    out = admin_pb2.Tenant(name=rec.name, created_at=rec.created_at,
-                           quotas=admin_pb2.Quotas(**{k: type(getattr(admin_pb2.Quotas(), k))(v)
-                                                      for k, v in rec.quotas.items()}))
+    out = admin_pb2.Tenant(name=rec.name, created_at=rec.created_at, quotas=admin_pb2.Quotas(**rec.quotas))
     if usage is not None:
         out.usage.CopyFrom(admin_pb2.Usage(**usage))
     return out

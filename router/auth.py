@@ -111,11 +111,6 @@ def load_secret(root: Path) -> bytes:
     return secret
 
 
-def hash_key(key: str) -> str:
-    """Plain SHA-256 (legacy); kept for tools and tests that predate keyed digests."""
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
 def key_from_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
     for name, value in metadata or ():
         if isinstance(value, bytes):

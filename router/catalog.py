@@ -326,11 +326,7 @@ class Catalog(TenancyMixin):
         with self._lock:
             if (rec.tenant, rec.spec.name) in self._collections:
                 raise AlreadyExists(f"collection {excerpt(rec.spec.name)} already exists", field="name")
-            limit = self.quotas(rec.tenant).get("max_collections")
-            if limit and len(self.names(rec.tenant)) >= limit:
-                raise QuotaExceeded(f"tenant {excerpt(rec.tenant)} has {len(self.names(rec.tenant))} collections, "
-                                    f"its quota (max_collections {limit:g}); drop one or ask for a higher quota",
-                                    quota=f"tenant {rec.tenant} max_collections")
+            self.check_collections_quota(rec.tenant)
             self.check_not_alias(rec.tenant, rec.spec.name)
             if rec.tenant not in self._tenant_records:  # deleted meanwhile (a DeleteTenant racing this create)
                 raise NotFound(f"tenant {excerpt(rec.tenant)} does not exist", field="tenant")
@@ -346,6 +342,14 @@ class Catalog(TenancyMixin):
             if indexes:
                 self._indexes = {**self._indexes, (rec.tenant, rec.spec.name): dict(sorted(indexes.items()))}
             return rec
+
+    def check_collections_quota(self, tenant: str) -> None:
+        """QuotaExceeded when the tenant already has its max_collections."""
+        limit = self.quotas(tenant).get("max_collections")
+        have = len(self.names(tenant)) if limit else 0
+        if limit and have >= limit:
+            raise QuotaExceeded(f"tenant {excerpt(tenant)} has {have} collections, its quota (max_collections "
+                                f"{limit:g}); drop one or ask for a higher quota", quota=f"tenant {tenant} max_collections")
 
     def _insert_row(self, rec: CollectionRecord) -> None:
         self._db.execute("INSERT INTO collections VALUES (?, ?, ?, ?, ?)",

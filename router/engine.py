@@ -254,11 +254,7 @@ class Engine:
         caller goes away, so a commit is never half undone."""
         if self.catalog.exists(tenant, spec.name) or (tenant, spec.name) in self._damaged:
             raise AlreadyExists(f"collection {excerpt(spec.name)} already exists", field="name")
-        limit = self.catalog.quotas(tenant).get("max_collections")
-        if limit and len(self.catalog.names(tenant)) >= limit:
-            raise QuotaExceeded(f"tenant {excerpt(tenant)} has {len(self.catalog.names(tenant))} collections, its quota "
-                                f"(max_collections {limit:g}); drop one or ask for a higher quota",
-                                quota=f"tenant {tenant} max_collections")
+        self.catalog.check_collections_quota(tenant)  # before any directory or shard is made
         self.catalog.check_not_alias(tenant, spec.name)  # checked again under the catalog's lock at the commit
         await _unstoppable(self._create(tenant, spec, indexes or {}))
         return await self.describe(tenant, spec.name)
@@ -388,10 +384,11 @@ class Engine:
         """The declared payload indexes of a collection (its own name), field -> type."""
         return self.catalog.payload_indexes(tenant, name)
 
-    async def _declare_indexes(self, live: LiveCollection) -> None:
-        """Tell every shard the collection's declared indexes (each reads their columns in the background)."""
+    async def _declare_indexes(self, live: LiveCollection, changed: bool = False) -> None:
+        """Tell every shard the collection's declared indexes (each reads their columns in the background);
+        at start-up and creation only when there are some, after a change always (an index may have gone)."""
         indexes = self.catalog.payload_indexes(live.record.tenant, live.spec.name)
-        if indexes:
+        if indexes or changed:
             await asyncio.gather(*(h.set_payload_indexes(dict(indexes)) for h in live.shards))
 
     async def create_payload_index(self, tenant: str, name: str, field: str, kind: str, wait: bool,
@@ -400,8 +397,8 @@ class Engine:
         in the background; with `wait`, answer once all have (or timeout_s passed: the state still says so)."""
         name = self.catalog.resolve(tenant, name)
         live = self._get(tenant, name, "collection")
-        await _unstoppable(asyncio.to_thread(self.catalog.add_payload_index, tenant, name, field, kind))
-        await _unstoppable(self._redeclare(live))
+        await self.run_catalog(self.catalog.add_payload_index, tenant, name, field, kind)
+        await _unstoppable(self._declare_indexes(live, changed=True))
         if wait:
             await asyncio.gather(*(h.wait_payload_indexes(timeout_s) for h in live.shards))
         return await self.describe(tenant, name)
@@ -409,13 +406,9 @@ class Engine:
     async def drop_payload_index(self, tenant: str, name: str, field: str) -> CollectionStatus:
         name = self.catalog.resolve(tenant, name)
         live = self._get(tenant, name, "collection")
-        await _unstoppable(asyncio.to_thread(self.catalog.drop_payload_index, tenant, name, field))
-        await _unstoppable(self._redeclare(live))
+        await self.run_catalog(self.catalog.drop_payload_index, tenant, name, field)
+        await _unstoppable(self._declare_indexes(live, changed=True))
         return await self.describe(tenant, name)
-
-    async def _redeclare(self, live: LiveCollection) -> None:
-        indexes = dict(self.catalog.payload_indexes(live.record.tenant, live.spec.name))
-        await asyncio.gather(*(h.set_payload_indexes(indexes) for h in live.shards))
 
     def check_filter(self, tenant: str, name: str, f: Any) -> list[str]:
         """Refuse a filter whose values cannot match an indexed field's type; the unindexed fields it reads."""

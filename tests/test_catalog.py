@@ -3,6 +3,7 @@ import of catalog.json, and the faults it refuses to start from (a missing or da
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import subprocess
@@ -13,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from simsearch import AlreadyExists, NotFound, Unauthenticated, Unavailable
-from simsearch.router.auth import hash_key
 from simsearch.router.catalog import Catalog, CatalogError
 from simsearch.router.tenancy import BootstrapMismatch
 from simsearch.shard import CollectionSpec, IndexParams
@@ -126,7 +126,7 @@ def test_readers_in_other_threads_never_see_a_half_change(tmp_path):
 # ---- the one-time import of catalog.json ----
 
 def _legacy(tmp_path: Path) -> dict:
-    doc = {"tenants": {"default": {"name": "default", "key_hashes": [hash_key("old-key-0123456789")]}},
+    doc = {"tenants": {"default": {"name": "default", "key_hashes": [hashlib.sha256(b"old-key-0123456789").hexdigest()]}},
            "collections": [
                {"tenant": "default", "uid": "0123456789ab", "created_at": 1700000000.5,
                 "spec": {"name": "old", "dim": 4, "metric": "cosine", "shards": 2, "encoder": "",

@@ -69,18 +69,26 @@ def test_revoked_rotated_and_expired_keys_are_refused(tmp_path):
         cat.authenticate(secret_b)
 
 
-@pytest.mark.unit
-def test_a_version_3_catalog_keeps_its_keys_as_admin_keys_rekeyed_on_first_use(tmp_path):
+def _version_3(tmp_path, keys: dict[str, str]) -> None:
+    """A catalog as simsearch wrote it before roles (schema version 3), holding these keys (key -> tenant) as
+    plain SHA-256 digests."""
     db = sqlite3.connect(tmp_path / "catalog.sqlite", isolation_level=None)
     for statement in SCHEMA_V1:
         db.execute(statement)
     db.execute("CREATE TABLE aliases (tenant TEXT, alias TEXT, collection TEXT, created_at REAL)")
     db.execute("CREATE TABLE payload_indexes (tenant TEXT, collection TEXT, field TEXT, type TEXT, created_at REAL)")
     db.execute("PRAGMA user_version=3")
-    old = "old-admin-key-0123456789"
-    db.execute("INSERT INTO tenants VALUES ('default', 1.0)")
-    db.execute("INSERT INTO api_keys VALUES (?, 'default', 1.0)", (hashlib.sha256(old.encode()).hexdigest(),))
+    for tenant in sorted(set(keys.values())):
+        db.execute("INSERT INTO tenants VALUES (?, 1.0)", (tenant,))
+    for key, tenant in keys.items():
+        db.execute("INSERT INTO api_keys VALUES (?, ?, 1.0)", (hashlib.sha256(key.encode()).hexdigest(), tenant))
     db.close()
+
+
+@pytest.mark.unit
+def test_a_version_3_catalog_keeps_its_keys_as_admin_keys_rekeyed_on_first_use(tmp_path):
+    old = "old-admin-key-0123456789"
+    _version_3(tmp_path, {old: "default"})
     cat = Catalog(tmp_path)
     assert cat.authenticate(old).role == "admin"
     cat.close()
@@ -344,16 +352,7 @@ def test_wrong_keys_are_answered_slowly_per_source_and_admin_actions_are_audited
 
 @pytest.mark.unit
 def test_a_legacy_key_revoked_before_its_rekeying_stays_revoked(tmp_path):
-    db = sqlite3.connect(tmp_path / "catalog.sqlite", isolation_level=None)
-    for statement in SCHEMA_V1:
-        db.execute(statement)
-    db.execute("CREATE TABLE aliases (tenant TEXT, alias TEXT, collection TEXT, created_at REAL)")
-    db.execute("CREATE TABLE payload_indexes (tenant TEXT, collection TEXT, field TEXT, type TEXT, created_at REAL)")
-    db.execute("PRAGMA user_version=3")
-    db.execute("INSERT INTO tenants VALUES ('default', 1.0), ('team', 1.0)")
-    for k, t in (("legacy-admin-key-0123", "default"), ("legacy-team-key-0123", "team")):
-        db.execute("INSERT INTO api_keys VALUES (?, ?, 1.0)", (hashlib.sha256(k.encode()).hexdigest(), t))
-    db.close()
+    _version_3(tmp_path, {"legacy-admin-key-0123": "default", "legacy-team-key-0123": "team"})
     cat = Catalog(tmp_path)
     ids = {k.tenant: k.key_id for t in ("default", "team") for k in cat.keys_of(t)}
     assert all(len(i) == 12 for i in ids.values())
