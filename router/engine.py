@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from simsearch.cluster import LocalShardHandle, RayShardHandle, ShardHandle
-from simsearch.contract.errors import (AlreadyExists, DeadlineExceeded, FailedPrecondition, NotFound, QuotaExceeded,
+from simsearch.contract.errors import (AlreadyExists, DeadlineExceeded, FailedPrecondition, NotFound,
                                        SimsearchError, Unavailable, excerpt)
 from simsearch.contract.payload_index import check_document, check_documents, check_filter
 from simsearch.contract.payloads import project
@@ -31,7 +31,7 @@ from simsearch.router.deadline import Deadline
 from simsearch.router.catalog import TENANTS_DIR, Catalog, CollectionRecord, write_error
 from simsearch.router.encoders import EncoderHub
 from simsearch.router.guard import AuditLog, FailedAuthGuard
-from simsearch.router.quotas import TenantLimits
+from simsearch.router.quotas import TenantLimits, UsageLedger
 from simsearch.router.hashing import group_by_shard
 from simsearch.router.merge import merge
 from simsearch.router.replies import CollectionStatus, Hits, SearchReply, decode_hits, encode_hits
@@ -157,7 +157,7 @@ class Engine:
         self.catalog = catalog
         self.auth_guard = FailedAuthGuard()  # wrong keys answered slowly, per source (router/guard.py)
         self.limits = TenantLimits()  # per-tenant rate and concurrent-search limits (router/quotas.py)
-        self._usage_seen: dict[str, tuple[float, int, int]] = {}  # tenant -> (when, points, payload bytes) + since
+        self.usage = UsageLedger()  # points and payload bytes per tenant, for max_points / max_payload_bytes
         self.audit: AuditLog | None = AuditLog(catalog.root)  # admin actions, JSON lines
         self.encoders = encoders or EncoderHub(catalog.root / "models")
         self.cache = cache or make_cache(None)
@@ -303,6 +303,7 @@ class Engine:
         self._damaged.pop((tenant, name), None)
         if live is not None:
             _kill(live.shards)
+        self.usage.forget(tenant)
         # the files go in a worker thread: a large collection takes a while, and the loop serves everyone
         await asyncio.to_thread(shutil.rmtree, self.catalog.collection_dir(rec), ignore_errors=True)
 
@@ -338,6 +339,7 @@ class Engine:
             self._damaged.pop((tenant, rec.spec.name), None)
             if live is not None:
                 _kill(live.shards)
+        self.usage.forget(tenant)
         await asyncio.to_thread(shutil.rmtree, self.catalog.root / TENANTS_DIR / tenant, ignore_errors=True)
         log.info("deleted tenant %s: %d collections, %d keys", tenant, len(records), keys)
         return len(records), keys
@@ -427,49 +429,34 @@ class Engine:
         schema = self.catalog.payload_indexes(tenant, live.spec.name)
         if schema and payloads is not None:
             check_documents(payloads, ids, schema)
-        await self._check_points_quota(tenant, len(ids), payloads)
-        if live.id_bytes is not None:
-            live.id_bytes = max(live.id_bytes, longest_utf8(ids))
-        ids_arr = np.asarray(ids, dtype=object)
-        docs = None if payloads is None else np.asarray(payloads, dtype=object)
-        await self._write(live, [h.upsert(ids_arr[pos].tolist(), vectors[pos], None if docs is None else docs[pos].tolist())
-                                 for h, pos in zip(live.shards, group_by_shard(ids, live.spec.shards)) if len(pos)])
+        async with self._reserve_points(tenant, len(ids), payloads):
+            if live.id_bytes is not None:
+                live.id_bytes = max(live.id_bytes, longest_utf8(ids))
+            ids_arr = np.asarray(ids, dtype=object)
+            docs = None if payloads is None else np.asarray(payloads, dtype=object)
+            await self._write(live, [h.upsert(ids_arr[pos].tolist(), vectors[pos],
+                                              None if docs is None else docs[pos].tolist())
+                                     for h, pos in zip(live.shards, group_by_shard(ids, live.spec.shards)) if len(pos)])
         metrics.UPSERTED.labels(tenant).inc(len(ids))
         return len(ids), live.generation
 
-    USAGE_SEEN_S = 1.0  # how long a tenant's counted usage is reused (plus the upserts since) before recounting
-
-    async def _check_points_quota(self, tenant: str, adding: int, payloads: list[str] | None = None) -> None:
-        """QuotaExceeded when the tenant's live points (or their payload bytes) plus this batch would pass
-        max_points (max_payload_bytes). Counted from the shards at most once a second, each upsert since added
-        in full (an upsert that replaces points adds none, so near a quota a batch may be refused that would
-        have fit: a conservative bound)."""
-        quotas = self.catalog.quotas(tenant)
-        max_points, max_bytes = quotas.get("max_points"), quotas.get("max_payload_bytes")
-        if not max_points and not max_bytes:
-            return
+    def _reserve_points(self, tenant: str, adding: int, payloads: list[str] | None = None):
+        """Hold `adding` points and the payloads' UTF-8 bytes of the tenant's quotas while the write runs
+        (router/quotas.py UsageLedger: QuotaExceeded before any work when they would not fit)."""
         new_bytes = sum(len(t) if t.isascii() else len(t.encode("utf-8", "surrogatepass")) for t in payloads or ())
-        now = time.monotonic()
-        seen = self._usage_seen.get(tenant)
-        if seen is None or now - seen[0] > self.USAGE_SEEN_S:
+
+        async def count() -> tuple[int, int]:
             usage = await self.tenant_usage(tenant)
-            seen = (now, usage["points"], usage["payload_bytes"])
-        self._usage_seen[tenant] = seen
-        if max_points and seen[1] + adding > max_points:
-            raise QuotaExceeded(f"tenant {excerpt(tenant)} holds {seen[1]:,} points; {adding:,} more would pass its "
-                                f"quota (max_points {max_points:,.0f}); delete some or ask for a higher quota",
-                                field="ids", quota=f"tenant {tenant} max_points")
-        if max_bytes and seen[2] + new_bytes > max_bytes:
-            raise QuotaExceeded(f"tenant {excerpt(tenant)} holds {seen[2]:,} bytes of payloads; {new_bytes:,} more "
-                                f"would pass its quota (max_payload_bytes {max_bytes:,.0f}); delete some or ask for a "
-                                f"higher quota", field="payloads", quota=f"tenant {tenant} max_payload_bytes")
-        self._usage_seen[tenant] = (seen[0], seen[1] + adding, seen[2] + new_bytes)
+            return usage["points"], usage["payload_bytes"]
+
+        return self.usage.reserve(tenant, adding, new_bytes, self.catalog.quotas(tenant), count)
 
     async def delete(self, tenant: str, name: str, ids: list[str]) -> tuple[int, int]:
         live = self._get(tenant, name)
         ids_arr = np.asarray(ids, dtype=object)
         removed = await self._write(live, [h.delete(ids_arr[pos].tolist())
                                            for h, pos in zip(live.shards, group_by_shard(ids, live.spec.shards)) if len(pos)])
+        self.usage.forget(tenant)  # freed room counts at the next write, not a second later
         return sum(removed), live.generation
 
     async def set_payload(self, tenant: str, name: str, ids: list[str], patch: str, delete_keys: list[str],
@@ -479,12 +466,12 @@ class Engine:
         schema = self.catalog.payload_indexes(tenant, live.spec.name)
         if schema and patch:
             check_document(json.loads(patch), schema, "payload")
-        if patch:  # at most the patch's size again on each point (an upper bound: fields it replaces shrink it)
-            await self._check_points_quota(tenant, 0, [patch] * len(ids))
         ids_arr = np.asarray(ids, dtype=object)
-        changed = await self._write(live, [h.set_payload(ids_arr[pos].tolist(), patch, delete_keys, replace)
-                                           for h, pos in zip(live.shards, group_by_shard(ids, live.spec.shards))
-                                           if len(pos)])
+        # at most the patch's size again on each point (an upper bound: fields it replaces shrink it)
+        async with self._reserve_points(tenant, 0, [patch] * len(ids) if patch else None):
+            changed = await self._write(live, [h.set_payload(ids_arr[pos].tolist(), patch, delete_keys, replace)
+                                               for h, pos in zip(live.shards, group_by_shard(ids, live.spec.shards))
+                                               if len(pos)])
         return sum(changed), live.generation
 
     async def delete_where(self, tenant: str, name: str, f: Any) -> tuple[int, int]:
@@ -492,6 +479,7 @@ class Engine:
         live = self._get(tenant, name)
         self.check_filter(tenant, live.spec.name, f)
         removed = await self._write(live, [h.delete_where(f) for h in live.shards])
+        self.usage.forget(tenant)
         return sum(removed), live.generation
 
     async def scroll(self, tenant: str, name: str, limit: int, cursor: str, f: Any, with_vectors: bool,

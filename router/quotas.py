@@ -15,8 +15,8 @@ and follow its quotas when an admin changes them.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from simsearch.contract.errors import QuotaExceeded, excerpt
 
@@ -91,3 +91,64 @@ class TenantLimits:
                 self._searches[tenant] = left
             else:
                 del self._searches[tenant]
+
+
+class UsageLedger:
+    """Each tenant's stored points and payload bytes, as an upper bound that concurrent writes cannot slip
+    past: counted from the shards at most once per `recount_s` (`count`, an awaitable), plus every write
+    admitted since. The check and the reservation happen with no await between them, so two writes that
+    each fit alone cannot both pass a quota they pass together. A count taken while writes are in flight may
+    or may not include them, so those are added to it (at worst counted twice until the next count: a
+    conservative bound, as is counting an upsert that replaces points as new ones)."""
+
+    def __init__(self, recount_s: float = 1.0, clock: Callable[[], float] = time.monotonic):
+        self.recount_s = recount_s
+        self._clock = clock
+        self._seen: dict[str, tuple[float, int, int]] = {}  # tenant -> (counted at, points, bytes) incl. since
+        self._pending: dict[str, list[int]] = {}  # tenant -> [points, bytes] admitted, not yet finished
+        self._admitted: dict[str, list[int]] = {}  # tenant -> [points, bytes] ever admitted (a running sum)
+
+    @asynccontextmanager
+    async def reserve(self, tenant: str, points: int, nbytes: int, quotas: dict[str, float],
+                      count: Callable[[], Awaitable[tuple[int, int]]]) -> AsyncIterator[None]:
+        """Hold `points` and `nbytes` of the tenant's quotas for the body (the write); QuotaExceeded, before
+        any work, when they would pass max_points or max_payload_bytes."""
+        max_points, max_bytes = quotas.get("max_points"), quotas.get("max_payload_bytes")
+        if not max_points and not max_bytes:
+            yield
+            return
+        now = self._clock()
+        seen = self._seen.get(tenant)
+        if seen is None or now - seen[0] > self.recount_s:
+            pending = list(self._pending.get(tenant, (0, 0)))
+            before = list(self._admitted.get(tenant, (0, 0)))
+            counted = await count()
+            after = self._admitted.get(tenant, (0, 0))
+            seen = (now, *(c + p + a - b for c, p, a, b in zip(counted, pending, after, before)))
+        else:
+            seen = self._seen[tenant]  # no await since the read: still current
+        if max_points and seen[1] + points > max_points:
+            raise QuotaExceeded(f"tenant {excerpt(tenant)} holds {seen[1]:,} points; {points:,} more would pass its "
+                                f"quota (max_points {max_points:,.0f}); delete some or ask for a higher quota",
+                                field="ids", quota=f"tenant {tenant} max_points")
+        if max_bytes and seen[2] + nbytes > max_bytes:
+            raise QuotaExceeded(f"tenant {excerpt(tenant)} holds {seen[2]:,} bytes of payloads; {nbytes:,} more "
+                                f"would pass its quota (max_payload_bytes {max_bytes:,.0f}); delete some or ask for a "
+                                f"higher quota", field="payloads", quota=f"tenant {tenant} max_payload_bytes")
+        self._seen[tenant] = (seen[0], seen[1] + points, seen[2] + nbytes)
+        for book in (self._pending, self._admitted):
+            entry = book.setdefault(tenant, [0, 0])
+            entry[0] += points
+            entry[1] += nbytes
+        try:
+            yield
+        finally:
+            entry = self._pending[tenant]
+            entry[0] -= points
+            entry[1] -= nbytes
+            if entry == [0, 0]:
+                del self._pending[tenant]
+
+    def forget(self, tenant: str) -> None:
+        """Points were deleted (or the tenant was): the tenant's next write counts afresh."""
+        self._seen.pop(tenant, None)

@@ -4,13 +4,17 @@ scripts/noisy_neighbour.py (the full one).
 
 The quiet tenant's latency is measured in alternating windows, alone and beside the noisy one
 (ABAB..., so drift on this VM hits both alike); the figure is the median of the windows' p99 with
-the neighbour over the median without. The noisy callers run in a process of their own (as
+the neighbour over the median without. With a `control` (the same quiet tenant on a second server
+process), a third window in each round measures the quiet tenant on that server while the noisy one
+loads the first: what the neighbour costs through the machine alone (CPU caches, the scheduler, the
+clients sharing two cores), which no server-side limit can remove. The noisy callers run in a process of their own (as
 another tenant's clients would) and use the SDK, which waits out each refusal's RetryInfo, as a
 well-behaved client at its limit does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import threading
@@ -31,12 +35,24 @@ class Result:
     beside_p99_ms: list[float] = field(default_factory=list)
     alone_p50_ms: list[float] = field(default_factory=list)
     beside_p50_ms: list[float] = field(default_factory=list)
+    control_p99_ms: list[float] = field(default_factory=list)  # quiet on the other server, noisy on this one
     noisy_admitted: int = 0
     quiet_errors: int = 0
 
     @property
     def p99_ratio(self) -> float:
         return float(np.median(self.beside_p99_ms) / np.median(self.alone_p99_ms))
+
+    @property
+    def machine_ratio(self) -> float:
+        """The quiet p99 on a separate server beside the noisy load over alone: the machine's share."""
+        return float(np.median(self.control_p99_ms) / np.median(self.alone_p99_ms))
+
+    @property
+    def server_ratio(self) -> float:
+        """The quiet p99 sharing the noisy tenant's server over on a separate one, both beside the same load:
+        what sharing the server adds on top of sharing the machine."""
+        return float(np.median(self.beside_p99_ms) / np.median(self.control_p99_ms))
 
 
 def prepare(address: str, admin_key: str, *, noisy_qps: float | None, noisy_concurrent: int | None,
@@ -85,8 +101,26 @@ def _noisy(address: str, key: str, on, done, callers: int, batch: int, admitted)
         t.join()
 
 
+def _window(client: Client, queries: np.ndarray, window_s: float, result: Result) -> list[float]:
+    """The quiet tenant's one-query search latencies (ms) over one window."""
+    lat = []
+    end = time.monotonic() + window_s
+    i = 0
+    while time.monotonic() < end:
+        t0 = time.perf_counter()
+        try:
+            client.search("docs", queries[i % 4096], 10, no_cache=True)
+        except Exception:  # noqa: BLE001
+            result.quiet_errors += 1
+        lat.append((time.perf_counter() - t0) * 1000)
+        i += 1
+    return lat
+
+
 def run(address: str, quiet_key: str, noisy_key: str, *, windows: int = 3, window_s: float = 5.0,
-        noisy_callers: int = 8, noisy_batch: int = 64) -> Result:
+        noisy_callers: int = 8, noisy_batch: int = 64, control: tuple[str, str] | None = None) -> Result:
+    """`windows` rounds of: quiet alone, quiet beside the noisy tenant, and with `control` (address, quiet
+    key of a second server prepared alike) quiet on that server while the noisy tenant loads this one."""
     result = Result()
     queries = np.random.default_rng(1).standard_normal((4096, DIM)).astype(np.float32)
     ctx = multiprocessing.get_context("spawn")
@@ -95,27 +129,23 @@ def run(address: str, quiet_key: str, noisy_key: str, *, windows: int = 3, windo
                        daemon=True)
     proc.start()
     try:
-        with Client(address, api_key=quiet_key) as c:
-            for q in queries[:50]:
-                c.search("docs", q, 10, no_cache=True)  # warm
-            for w in range(2 * windows):
-                beside = w % 2 == 1
-                (on.set if beside else on.clear)()
-                time.sleep(1.0)  # let the noisy callers reach (or leave) their limit
-                lat = []
-                end = time.monotonic() + window_s
-                i = 0
-                while time.monotonic() < end:
-                    t0 = time.perf_counter()
-                    try:
-                        c.search("docs", queries[i % 4096], 10, no_cache=True)
-                    except Exception:  # noqa: BLE001
-                        result.quiet_errors += 1
-                    lat.append((time.perf_counter() - t0) * 1000)
-                    i += 1
-                p50, p99 = np.percentile(lat, [50, 99])
-                (result.beside_p99_ms if beside else result.alone_p99_ms).append(float(p99))
-                (result.beside_p50_ms if beside else result.alone_p50_ms).append(float(p50))
+        with Client(address, api_key=quiet_key) as c, \
+                (Client(control[0], api_key=control[1]) if control else contextlib.nullcontext()) as other:
+            for client in (c, other) if control else (c,):
+                for q in queries[:50]:
+                    client.search("docs", q, 10, no_cache=True)  # warm
+            kinds = ("alone", "beside", "control") if control else ("alone", "beside")
+            for _ in range(windows):
+                for kind in kinds:
+                    (on.clear if kind == "alone" else on.set)()
+                    time.sleep(1.0)  # let the noisy callers reach (or leave) their limit
+                    lat = _window(other if kind == "control" else c, queries, window_s, result)
+                    p50, p99 = np.percentile(lat, [50, 99])
+                    if kind == "control":
+                        result.control_p99_ms.append(float(p99))
+                    else:
+                        (result.beside_p99_ms if kind == "beside" else result.alone_p99_ms).append(float(p99))
+                        (result.beside_p50_ms if kind == "beside" else result.alone_p50_ms).append(float(p50))
     finally:
         done.set()
         on.set()

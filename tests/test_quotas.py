@@ -5,6 +5,7 @@ scripts/rate_limit.py and scripts/noisy_neighbour.py; these are their short vers
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -17,7 +18,7 @@ from grpc_status import rpc_status
 from conftest import API_KEY, start_server
 from simsearch import AdminClient, Client, QuotaExceeded
 from simsearch.protos.simsearch.v1 import collections_pb2
-from simsearch.router.quotas import TenantLimits
+from simsearch.router.quotas import TenantLimits, UsageLedger
 
 DIM = 8
 
@@ -52,6 +53,41 @@ def test_the_token_bucket_admits_its_rate_after_a_one_second_burst():
         pass
 
 
+@pytest.mark.unit
+def test_concurrent_writes_cannot_pass_the_points_quota_together():
+    """Writes that each fit but not together: exactly those that fit pass, whether they arrive while the
+    usage is being counted (the count's await) or after it, and writes in flight when a count is taken are
+    not lost from it."""
+    stored = [60]  # what the shards hold (the count's answer)
+
+    async def count():
+        await asyncio.sleep(0.01)  # a real count awaits the shards: other writes get in meanwhile
+        return stored[0], 0
+
+    async def write(ledger, n, hold):
+        try:
+            async with ledger.reserve("t", n, 0, {"max_points": 100}, count):
+                await asyncio.sleep(hold)
+                stored[0] += n
+            return "ok"
+        except QuotaExceeded:
+            return "refused"
+
+    async def main():
+        ledger = UsageLedger(recount_s=0.0)  # a count on every write: the racy case
+        first = await asyncio.gather(*(write(ledger, 15, 0.05) for _ in range(4)))  # 60 + 4 x 15 > 100
+        assert sorted(first) == ["ok", "ok", "refused", "refused"] and stored[0] == 90
+        slow = asyncio.ensure_future(write(ledger, 10, 0.1))  # in flight while the next one counts
+        await asyncio.sleep(0.02)
+        assert await write(ledger, 5, 0) == "refused"  # 90 counted + 10 in flight + 5 > 100
+        assert await slow == "ok" and stored[0] == 100
+        ledger.forget("t")
+        stored[0] = 40
+        assert await write(ledger, 60, 0) == "ok"
+
+    asyncio.run(main())
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     s = start_server(tmp_path_factory.mktemp("quotas"))
@@ -79,8 +115,7 @@ def test_collection_and_point_quotas_refuse_before_any_work(served):
         with pytest.raises(QuotaExceeded, match=r"holds 80 points; 30 more would pass its quota \(max_points 100\)"):
             c.upsert("b", [f"q{i}" for i in range(30)], np.ones((30, DIM), np.float32))
         assert c.count("a") == 80 and c.count("b") == 0
-        c.delete("a", [f"p{i}" for i in range(40)])
-        time.sleep(1.1)  # recounted from the shards after a second
+        c.delete("a", [f"p{i}" for i in range(40)])  # the room freed counts at once
         c.upsert("b", [f"q{i}" for i in range(30)], np.ones((30, DIM), np.float32))
     with AdminClient(served.address, api_key=API_KEY) as admin:
         assert admin.describe_tenant("small")["usage"] == {"collections": 2, "points": 70, "keys": 1,
