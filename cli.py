@@ -58,7 +58,8 @@ def _cmd_serve(args) -> int:
         except OSError as e:
             raise CommandError(f"cannot read --bootstrap-key-file {args.bootstrap_key_file} ({e.strerror})") from e
     config = ServeConfig(host=args.host, port=args.port, data_dir=Path(args.data_dir), redis_url=args.redis_url,
-                         ray_address=args.ray_address, bootstrap_key=bootstrap,
+                         ray_address=args.ray_address, ray_token_file=_path(args.ray_token_file),
+                         bootstrap_key=bootstrap,
                          cache_min_hits=args.cache_min_hits, cache_ttl_s=args.cache_ttl, metrics_port=args.metrics_port,
                          placement=args.placement, durability=args.durability,
                          durability_interval_ms=args.durability_interval_ms, skip_damaged=args.skip_damaged,
@@ -197,7 +198,7 @@ def _cmd_train(args) -> int:
 
         try:
             start_ray(args.ray_address)
-        except ConnectionError as e:
+        except (ConnectionError, RuntimeError) as e:
             raise CommandError(f"{e}; check --ray-address, or leave it out for a local Ray") from e
         ref, metrics = train_on_ray(cfg, num_workers=args.ray_workers or 2, root=_models_dir(args))
     else:
@@ -290,6 +291,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--ray-address", default=None,
                    help="join this Ray cluster (host:6379, ray://host:10001 or auto); default: shards in this "
                         "process, a private local Ray only if something needs one")
+    s.add_argument("--ray-token-file", default=None,
+                   help="the cluster's Ray token (RAY_AUTH_MODE=token), for --ray-address; default: "
+                        "$RAY_AUTH_TOKEN, $RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token as `ray start` wrote it")
     s.add_argument("--bootstrap-key", default=None,
                    help="API key of the default tenant (else $SIMSEARCH_BOOTSTRAP_KEY, else generated and printed)")
     s.add_argument("--cache-min-hits", type=int, default=2, help="sightings before a query is cached")

@@ -12,6 +12,7 @@ import ray
 
 from simsearch.cluster._calls import call_actor
 from simsearch.cluster.runtime import start_ray
+from simsearch.contract.errors import Unavailable
 from simsearch.encoder.service import EmbeddingService
 
 
@@ -23,7 +24,11 @@ class EncoderReplicas:
 
     @classmethod
     def create(cls, ref: str, root: Path, *, replicas: int = 1, threads: int = 1) -> "EncoderReplicas":
-        start_ray()  # no-op when the server already started or joined one; else the embedded local Ray
+        try:
+            start_ray()  # no-op when the server already started or joined one; else the embedded local Ray
+        except Exception as e:  # noqa: BLE001 (Ray failing to start, or still starting: retryable, not a bug)
+            raise Unavailable(f"encoder {ref}: Ray could not start its replicas ({type(e).__name__}: {e}); "
+                              f"retry shortly") from e
         # num_cpus=0 like the shards: embedding is bursty and must not be starved by Ray's accounting
         remote = ray.remote(EmbeddingService).options(num_cpus=0, max_concurrency=2, max_restarts=2)
         return cls([remote.remote(ref, str(root), threads=threads) for _ in range(replicas)], ref)

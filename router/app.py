@@ -51,6 +51,7 @@ class ServeConfig:
     data_dir: Path = Path("simsearch-data")
     redis_url: str | None = None
     ray_address: str | None = None
+    ray_token_file: Path | None = None  # the cluster's Ray token when joining (cluster/runtime.py)
     bootstrap_key: str | None = None
     cache_min_hits: int = 2
     cache_window_s: float = 60.0
@@ -197,9 +198,9 @@ async def _check_redis(url: str) -> None:
         await client.aclose()
 
 
-def _start_ray(address: str | None) -> None:
+def _start_ray(address: str | None, token_file: Path | None) -> None:
     try:
-        start_ray(address)
+        start_ray(address, token_file=token_file)
     except (ConnectionError, RuntimeError, TimeoutError) as e:  # the probe; ray.init: no cluster, a version mismatch
         raise StartupError(f"{e}; check --ray-address (a head node's host:6379, or ray://host:10001), or "
                            f"leave it out to use this machine only") from e
@@ -286,7 +287,7 @@ async def _build_locked(config: ServeConfig) -> tuple[Server, str | None]:
     if config.redis_url:
         await _check_redis(config.redis_url)
     if config.shard_placement == "ray" or config.ray_address:  # in-process shards need no Ray; encoder
-        _start_ray(config.ray_address)                         # replicas start a local one on first use
+        _start_ray(config.ray_address, config.ray_token_file)  # replicas start a local one on first use
     catalog, generated = _open_catalog(config)
     cache = make_cache(config.redis_url, min_hits=config.cache_min_hits, window_s=config.cache_window_s,
                        ttl_s=config.cache_ttl_s)

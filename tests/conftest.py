@@ -42,7 +42,8 @@ def serve_env() -> dict[str, str]:
     """This environment without the variables that would change what `simsearch serve` or the CLI does."""
     return {k: v for k, v in os.environ.items()
             if k not in ("SIMSEARCH_BOOTSTRAP_KEY", "RAY_ADDRESS", "SIMSEARCH_LOG_LEVEL", "SIMSEARCH_LOG_FORMAT",
-                         "SIMSEARCH_API_KEY", "SIMSEARCH_ADDRESS")}
+                         "SIMSEARCH_API_KEY", "SIMSEARCH_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN",
+                         "RAY_AUTH_TOKEN_PATH")}  # the session's private Ray token is its own
 
 
 @dataclass
@@ -62,12 +63,13 @@ class ServeRun:
 
 @contextmanager
 def serve_process(data_dir: Path, *args: str, port: int | None = None, key: str = API_KEY,
-                  stderr: IO[str] | int = subprocess.STDOUT) -> Iterator[ServeRun]:
+                  stderr: IO[str] | int = subprocess.STDOUT, env: dict[str, str] | None = None) -> Iterator[ServeRun]:
     """A real `simsearch serve` on data_dir and a free port (or `port`), up to its "listening on" banner;
-    stopped with SIGTERM on the way out unless the test already ended it. The run's `output` is set then."""
+    stopped with SIGTERM on the way out unless the test already ended it. The run's `output` is set then.
+    env: variables added to `serve_env()`."""
     port = free_port() if port is None else port
     proc = subprocess.Popen([sys.executable, "-m", "simsearch", "serve", "--port", str(port), "--data-dir",
-                             str(data_dir), "--bootstrap-key", key, *args], env=serve_env(),
+                             str(data_dir), "--bootstrap-key", key, *args], env={**serve_env(), **(env or {})},
                             stdout=subprocess.PIPE, stderr=stderr, text=True)
     lines: list[str] = []
     run = None

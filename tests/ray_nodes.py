@@ -1,0 +1,78 @@
+"""Real Ray nodes for tests, started with `ray start` as users do: each in a temporary directory of its own,
+with token authentication (RAY_AUTH_MODE=token and a token file, as `ray start` sets it up), and taken
+down by signalling its own processes (cluster/reaper.py's sweep), never with `ray stop`, which stops
+every Ray on the machine, the test session's own included."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from conftest import free_port, serve_env
+from simsearch.cluster.reaper import sweep
+
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def token_file(directory: Path) -> Path:
+    """A fresh Ray token in a 0600 file."""
+    path = directory / "ray_token"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32))
+    return path
+
+
+def ray_env(token: Path) -> dict[str, str]:
+    return {**serve_env(), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+
+
+@dataclass
+class RayHead:
+    temp_dir: Path  # short (/tmp/...): Ray's Unix socket paths live under it
+    address: str  # the GCS, host:port
+    token: Path
+
+    def kill(self, sig: int = signal.SIGKILL) -> int:
+        """Signal every process of this node (its GCS, raylet, agents and workers); their count."""
+        n = sweep(str(self.temp_dir), sig=sig, grace_s=5.0)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+        return n
+
+
+def start_head(token: Path, num_cpus: int = 1) -> RayHead:
+    temp_dir = Path(tempfile.mkdtemp(prefix="ssr-"))
+    port = free_port()
+    out = subprocess.run([RAY, "start", "--head", f"--port={port}", f"--temp-dir={temp_dir}",
+                          f"--num-cpus={num_cpus}", "--include-dashboard=false", "--disable-usage-stats",
+                          "--node-ip-address=127.0.0.1"],
+                         env=ray_env(token), capture_output=True, text=True, timeout=180)
+    head = RayHead(temp_dir, f"127.0.0.1:{port}", token)
+    if out.returncode != 0:
+        head.kill()
+        raise RuntimeError(f"ray start --head failed ({out.returncode}): {out.stdout[-2000:]} {out.stderr[-2000:]}")
+    return head
+
+
+DRIVER = """
+import json, sys, ray
+ray.init(address=sys.argv[1], namespace="simsearch", include_dashboard=False, log_to_driver=False)
+print("ACTORS " + json.dumps(sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True))))
+"""
+
+
+def named_actors(head: RayHead) -> list[str]:
+    """The named actors on `head`'s cluster, as a driver holding the token sees them."""
+    out = subprocess.run([sys.executable, "-c", DRIVER, head.address], env=ray_env(head.token),
+                         capture_output=True, text=True, timeout=120)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("ACTORS ")]
+    assert lines, out.stdout[-2000:] + out.stderr[-2000:]
+    import json
+    return json.loads(lines[-1][len("ACTORS "):])
