@@ -9,6 +9,10 @@ from ray.exceptions import RayActorError, RayTaskError
 from simsearch.contract.errors import Internal, SimsearchError, Unavailable
 
 
+class ActorInitFailed(Unavailable):
+    """The actor's constructor raised (a shard that cannot load its files): trying again cannot help."""
+
+
 async def call_actor(actor: Any, label: str, method: str, *args: Any, **kwargs: Any) -> Any:
     """Await actor.method(...); raises SimsearchError subclasses only: the actor's own
     SimsearchError as is, a dead actor as Unavailable, anything else as Internal."""
@@ -22,7 +26,8 @@ async def call_actor(actor: Any, label: str, method: str, *args: Any, **kwargs: 
             raise Unavailable(f"{label} is unavailable: {cause}") from None
         raise Internal(f"{label} failed in {method}: {type(cause).__name__}: {cause}") from e
     except RayActorError as e:
-        raise Unavailable(f"{label} is unavailable: {_why_gone(e)}") from None
+        kind = ActorInitFailed if getattr(e, "actor_init_failed", False) else Unavailable
+        raise kind(f"{label} is unavailable: {_why_gone(e)}") from None
 
 
 def _why_gone(e: RayActorError) -> str:

@@ -104,6 +104,9 @@ def payload_indexes_info(declared: dict[str, str], shard_stats: list[dict | None
     return out
 
 
+_NOT_SHARD_INFO = ("payload_indexes", "pid", "host")  # summed per index / where it runs: not for tenants
+
+
 def collection_info(spec, generation: int, created_at: float, shard_stats: list[dict | None],
                     payload_indexes: dict[str, str] | None = None):
     """CollectionInfo from the spec and each shard's stats() (None for a shard that did not answer)."""
@@ -113,7 +116,7 @@ def collection_info(spec, generation: int, created_at: float, shard_stats: list[
             infos.append(collections_pb2.ShardInfo(shard=i, available=False, error=(st or {}).get("unavailable", "")))
         else:
             infos.append(collections_pb2.ShardInfo(shard=i, available=True,
-                                                   **{k: v for k, v in st.items() if k != "payload_indexes"}))
+                                                   **{k: v for k, v in st.items() if k not in _NOT_SHARD_INFO}))
     states = {s.index_state for s in infos if s.available}
     if infos and not states:  # no shard answered (a collection skipped at start-up, or every actor gone)
         state = "unavailable"

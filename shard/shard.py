@@ -14,6 +14,8 @@ import bisect
 import errno
 import logging
 import math
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -666,6 +668,8 @@ class Shard:
                 "rebuild_threshold": self.params.rebuild_after(index.size if index else 0),
                 "builds": self._builds,
                 "error": self._build_error or (f"checkpoint failed: {self._checkpoint_error}" if self._checkpoint_error else ""),
+                "pid": os.getpid(),  # where it runs: the router's process, or a Ray actor's (and on which host)
+                "host": socket.gethostname(),
             }
         out["payload_bytes"] = rows.payload_bytes()  # outside the lock: O(rows); rows never change once written
         if self._payload_indexes:  # outside the lock: it reads the columns (built once per generation)
