@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
-import ray
 
 from simsearch import Client, Unavailable
 
 from conftest import API_KEY, RedisProcess, random_vectors, start_server
 
 pytestmark = pytest.mark.integration  # real servers, redis-server processes, Ray actors
-
-
-def _wait_until_dead(actor, timeout_s: float = 60.0) -> None:
-    """ray.kill only asks the GCS to kill the actor; a call sent right after could still be
-    answered. Wait until calls to it fail."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            ray.get(actor.stats.remote(), timeout=10)
-        except ray.exceptions.RayActorError:
-            return
-        except ray.exceptions.GetTimeoutError:
-            pass
-        assert time.monotonic() < deadline, f"the killed actor still answered after {timeout_s:.0f} s"
-        time.sleep(0.05)
 
 
 def test_searches_succeed_after_redis_is_killed_mid_run(tmp_path):
@@ -90,11 +72,7 @@ def test_a_dead_shard_is_unavailable_or_flagged_when_partial_is_allowed(tmp_path
             vecs = random_vectors(300, 8)
             c.upsert("frail", np.arange(300), vecs)
             live = server.engine._live[("default", "frail")]
-            if placement == "ray":
-                ray.kill(live.shards[1]._actor, no_restart=True)  # the actor process dies
-                _wait_until_dead(live.shards[1]._actor)
-            else:
-                live.shards[1].kill()  # the in-process shard is stopped
+            live.shards[1].kill()  # the shard is stopped (in-process, or on its Ray host)
             with pytest.raises(Unavailable, match="1 of 3 shards did not answer"):
                 c.search("frail", vecs[:4], 5, no_cache=True)
             res = c.search("frail", vecs[:4], 5, allow_partial=True, no_cache=True)

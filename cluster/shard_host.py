@@ -1,0 +1,218 @@
+"""Shard hosts: one Ray actor per node holds every shard the router placed on that node.
+
+Why not one actor per shard: each actor is a process that imports numpy, ScaNN and Ray's core
+worker (~200 MB before any data) and costs the router a call of its own per search. With one actor
+per shard, 4 shards of a 300k x 50-d collection on one machine took 1,063 MiB against 143 MiB in
+the server process, and a 4-shard fan-out paid four process hops per query (single-query p50
++1.5 ms, 16 clients at 0.44x the in-process throughput; BENCHMARKS.md). A host per node pays the
+process once per node, and the router sends it one call per event-loop turn carrying every search
+it has for that host (`HostClient`), whichever shards, collections and client requests they come
+from; the host runs them on its threads (ScaNN and the re-rank release the GIL).
+
+Lifecycle. Ray restarts a host whose process or node dies (max_restarts=-1; soft node affinity, so
+a lost node's host comes back on another). A restarted host holds no shard: the first call for one
+gets `ShardNotOpen`, and the router's handle opens it again (its arguments are the router's), which
+restores it from its checkpoint and log on the shared data path, then resends the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import secrets
+import threading
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from simsearch.cluster._calls import ActorInitFailed, call_actor
+from simsearch.cluster.local_shard import INLINE_MAX_QUERIES, INLINE_MAX_WORK
+from simsearch.cluster.direct import DirectClient, DirectServer, decode_result, encode_result
+from simsearch.contract.errors import Internal, SimsearchError, Unavailable
+from simsearch.shard import IndexParams, SearchResult, Shard
+
+HOST_CONCURRENCY = 16  # Ray calls in flight on one host (writes, builds and searches of all its shards)
+HOST_THREADS = max(2, os.cpu_count() or 2)  # a direct call's large searches run on these
+TOKEN = secrets.token_hex(32)  # this router's token for its hosts' direct endpoints
+ROUTER_ID = secrets.token_hex(4)  # names this router's hosts apart from another router's on the same cluster
+
+
+class ShardNotOpen(Unavailable):
+    """This host holds no such shard (it restarted since): the router opens it again and resends."""
+
+
+class ShardHost:
+    """The actor: shards by key, opened and closed by the router; every other call names its shard."""
+
+    def __init__(self, direct_host: str | None, direct_token: str):
+        self._shards: dict[str, Shard] = {}
+        self._opening = threading.Lock()
+        self._pool = ThreadPoolExecutor(HOST_THREADS, thread_name_prefix="host-search")
+        self._direct = DirectServer(self._search_batch, direct_host or ray.util.get_node_ip_address(), direct_token)
+
+    def direct_address(self) -> str:
+        return self._direct.address
+
+    def info(self) -> dict[str, Any]:
+        """Where this host runs and what it holds (for operators and tests)."""
+        return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(), "shards": sorted(self._shards)}
+
+    def open_shard(self, key: str, dim: int, metric: str, params: IndexParams, data_dir: Path | None,
+                   options: dict[str, Any]) -> None:
+        """Load (or create) the shard; a no-op when it is open. A shard whose files cannot be loaded raises
+        ActorInitFailed naming the fault (a reopen cannot help)."""
+        with self._opening:
+            if key in self._shards:
+                return
+            try:
+                self._shards[key] = Shard(dim, metric, params, data_dir=data_dir, **options)
+            except SimsearchError:
+                raise
+            except Exception as e:
+                raise ActorInitFailed(f"{key} is unavailable: {type(e).__name__}: {e}") from None
+
+    def close_shard(self, key: str, save: bool = True) -> None:
+        shard = self._shards.pop(key, None)
+        if shard is not None:
+            shard.close(save)
+
+    def _shard(self, key: str) -> Shard:
+        shard = self._shards.get(key)
+        if shard is None:
+            raise ShardNotOpen(f"{key} is not open on this host (it restarted)")
+        return shard
+
+    def call(self, key: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self._shard(key), method)(*args, **kwargs)
+
+    def search_encoded(self, key: str, queries: np.ndarray, k: int, **params: Any) -> bytes:
+        """A large batch's search, answered in the flat form (pickling an array of Python strings costs
+        more than searching one query)."""
+        return encode_result(self._shard(key).search(queries, k, **params))
+
+    def _one(self, call: tuple) -> bytes | SimsearchError:
+        key, queries, k, params = call
+        try:
+            return encode_result(self._shard(key).search(queries, k, **params))
+        except SimsearchError as e:
+            return e
+        except Exception as e:  # a bug in the shard: INTERNAL, named
+            return Internal(f"{key} failed in search: {type(e).__name__}: {e}")
+
+    def _small(self, call: tuple) -> bool:
+        """Work a thread hand-off would cost more than (as LocalShardHandle decides what runs inline)."""
+        key, queries, k, params = call
+        shard = self._shards.get(key)
+        if shard is None or len(queries) > INLINE_MAX_QUERIES:
+            return shard is None
+        return shard.search_work(len(queries), k, exact=params.get("exact", False),
+                                 leaves_to_search=params.get("leaves_to_search", 0),
+                                 oversample=params.get("oversample", 0)) <= INLINE_MAX_WORK
+
+    def _search_batch(self, calls: list[tuple]) -> bytes:
+        """Every search of one direct call, one result (flat bytes) or error per search, in order: small ones
+        on this thread one after another (a hand-off to another thread costs ~0.4 ms here, more than a
+        one-query search), large ones on the pool meanwhile."""
+        large = {i: self._pool.submit(self._one, c) for i, c in enumerate(calls) if not self._small(c)}
+        small = {i: self._one(c) for i, c in enumerate(calls) if i not in large}
+        return pickle.dumps([small[i] if i in small else large[i].result() for i in range(len(calls))], protocol=5)
+
+
+class _Link:
+    """One event loop's connections to a host (asyncio streams serve the loop they were made on: an
+    in-process server's loop, a test's), and the searches waiting for this turn's call."""
+
+    def __init__(self) -> None:
+        self.client: DirectClient | None = None
+        self.pending: list[tuple[tuple, asyncio.Future]] = []
+
+
+class HostClient:
+    """The router's side of one host: its actor for Ray calls, and its direct endpoint, to which every
+    search asked for in one turn of the event loop goes in one call."""
+
+    def __init__(self, actor: Any, name: str):
+        self.actor = actor
+        self.name = name
+        self._links: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Link] = weakref.WeakKeyDictionary()
+
+    def _link(self) -> _Link:
+        loop = asyncio.get_running_loop()
+        link = self._links.get(loop)
+        if link is None:
+            link = self._links[loop] = _Link()
+        return link
+
+    async def search(self, key: str, queries: np.ndarray, k: int, params: dict[str, Any]) -> SearchResult:
+        link = self._link()
+        future = asyncio.get_running_loop().create_future()
+        link.pending.append(((key, queries, k, params), future))
+        if len(link.pending) == 1:  # sent after the other searches this turn adds (a fan-out's, other requests')
+            asyncio.get_running_loop().call_soon(self._flush, link)
+        return await future
+
+    def _flush(self, link: _Link) -> None:
+        batch, link.pending = link.pending, []
+        asyncio.ensure_future(self._send(link, batch))
+
+    async def _send(self, link: _Link, batch: list[tuple[tuple, asyncio.Future]]) -> None:
+        timeouts = [c[3].get("timeout_s") for c, _ in batch]
+        timeout = None if any(t is None for t in timeouts) else max(timeouts) + 1.0
+        try:
+            client = await self._client(link)
+            results = pickle.loads(await client.call(pickle.dumps([c for c, _ in batch], protocol=5), timeout))
+        except SimsearchError as e:  # the host is gone or restarting (Unavailable), or too slow
+            if isinstance(e, Unavailable):
+                self._forget(link)  # ask it (restarted) where it listens now
+            results = [e] * len(batch)
+        for (_, future), result in zip(batch, results):
+            if future.done():  # its caller gave up (a deadline)
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(decode_result(result))
+
+    async def _client(self, link: _Link) -> DirectClient:
+        if link.client is None:
+            address = await call_actor(self.actor, self.name, "direct_address")  # waits out a restart
+            link.client = DirectClient(address, TOKEN, self.name)
+        return link.client
+
+    @staticmethod
+    def _forget(link: _Link) -> None:
+        client, link.client = link.client, None
+        if client is not None:
+            client.close()
+
+
+class HostPool:
+    """This router's hosts: one per alive Ray node, created on first use; a new shard goes to the host
+    holding the fewest of this router's shards."""
+
+    def __init__(self, direct_host: str | None):
+        self._direct_host = direct_host
+        self._hosts: dict[str, HostClient] = {}  # node id -> host
+        self._load: dict[str, int] = {}
+
+    def place(self) -> HostClient:
+        nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
+        for node in nodes:
+            if node not in self._hosts:
+                name = f"shard-host-{ROUTER_ID}-{node[:12]}"
+                actor = ray.remote(ShardHost).options(
+                    name=name, get_if_exists=True, num_cpus=0, max_concurrency=HOST_CONCURRENCY, max_restarts=-1,
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=True),
+                ).remote(self._direct_host, TOKEN)
+                self._hosts[node] = HostClient(actor, name)
+                self._load[node] = 0
+        node = min((n for n in nodes if n in self._hosts), key=lambda n: self._load[n], default=None) \
+            or min(self._load, key=self._load.__getitem__)
+        self._load[node] += 1
+        return self._hosts[node]
