@@ -79,6 +79,8 @@ class SimsearchServer:
         self.start()
         self.dim = ds.train.shape[1]
         self.client.create_collection("bench", ds.train.shape[1], metric=ds.metric, shards=self.shards)
+        self.client.count("bench")  # every shard open (with placement "ray": its host process started)
+        self.rss_created = self.server.rss()
         t0 = time.perf_counter()
         self.client.upsert("bench", np.arange(len(ds.train)), ds.train, progress=False)
         self.ingest_s = time.perf_counter() - t0  # searchable once acknowledged
@@ -96,6 +98,11 @@ class SimsearchServer:
 
     def memory_bytes(self) -> int:
         return self.server.rss() - self.rss_before
+
+    def data_memory_bytes(self) -> int:
+        """The growth since the empty collection was open: what the points cost, without the fixed cost of
+        the processes that hold them (Ray's shard host)."""
+        return self.server.rss() - self.rss_created
 
     def knobs(self) -> list[dict[str, Any]]:
         return [{"leaves_to_search": max(1, math.ceil(self.leaves * f))} for f in self.fractions]

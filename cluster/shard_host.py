@@ -162,22 +162,26 @@ class HostClient:
         asyncio.ensure_future(self._send(link, batch))
 
     async def _send(self, link: _Link, batch: list[tuple[tuple, asyncio.Future]]) -> None:
-        timeouts = [c[3].get("timeout_s") for c, _ in batch]
+        calls, members = _merge([call for call, _ in batch])
+        timeouts = [c[3].get("timeout_s") for c in calls]
         timeout = None if any(t is None for t in timeouts) else max(timeouts) + 1.0
         try:
             client = await self._client(link)
-            results = pickle.loads(await client.call(pickle.dumps([c for c, _ in batch], protocol=5), timeout))
+            replies = pickle.loads(await client.call(pickle.dumps(calls, protocol=5), timeout))
         except SimsearchError as e:  # the host is gone or restarting (Unavailable), or too slow
             if isinstance(e, Unavailable):
                 self._forget(link)  # ask it (restarted) where it listens now
-            results = [e] * len(batch)
-        for (_, future), result in zip(batch, results):
-            if future.done():  # its caller gave up (a deadline)
-                continue
-            if isinstance(result, BaseException):
-                future.set_exception(result)
-            else:
-                future.set_result(decode_result(result))
+            replies = [e] * len(calls)
+        for reply, rows in zip(replies, members):
+            result = reply if isinstance(reply, BaseException) else decode_result(reply)
+            for i, (a, b) in rows:
+                future = batch[i][1]
+                if future.done():  # its caller gave up (a deadline)
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(_rows(result, a, b, len(rows) == 1))
 
     async def _client(self, link: _Link) -> DirectClient:
         if link.client is None:
@@ -190,6 +194,39 @@ class HostClient:
         client, link.client = link.client, None
         if client is not None:
             client.close()
+
+
+def _merge(calls: list[tuple]) -> tuple[list[tuple], list[list[tuple[int, tuple[int, int]]]]]:
+    """Searches of one shard with the same k and parameters (concurrent one-query requests, as a loaded
+    router has many) become one batched search: ScaNN and the re-rank cost far less per query in a batch.
+    Returns the calls to send and, per call, which searches' rows it holds: [(search index, (from, to))].
+    A merged call carries the latest of its searches' timeouts (each caller still keeps its own)."""
+    groups: dict[bytes, list[int]] = {}
+    for i, (key, queries, k, params) in enumerate(calls):
+        same = {p: v for p, v in params.items() if p != "timeout_s"}
+        groups.setdefault(pickle.dumps((key, k, same, queries.dtype.str, queries.shape[1:])), []).append(i)
+    out, members = [], []
+    for idx in groups.values():
+        key, _, k, params = calls[idx[0]]
+        if len(idx) == 1:
+            out.append(calls[idx[0]])
+            members.append([(idx[0], (0, len(calls[idx[0]][1])))])
+            continue
+        timeouts = [calls[i][3].get("timeout_s") for i in idx]
+        merged = {p: v for p, v in params.items() if p != "timeout_s"}
+        if all(t is not None for t in timeouts):
+            merged["timeout_s"] = max(timeouts)
+        bounds = np.cumsum([0] + [len(calls[i][1]) for i in idx])
+        out.append((key, np.concatenate([calls[i][1] for i in idx]), k, merged))
+        members.append([(i, (int(bounds[j]), int(bounds[j + 1]))) for j, i in enumerate(idx)])
+    return out, members
+
+
+def _rows(result: SearchResult, a: int, b: int, whole: bool) -> SearchResult:
+    if whole:
+        return result
+    return SearchResult(ids=result.ids[a:b], distances=result.distances[a:b],
+                        payloads=None if result.payloads is None else result.payloads[a:b], path=result.path)
 
 
 class HostPool:

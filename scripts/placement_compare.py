@@ -5,8 +5,9 @@
 Builds a `simsearch serve` subprocess per placement (fresh data dir, the same collection), sweeps the
 recall knob as `simsearch bench` does (batched QPS, one-query-per-call p50/p99), then at the cheapest
 setting with recall@10 >= 0.95 runs 1 and 16 concurrent SDK clients sending one query per call, and
-reads the memory per stored point (the server process tree's RSS growth: Ray's actor processes are in
-it). Writes docs/benchmarks/placement-<dataset>.json and prints the ratios ray / local.
+reads the memory per stored point: the server process tree's RSS growth from before the collection
+existed (Ray's shard host process is in it), and from the empty collection being open (what the
+points cost, without the processes' fixed cost). Writes docs/benchmarks/placement-<dataset>.json and prints the ratios ray / local.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def run(placement: str, ds, truth, shards: int, clients: tuple[int, ...]) -> dic
     system = SimsearchServer(shards=shards, placement=placement, batch=1000)
     try:
         measured = measure(system, ds, truth, k=10, single=1000)
+        data_bytes = system.data_memory_bytes()
         point = first_at(measured["points"], 0.95) or measured["points"][-1]
         system.set_knob(point["knob"])
         conc = {}
@@ -38,7 +40,9 @@ def run(placement: str, ds, truth, shards: int, clients: tuple[int, ...]) -> dic
                                    "batched_qps": point["batched_qps"], "single_p50_ms": point["single"]["p50_ms"],
                                    "single_p99_ms": point["single"]["p99_ms"]},
                 "clients": {str(c): {k: v for k, v in r.items() if k != "cdf_ms"} for c, r in conc.items()},
-                "bytes_per_point": measured["bytes_per_vector"], "sweep": measured["points"]}
+                "bytes_per_point": measured["bytes_per_vector"],
+                "data_bytes_per_point": data_bytes / len(ds.train),  # without the empty collection's processes
+                "sweep": measured["points"]}
     finally:
         system.close()
 
@@ -65,6 +69,7 @@ def main() -> int:
         "qps_16_clients": ray["clients"]["16"]["qps"] / loc["clients"]["16"]["qps"],
         "batched_qps": ray["at_recall_0.95"]["batched_qps"] / loc["at_recall_0.95"]["batched_qps"],
         "bytes_per_point": ray["bytes_per_point"] / loc["bytes_per_point"],
+        "data_bytes_per_point": ray["data_bytes_per_point"] / loc["data_bytes_per_point"],
     }
     path = Path(args.out) / f"placement-{ds.name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
