@@ -116,8 +116,8 @@ class RayShardHandle(ForwardingShardHandle):
             return True
 
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return await self._retrying(lambda: call_actor(self._host.actor, self.label, "call", self.label, method,
-                                                       *args, **kwargs), kwargs.get("timeout_s"))
+        """Over the host's direct connection (cluster/direct.py): Ray only places and restarts the host."""
+        return await self._retrying(lambda: self._host.call(self.label, method, args, kwargs), kwargs.get("timeout_s"))
 
     async def search(self, queries: Any, k: int, **params: Any) -> SearchResult:
         """A query array small enough to send inline goes over the host's direct endpoint, with the other

@@ -54,7 +54,7 @@ class ShardHost:
         self._shards: dict[str, Shard] = {}
         self._opening = threading.Lock()
         self._pool = ThreadPoolExecutor(HOST_THREADS, thread_name_prefix="host-search")
-        self._direct = DirectServer(self._search_batch, direct_host or ray.util.get_node_ip_address(), direct_token)
+        self._direct = DirectServer(self._serve, direct_host or ray.util.get_node_ip_address(), direct_token)
 
     def direct_address(self) -> str:
         return self._direct.address
@@ -115,6 +115,20 @@ class ShardHost:
                                  leaves_to_search=params.get("leaves_to_search", 0),
                                  oversample=params.get("oversample", 0)) <= INLINE_MAX_WORK
 
+    def _serve(self, message: tuple) -> bytes:
+        """One direct call: ("search", [searches]) or ("call", shard, method, args, kwargs); its reply, an
+        error included (never raised: the connection stays usable)."""
+        if message[0] == "search":
+            return self._search_batch(message[1])
+        _, key, method, args, kwargs = message
+        try:
+            result = self.call(key, method, *args, **kwargs)
+        except SimsearchError as e:
+            result = e
+        except Exception as e:  # a bug in the shard: INTERNAL, named
+            result = Internal(f"{key} failed in {method}: {type(e).__name__}: {e}")
+        return pickle.dumps(result, protocol=5)
+
     def _search_batch(self, calls: list[tuple]) -> bytes:
         """Every search of one direct call, one result (flat bytes) or error per search, in order: small ones
         on this thread one after another (a hand-off to another thread costs ~0.4 ms here, more than a
@@ -167,7 +181,7 @@ class HostClient:
         timeout = None if any(t is None for t in timeouts) else max(timeouts) + 1.0
         try:
             client = await self._client(link)
-            replies = pickle.loads(await client.call(pickle.dumps(calls, protocol=5), timeout))
+            replies = pickle.loads(await client.call(pickle.dumps(("search", calls), protocol=5), timeout))
         except SimsearchError as e:  # the host is gone or restarting (Unavailable), or too slow
             if isinstance(e, Unavailable):
                 self._forget(link)  # ask it (restarted) where it listens now
@@ -182,6 +196,21 @@ class HostClient:
                     future.set_exception(result)
                 else:
                     future.set_result(_rows(result, a, b, len(rows) == 1))
+
+    async def call(self, key: str, method: str, args: tuple, kwargs: dict[str, Any]) -> Any:
+        """Any other shard method over the direct connection: a write's vectors go straight to the host, not
+        through Ray's object store (whose pages stay resident in the router and the host once touched)."""
+        link = self._link()
+        try:
+            client = await self._client(link)
+            result = pickle.loads(await client.call(pickle.dumps(("call", key, method, args, kwargs), protocol=5),
+                                                    None))
+        except Unavailable:
+            self._forget(link)
+            raise
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     async def _client(self, link: _Link) -> DirectClient:
         if link.client is None:
@@ -246,6 +275,7 @@ class HostPool:
                 actor = ray.remote(ShardHost).options(
                     name=name, get_if_exists=True, num_cpus=0, max_concurrency=HOST_CONCURRENCY, max_restarts=-1,
                     scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=True),
+                    runtime_env={"env_vars": {"MALLOC_ARENA_MAX": "2"}},
                 ).remote(self._direct_host, TOKEN)
                 self._hosts[node] = HostClient(actor, name)
                 self._load[node] = 0

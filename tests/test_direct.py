@@ -70,7 +70,7 @@ def test_the_socket_protocol_serves_its_token_holder_only():
 
     async def main():
         good = DirectClient(server.address, "right-token", "host")
-        replies = await asyncio.gather(*(good.call(pickle.dumps([(f"call-{i}",)]), 5.0) for i in range(5)))
+        replies = await asyncio.gather(*(good.call(pickle.dumps([(f"call-{i}",)]), 5.0) for i in range(5)))  # at once
         assert [pickle.loads(r) for r in replies] == [[f"call-{i}"] for i in range(5)]
         bad = DirectClient(server.address, "wrong-token", "host")
         with pytest.raises(Unavailable, match="host is unavailable"):
