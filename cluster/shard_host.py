@@ -91,11 +91,6 @@ class ShardHost:
     def call(self, key: str, method: str, *args: Any, **kwargs: Any) -> Any:
         return getattr(self._shard(key), method)(*args, **kwargs)
 
-    def search_encoded(self, key: str, queries: np.ndarray, k: int, **params: Any) -> bytes:
-        """A large batch's search, answered in the flat form (pickling an array of Python strings costs
-        more than searching one query)."""
-        return encode_result(self._shard(key).search(queries, k, **params))
-
     def _one(self, call: tuple) -> bytes | SimsearchError:
         key, queries, k, params = call
         try:
