@@ -5,6 +5,7 @@ every Ray on the machine, the test session's own included."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,18 +63,69 @@ def start_head(token: Path, num_cpus: int = 1) -> RayHead:
     return head
 
 
+def start_worker(head: RayHead, num_cpus: int = 1) -> None:
+    """A second Ray node on this machine, joined to `head` (it shares the head's temp dir; its raylet's
+    socket is `raylet.1`)."""
+    out = subprocess.run([RAY, "start", f"--address={head.address}", f"--num-cpus={num_cpus}",
+                          "--disable-usage-stats", "--node-ip-address=127.0.0.1"],
+                         env=ray_env(head.token), capture_output=True, text=True, timeout=180)
+    if out.returncode != 0:
+        raise RuntimeError(f"ray start --address failed ({out.returncode}): {out.stdout[-2000:]} {out.stderr[-2000:]}")
+    deadline = time.monotonic() + 60
+    while _driver(head, "NODES") < 2:  # registered with the GCS, so a router placing shards sees it
+        assert time.monotonic() < deadline, "the second Ray node did not register within 60 s"
+        time.sleep(0.5)
+
+
+def kill_second_node(head: RayHead) -> list[str]:
+    """SIGKILL the second node's raylet and everything under it (its agents and workers: its shard host),
+    as a lost machine would; the names of what was killed."""
+    import psutil
+
+    raylets = [p for p in psutil.process_iter(["name", "cmdline"]) if p.info["name"] == "raylet"
+               and any("sockets/raylet.1" in a and str(head.temp_dir) in a for a in (p.info["cmdline"] or []))]
+    assert len(raylets) == 1, [p.pid for p in raylets]
+    victims = [raylets[0], *raylets[0].children(recursive=True)]
+    names = [p.name() for p in victims]
+    for p in victims:
+        try:
+            p.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+    return names
+
+
 DRIVER = """
 import json, sys, ray
 ray.init(address=sys.argv[1], namespace="simsearch", include_dashboard=False, log_to_driver=False)
-print("ACTORS " + json.dumps(sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True))))
+names = sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True))
+print("ACTORS " + json.dumps(names))
+hosts = {}
+for n in names:
+    if n.startswith("shard-host-"):
+        try:
+            hosts[n] = ray.get(ray.get_actor(n, namespace="simsearch").info.remote(), timeout=10)
+        except Exception as e:  # a host that is dead or restarting
+            hosts[n] = {"error": type(e).__name__, "node": None, "shards": []}
+print("HOSTS " + json.dumps(hosts))
+print("NODES " + json.dumps(sum(1 for n in ray.nodes() if n["Alive"])))
 """
+
+
+def _driver(head: RayHead, tag: str):
+    out = subprocess.run([sys.executable, "-c", DRIVER, head.address], env=ray_env(head.token),
+                         capture_output=True, text=True, timeout=120)
+    lines = [line for line in out.stdout.splitlines() if line.startswith(tag + " ")]
+    assert lines, out.stdout[-2000:] + out.stderr[-2000:]
+    return json.loads(lines[-1][len(tag) + 1:])
 
 
 def named_actors(head: RayHead) -> list[str]:
     """The named actors on `head`'s cluster, as a driver holding the token sees them."""
-    out = subprocess.run([sys.executable, "-c", DRIVER, head.address], env=ray_env(head.token),
-                         capture_output=True, text=True, timeout=120)
-    lines = [line for line in out.stdout.splitlines() if line.startswith("ACTORS ")]
-    assert lines, out.stdout[-2000:] + out.stderr[-2000:]
-    import json
-    return json.loads(lines[-1][len("ACTORS "):])
+    return _driver(head, "ACTORS")
+
+
+def shard_hosts(head: RayHead) -> dict[str, dict]:
+    """The shard hosts on `head`'s cluster: name -> {pid, node, shards} ({error, node: None, shards: []} for
+    one that does not answer: dead or restarting)."""
+    return _driver(head, "HOSTS")
