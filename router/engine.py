@@ -434,9 +434,10 @@ class Engine:
                 live.id_bytes = max(live.id_bytes, longest_utf8(ids))
             ids_arr = np.asarray(ids, dtype=object)
             docs = None if payloads is None else np.asarray(payloads, dtype=object)
-            await self._write(live, [h.upsert(ids_arr[pos].tolist(), vectors[pos],
-                                              None if docs is None else docs[pos].tolist())
-                                     for h, pos in zip(live.shards, group_by_shard(ids, live.spec.shards)) if len(pos)])
+            await self._write(live, {i: h.upsert(ids_arr[pos].tolist(), vectors[pos],
+                                                 None if docs is None else docs[pos].tolist())
+                                     for i, (h, pos) in enumerate(zip(live.shards, group_by_shard(ids, live.spec.shards)))
+                                     if len(pos)})
         metrics.UPSERTED.labels(tenant).inc(len(ids))
         return len(ids), live.generation
 
@@ -454,8 +455,9 @@ class Engine:
     async def delete(self, tenant: str, name: str, ids: list[str]) -> tuple[int, int]:
         live = self._get(tenant, name)
         ids_arr = np.asarray(ids, dtype=object)
-        removed = await self._write(live, [h.delete(ids_arr[pos].tolist())
-                                           for h, pos in zip(live.shards, group_by_shard(ids, live.spec.shards)) if len(pos)])
+        removed = await self._write(live, {i: h.delete(ids_arr[pos].tolist()) for i, (h, pos)
+                                           in enumerate(zip(live.shards, group_by_shard(ids, live.spec.shards)))
+                                           if len(pos)})
         self.usage.forget(tenant)  # freed room counts at the next write, not a second later
         return sum(removed), live.generation
 
@@ -469,16 +471,17 @@ class Engine:
         ids_arr = np.asarray(ids, dtype=object)
         # at most the patch's size again on each point (an upper bound: fields it replaces shrink it)
         async with self._reserve_points(tenant, 0, [patch] * len(ids) if patch else None):
-            changed = await self._write(live, [h.set_payload(ids_arr[pos].tolist(), patch, delete_keys, replace)
-                                               for h, pos in zip(live.shards, group_by_shard(ids, live.spec.shards))
-                                               if len(pos)])
+            changed = await self._write(live, {i: h.set_payload(ids_arr[pos].tolist(), patch, delete_keys, replace)
+                                               for i, (h, pos) in enumerate(zip(live.shards,
+                                                                                group_by_shard(ids, live.spec.shards)))
+                                               if len(pos)})
         return sum(changed), live.generation
 
     async def delete_where(self, tenant: str, name: str, f: Any) -> tuple[int, int]:
         """Delete every point that passes filter `f`, on every shard (each logs the ids it deleted)."""
         live = self._get(tenant, name)
         self.check_filter(tenant, live.spec.name, f)
-        removed = await self._write(live, [h.delete_where(f) for h in live.shards])
+        removed = await self._write(live, {i: h.delete_where(f) for i, h in enumerate(live.shards)})
         self.usage.forget(tenant)
         return sum(removed), live.generation
 
@@ -512,15 +515,19 @@ class Engine:
         return sum(await asyncio.gather(*(h.count(f) for h in live.shards)))
 
     @staticmethod
-    async def _write(live: LiveCollection, calls: list) -> list:
-        """Run one write's shard calls; the generation moves before and after *all* of them settle.
+    async def _write(live: LiveCollection, calls: dict[int, Any]) -> list:
+        """Run one write's shard calls (shard number -> its call); the generation moves before and after
+        *all* of them settle.
 
         The bump before makes results computed during the write unreachable; the bump after
         (in a done-callback, so it also happens when the RPC is cancelled and the shards finish
-        later) makes anything cached from a half-applied state unreachable too.
+        later) makes anything cached from a half-applied state unreachable too. When some shards
+        applied their part and others failed, the error says which did which: never a silent half
+        write (sending it again is safe: this platform's writes are idempotent).
         """
         live.generation += 1
-        settled = asyncio.ensure_future(asyncio.gather(*calls, return_exceptions=True))
+        shards = list(calls)
+        settled = asyncio.ensure_future(asyncio.gather(*calls.values(), return_exceptions=True))
 
         def bump(_: asyncio.Future) -> None:
             live.generation += 1
@@ -530,7 +537,15 @@ class Engine:
         await asyncio.sleep(0)  # let the done-callback run before the caller reads the generation
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
-            raise errors[0]
+            first = errors[0]
+            applied = [shards[i] for i, r in enumerate(results) if not isinstance(r, BaseException)]
+            if applied and isinstance(first, SimsearchError):
+                failed = [shards[i] for i, r in enumerate(results) if isinstance(r, BaseException)]
+                raise type(first)(f"{first.message}; this write was applied on shard(s) "
+                                  f"{', '.join(map(str, applied))} and not on {', '.join(map(str, failed))}: "
+                                  f"sending it again is safe", field=first.field,
+                                  retry_after_s=first.retry_after_s) from first
+            raise first
         return results
 
     async def get(self, tenant: str, name: str, ids: list[str]) -> tuple[list[str], np.ndarray, list[str], list[str]]:
