@@ -75,6 +75,25 @@ def start_worker(head: RayHead, num_cpus: int = 1) -> None:
     while _driver(head, "NODES") < 2:  # registered with the GCS, so a router placing shards sees it
         assert time.monotonic() < deadline, "the second Ray node did not register within 60 s"
         time.sleep(0.5)
+    # and able to start a worker with a shard host's runtime env: a host placed (soft affinity) on a node
+    # not ready yet lands on another one
+    out = subprocess.run([sys.executable, "-c", WARM, head.address], env=ray_env(head.token),
+                         capture_output=True, text=True, timeout=180)
+    assert "WARM ok" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
+
+
+WARM = """
+import sys, ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+ray.init(address=sys.argv[1], log_to_driver=False)
+nodes = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
+@ray.remote(num_cpus=0)
+def node():
+    return ray.get_runtime_context().get_node_id()
+got = ray.get([node.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False),
+                            runtime_env={"env_vars": {"MALLOC_ARENA_MAX": "2"}}).remote() for n in nodes], timeout=120)
+print("WARM ok" if got == nodes and len(nodes) == 2 else f"WARM elsewhere {got} {nodes}")
+"""
 
 
 def kill_second_node(head: RayHead) -> list[str]:
