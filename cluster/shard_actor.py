@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import ray
 
 from simsearch.cluster._calls import ActorInitFailed, call_actor
@@ -34,12 +33,6 @@ RETRY_FIRST_S, RETRY_MAX_S = 0.05, 1.0  # the backoff between tries
 _POOL: tuple[Any, HostPool] | None = None  # (the Ray job it belongs to, the pool)
 
 
-def share(array: np.ndarray) -> Any:
-    """What the fan-out hands every shard: the array itself (the host connection carries it; measured, a
-    1,000-query batch through Ray's object store was slower than through the direct connection)."""
-    return array
-
-
 def _hosts() -> HostPool:
     """This process's host pool, made afresh when Ray was restarted in it (the old hosts died with it)."""
     global _POOL
@@ -52,7 +45,6 @@ def _hosts() -> HostPool:
 class RayShardHandle(ForwardingShardHandle):
     """Async calls to one shard on its host; raises SimsearchError subclasses only."""
 
-    share = staticmethod(share)  # the fan-out puts a large query array in the object store once
 
     def __init__(self, host: HostClient, label: str, open_args: tuple):
         self._host = host
@@ -120,9 +112,8 @@ class RayShardHandle(ForwardingShardHandle):
 
     async def search(self, queries: Any, k: int, **params: Any) -> SearchResult:
         """Over the host's direct connection, with the other searches for that host this turn (merged into
-        batches where they can be); a query array a caller put in the object store is fetched first."""
-        if isinstance(queries, ray.ObjectRef):
-            queries = await queries
+        batches where they can be). The fan-out's query array goes as is (`share` is the identity: measured,
+        a 1,000-query batch through Ray's object store searched at 0.67x the direct connection's rate)."""
         return await self._retrying(lambda: self._host.search(self.label, queries, k, params), params.get("timeout_s"))
 
     async def close(self, save: bool = True) -> None:
