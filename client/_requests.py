@@ -294,10 +294,11 @@ def count_request(collection: str, filter: Any = None) -> points_pb2.CountReques
 
 
 def create_request(name: str, dim: int, metric: str, shards: int, index: dict[str, int], encoder: str = "",
-                   payload_indexes: dict[str, str] | None = None):
+                   payload_indexes: dict[str, str] | None = None, replicas: int = 1, write_quorum: int = 0):
     return collections_pb2.CreateCollectionRequest(
         name=name, dim=dim, metric=metric, shards=shards, index=collections_pb2.IndexParams(**index), encoder=encoder,
-        payload_indexes=[collections_pb2.PayloadIndex(field=f, type=t) for f, t in (payload_indexes or {}).items()])
+        payload_indexes=[collections_pb2.PayloadIndex(field=f, type=t) for f, t in (payload_indexes or {}).items()],
+        replicas=replicas, write_quorum=write_quorum)
 
 
 @dataclass(frozen=True)
@@ -374,13 +375,17 @@ class CollectionInfo:
     encoder: str = ""
     # field -> {"type", "state" ("building" / "ready"), "points", "invalid_points"}
     payload_indexes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    replicas: int = 1
+    write_quorum: int = 1  # the quorum in force
 
 
 def parse_info(m: collections_pb2.CollectionInfo) -> CollectionInfo:
     ix = m.index
     index = {f.name: getattr(ix, f.name) for f in ix.DESCRIPTOR.fields}
-    shards = [{f.name: getattr(s, f.name) for f in s.DESCRIPTOR.fields} for s in m.shard_info]
+    shards = [{f.name: getattr(s, f.name) for f in s.DESCRIPTOR.fields if f.name != "replicas"}
+              | {"replicas": [{f.name: getattr(r, f.name) for f in r.DESCRIPTOR.fields} for r in s.replicas]}
+              for s in m.shard_info]
     indexes = {p.field: {"type": p.type, "state": p.state, "points": p.points, "invalid_points": p.invalid_points}
                for p in m.payload_indexes}
     return CollectionInfo(m.name, m.dim, m.metric, m.shards, m.points, m.generation, m.index_state, index, shards,
-                          m.encoder, indexes)
+                          m.encoder, indexes, m.replicas or 1, m.write_quorum or 1)

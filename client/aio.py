@@ -37,10 +37,11 @@ class AsyncClient:
 
     async def create_collection(self, name: str, dim: int = 0, metric: str = "", shards: int = 1, *,
                                 encoder: str = "", payload_indexes: dict[str, str] | None = None,
-                                **index: int) -> rq.CollectionInfo:
+                                replicas: int = 1, write_quorum: int = 0, **index: int) -> rq.CollectionInfo:
+        """As Client.create_collection."""
         return rq.parse_info(await self._call(self._collections.CreateCollection,
                                               rq.create_request(name, dim, metric, shards, index, encoder,
-                                                                payload_indexes)))
+                                                                payload_indexes, replicas, write_quorum)))
 
     async def drop_collection(self, name: str) -> None:
         await self._call(self._collections.DropCollection, collections_pb2.DropCollectionRequest(name=name))

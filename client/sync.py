@@ -44,13 +44,18 @@ class Client:
     # ---- collections ----
 
     def create_collection(self, name: str, dim: int = 0, metric: str = "", shards: int = 1, *, encoder: str = "",
-                          payload_indexes: dict[str, str] | None = None, **index: int) -> rq.CollectionInfo:
+                          payload_indexes: dict[str, str] | None = None, replicas: int = 1, write_quorum: int = 0,
+                          **index: int) -> rq.CollectionInfo:
         """metric "" = l2 (cosine when bound to an encoder); encoder = "name@version" binds the
         collection so upsert/search take texts= or images=, and dim may be 0 (the encoder's).
         payload_indexes: {field: type} with types keyword, integer, float, bool, datetime.
+        replicas: copies of each shard, on different Ray nodes while there are enough; a write is acknowledged
+        once durable on write_quorum of them (0: a majority), and a search reads one, going to another
+        when one fails.
         index: num_leaves, leaves_to_search, dims_per_block, rebuild_threshold, min_index_size, oversample."""
         return rq.parse_info(self._call(self._collections.CreateCollection,
-                                        rq.create_request(name, dim, metric, shards, index, encoder, payload_indexes)))
+                                        rq.create_request(name, dim, metric, shards, index, encoder, payload_indexes,
+                                                          replicas, write_quorum)))
 
     def drop_collection(self, name: str) -> None:
         self._call(self._collections.DropCollection, collections_pb2.DropCollectionRequest(name=name))

@@ -8,6 +8,7 @@ query array to its shards (`share`) and how to stop a shard (`kill`).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -17,6 +18,8 @@ from simsearch.shard import SearchResult
 
 class ShardHandle(Protocol):
     label: str
+    node: str  # where the shard runs: a Ray node id, or "local" (the router's process)
+    host_name: str  # the process holding it: a shard host actor's name, or "local"
 
     def share(self, array: np.ndarray) -> Any: ...
     def kill(self) -> None: ...
@@ -34,12 +37,17 @@ class ShardHandle(Protocol):
     async def set_payload_indexes(self, indexes: dict[str, str]) -> None: ...
     async def wait_payload_indexes(self, timeout_s: float | None) -> bool: ...
     async def close(self, save: bool = True) -> None: ...
+    async def position(self) -> int: ...
+    async def copy_to(self, dest: Path) -> int: ...
+    async def reopen(self) -> None: ...
 
 
 class ForwardingShardHandle:
     """A ShardHandle whose methods all go through `_call(method, *args)`."""
 
     label: str
+    node: str = "local"
+    host_name: str = "local"
 
     @staticmethod
     def share(array: np.ndarray) -> Any:
@@ -95,3 +103,15 @@ class ForwardingShardHandle:
 
     async def close(self, save: bool = True) -> None:
         await self._call("close", save)
+
+    async def position(self) -> int:
+        """The shard's write position (Shard.position): how replicas compare."""
+        return await self._call("position")
+
+    async def copy_to(self, dest: Path) -> int:
+        """Copy the shard's stored state into dest (another replica's directory); returns the position copied."""
+        return await self._call("copy_to", dest)
+
+    async def reopen(self) -> None:
+        """Load the shard again from its directory (after close, or after its files were replaced by a copy)."""
+        raise NotImplementedError

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from simsearch.cluster.handle import ForwardingShardHandle
-from simsearch.contract.errors import Internal, SimsearchError, Unavailable
+from simsearch.contract.errors import FailedPrecondition, Internal, SimsearchError, Unavailable
 from simsearch.shard import IndexParams, SearchResult, Shard
 
 INLINE_MAX_QUERIES = 8  # searches this small run on the event loop: the hand-off would cost more...
@@ -62,15 +62,28 @@ class LocalShardHandle(ForwardingShardHandle):
     """Async calls to a shard living in this process; raises SimsearchError subclasses only.
     Shards here read the fan-out's query array as is (the default `share`)."""
 
-    def __init__(self, shard: Shard, label: str):
+    def __init__(self, shard: Shard, label: str, open_args: tuple | None = None):
         self._shard: Shard | None = shard
         self.label = label
+        self._open_args = open_args  # Shard's arguments, to load it again (reopen)
 
     @classmethod
     def create(cls, label: str, dim: int, metric: str, params: IndexParams, data_dir: Path | None,
                **options: Any) -> "LocalShardHandle":
         """options: Shard's keyword options (durability, durability_interval_ms)."""
-        return cls(Shard(dim, metric, params, data_dir=data_dir, **options), label)
+        return cls(Shard(dim, metric, params, data_dir=data_dir, **options), label, (dim, metric, params, data_dir, options))
+
+    async def reopen(self) -> None:
+        """Load the shard again from its directory: after `close`, after a replica's files were replaced by a
+        copy, or after `kill` (a replica brought back)."""
+        if self._open_args is None:
+            raise FailedPrecondition(f"{self.label} cannot be reopened: it was made from a Shard object")
+        dim, metric, params, data_dir, options = self._open_args
+        old, self._shard = self._shard, None
+        if old is not None:
+            await asyncio.get_running_loop().run_in_executor(_pool(), old.close, False)
+        self._shard = await asyncio.get_running_loop().run_in_executor(
+            _pool(), functools.partial(Shard, dim, metric, params, data_dir=data_dir, **options))
 
     def _live(self) -> Shard:
         if self._shard is None:

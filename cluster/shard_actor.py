@@ -46,19 +46,24 @@ class RayShardHandle(ForwardingShardHandle):
     """Async calls to one shard on its host; raises SimsearchError subclasses only."""
 
 
-    def __init__(self, host: HostClient, label: str, open_args: tuple):
+    def __init__(self, host: HostClient, label: str, open_args: tuple, retry_s: float = RESTART_WAIT_S):
         self._host = host
         self.label = label
+        self.node = host.node
+        self.host_name = host.name
+        self.retry_s = retry_s  # how long a call is resent while the host restarts (0: once; a replica fails over)
         self._open_args = open_args
         self._opened = False
         self._opening: asyncio.Lock | None = None
         self._killed = False
 
     @classmethod
-    def create(cls, label: str, dim: int, metric: str, params: IndexParams, data_dir: Path | None,
+    def create(cls, label: str, dim: int, metric: str, params: IndexParams, data_dir: Path | None, *,
+               avoid_hosts: frozenset[str] = frozenset(), retry_s: float = RESTART_WAIT_S,
                **shard_options: Any) -> "RayShardHandle":
-        """shard_options: Shard's keyword options (durability, durability_interval_ms)."""
-        return cls(_hosts().place(), label, (dim, metric, params, data_dir, shard_options))
+        """shard_options: Shard's keyword options (durability, durability_interval_ms). avoid_hosts: the hosts
+        holding this shard's other replicas (HostPool.place)."""
+        return cls(_hosts().place(avoid_hosts), label, (dim, metric, params, data_dir, shard_options), retry_s)
 
     async def _open(self) -> None:
         """Open the shard on its host once (again after the host restarted)."""
@@ -82,7 +87,7 @@ class RayShardHandle(ForwardingShardHandle):
     async def _retrying(self, attempt: Callable[[], Awaitable[Any]], timeout_s: float | None) -> Any:
         """attempt() on the open shard, again with backoff while the host is unavailable (dead and
         restarting) or has lost the shard, until timeout_s (else RESTART_WAIT_S) has passed."""
-        give_up = time.monotonic() + min(timeout_s or RESTART_WAIT_S, RESTART_WAIT_S)
+        give_up = time.monotonic() + min(timeout_s or self.retry_s, self.retry_s)
         delay = RETRY_FIRST_S
         while True:
             if self._killed:
@@ -120,6 +125,11 @@ class RayShardHandle(ForwardingShardHandle):
         if self._opened:
             await call_actor(self._host.actor, self.label, "close_shard", self.label, save)
             self._opened = False
+
+    async def reopen(self) -> None:
+        """Close the shard on its host (if it is open there); the next call opens it from its directory."""
+        await call_actor(self._host.actor, self.label, "close_shard", self.label, False)
+        self._opened = False
 
     def kill(self) -> None:
         """Stop serving this shard at once (drop_collection); nothing is saved."""

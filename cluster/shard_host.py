@@ -89,7 +89,10 @@ class ShardHost:
         return shard
 
     def call(self, key: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        return getattr(self._shard(key), method)(*args, **kwargs)
+        result = getattr(self._shard(key), method)(*args, **kwargs)
+        if method == "stats":
+            result["node"] = ray.get_runtime_context().get_node_id()  # where it is now (a host moves when its node dies)
+        return result
 
     def _one(self, call: tuple) -> bytes | SimsearchError:
         key, queries, k, params = call
@@ -146,9 +149,10 @@ class HostClient:
     """The router's side of one host: its actor for Ray calls, and its direct endpoint, to which every
     search asked for in one turn of the event loop goes in one call."""
 
-    def __init__(self, actor: Any, name: str):
+    def __init__(self, actor: Any, name: str, node: str):
         self.actor = actor
         self.name = name
+        self.node = node  # the node it was placed on (Ray moves it when that node dies)
         self._links: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Link] = weakref.WeakKeyDictionary()
 
     def _link(self) -> _Link:
@@ -254,27 +258,40 @@ def _rows(result: SearchResult, a: int, b: int, whole: bool) -> SearchResult:
 
 
 class HostPool:
-    """This router's hosts: one per alive Ray node, created on first use; a new shard goes to the host
-    holding the fewest of this router's shards."""
+    """This router's hosts: one per alive Ray node, created on first use, and more on a node when a shard's
+    replicas must share it; a new shard goes to the host holding the fewest of this router's shards."""
 
     def __init__(self, direct_host: str | None):
         self._direct_host = direct_host
-        self._hosts: dict[str, HostClient] = {}  # node id -> host
-        self._load: dict[str, int] = {}
+        self._hosts: dict[tuple[str, int], HostClient] = {}  # (node id, slot) -> host
+        self._load: dict[str, int] = {}  # host name -> shards placed on it
 
-    def place(self) -> HostClient:
+    def _host(self, node: str, slot: int) -> HostClient:
+        host = self._hosts.get((node, slot))
+        if host is None:
+            name = f"shard-host-{ROUTER_ID}-{node[:12]}" + (f"-{slot}" if slot else "")
+            actor = ray.remote(ShardHost).options(
+                name=name, get_if_exists=True, num_cpus=0, max_concurrency=HOST_CONCURRENCY, max_restarts=-1,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=True),
+                runtime_env={"env_vars": {"MALLOC_ARENA_MAX": "2"}},
+            ).remote(self._direct_host, TOKEN)
+            host = self._hosts[(node, slot)] = HostClient(actor, name, node)
+            self._load.setdefault(name, 0)
+        return host
+
+    def place(self, avoid: frozenset[str] = frozenset()) -> HostClient:
+        """The host for a new shard. avoid: the hosts holding the shard's other replicas. The least loaded
+        host on an alive node that holds none of them; when every alive node holds one (fewer nodes than
+        replicas), a host process of its own on the least loaded node, so a replica still survives the
+        loss of another's process, though not of their node."""
         nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
-        for node in nodes:
-            if node not in self._hosts:
-                name = f"shard-host-{ROUTER_ID}-{node[:12]}"
-                actor = ray.remote(ShardHost).options(
-                    name=name, get_if_exists=True, num_cpus=0, max_concurrency=HOST_CONCURRENCY, max_restarts=-1,
-                    scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=True),
-                    runtime_env={"env_vars": {"MALLOC_ARENA_MAX": "2"}},
-                ).remote(self._direct_host, TOKEN)
-                self._hosts[node] = HostClient(actor, name)
-                self._load[node] = 0
-        node = min((n for n in nodes if n in self._hosts), key=lambda n: self._load[n], default=None) \
-            or min(self._load, key=self._load.__getitem__)
-        self._load[node] += 1
-        return self._hosts[node]
+        taken = {h.node for h in self._hosts.values() if h.name in avoid}
+        apart = [self._host(n, 0) for n in nodes if n not in taken]
+        if apart:
+            host = min(apart, key=lambda h: self._load[h.name])
+        else:
+            node = min(nodes, key=lambda n: sum(self._load[h.name] for (m, _), h in self._hosts.items() if m == n))
+            slot = next(s for s in range(len(avoid) + 1) if self._host(node, s).name not in avoid)
+            host = self._host(node, slot)
+        self._load[host.name] += 1
+        return host

@@ -82,7 +82,8 @@ def spec_fields(req) -> dict:
     index = {f: getattr(ix, f) for f in ("num_leaves", "leaves_to_search", "dims_per_block", "rebuild_threshold",
                                          "min_index_size", "oversample") if getattr(ix, f)}
     return dict(name=req.name, dim=req.dim, metric=req.metric or ("cosine" if req.encoder else "l2"),
-                shards=req.shards or 1, index=index, encoder=req.encoder)
+                shards=req.shards or 1, index=index, encoder=req.encoder, replicas=req.replicas or 1,
+                write_quorum=req.write_quorum)
 
 
 def collection_status(status) -> collections_pb2.CollectionInfo:
@@ -104,7 +105,7 @@ def payload_indexes_info(declared: dict[str, str], shard_stats: list[dict | None
     return out
 
 
-_NOT_SHARD_INFO = ("payload_indexes", "pid", "host")  # summed per index / where it runs: not for tenants
+_NOT_SHARD_INFO = ("payload_indexes", "pid", "host", "node", "position", "replicas")  # summed per index / where it runs: not for tenants
 
 
 def collection_info(spec, generation: int, created_at: float, shard_stats: list[dict | None],
@@ -116,7 +117,8 @@ def collection_info(spec, generation: int, created_at: float, shard_stats: list[
             infos.append(collections_pb2.ShardInfo(shard=i, available=False, error=(st or {}).get("unavailable", "")))
         else:
             infos.append(collections_pb2.ShardInfo(shard=i, available=True,
-                                                   **{k: v for k, v in st.items() if k not in _NOT_SHARD_INFO}))
+                                                   **{k: v for k, v in st.items() if k not in _NOT_SHARD_INFO},
+                                                   replicas=[collections_pb2.ReplicaInfo(**r) for r in st.get("replicas", ())]))
     states = {s.index_state for s in infos if s.available}
     if infos and not states:  # no shard answered (a collection skipped at start-up, or every actor gone)
         state = "unavailable"
@@ -133,4 +135,5 @@ def collection_info(spec, generation: int, created_at: float, shard_stats: list[
         index=index_params_to_proto(spec.index, infos), points=sum(s.points for s in infos),
         generation=generation, index_state=state, shard_info=infos, created_at=created_at, encoder=spec.encoder,
         payload_indexes=payload_indexes_info(payload_indexes or {}, shard_stats),
+        replicas=spec.replicas, write_quorum=spec.quorum,
     )

@@ -532,8 +532,14 @@ class Catalog(TenancyMixin):
     def collection_dir(self, rec: CollectionRecord) -> Path:
         return self.root / TENANTS_DIR / rec.tenant / f"{rec.spec.name}-{rec.uid}"
 
-    def shard_dir(self, rec: CollectionRecord, shard: int) -> Path:
-        return self.collection_dir(rec) / f"shard-{shard}"
+    def shard_dir(self, rec: CollectionRecord, shard: int, replica: int = 0) -> Path:
+        """A shard's directory; replica j > 0 of it has its own beside it (replica 0 keeps the plain name,
+        which an unreplicated collection uses)."""
+        return self.collection_dir(rec) / (f"shard-{shard}" if replica == 0 else f"shard-{shard}.replica-{replica}")
+
+    def replica_state(self, rec: CollectionRecord, shard: int) -> Path:
+        """The file naming a replicated shard's in-sync replicas (cluster/replicas.py)."""
+        return self.collection_dir(rec) / f"shard-{shard}.in-sync.json"
 
     def orphans(self) -> list[Path]:
         """Collection directories no record names: left by a crash between making a collection's

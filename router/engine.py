@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from simsearch.cluster import LocalShardHandle, RayShardHandle, ShardHandle
+from simsearch.cluster.replicas import ReplicatedShardHandle
 from simsearch.contract.errors import (AlreadyExists, DeadlineExceeded, FailedPrecondition, NotFound,
                                        SimsearchError, Unavailable, excerpt)
 from simsearch.contract.payload_index import check_document, check_documents, check_filter
@@ -51,10 +52,13 @@ ShardFactory = Callable[..., ShardHandle]  # (label, record, shard number, path,
 
 
 def ray_factory(label: str, rec: CollectionRecord, shard: int, path: Path, **options: Any) -> RayShardHandle:
+    """options: Shard's, plus a replica's placement (avoid_hosts) and resend window (retry_s)."""
     return RayShardHandle.create(label, rec.spec.dim, rec.spec.metric, rec.spec.index, path, **options)
 
 
-def local_factory(label: str, rec: CollectionRecord, shard: int, path: Path, **options: Any) -> LocalShardHandle:
+def local_factory(label: str, rec: CollectionRecord, shard: int, path: Path, *, avoid_hosts: Any = None,
+                  retry_s: float = 0.0, **options: Any) -> LocalShardHandle:
+    """Replicas in the router's process share its fate: they serve tests and one-machine trials."""
     return LocalShardHandle.create(label, rec.spec.dim, rec.spec.metric, rec.spec.index, path, **options)
 
 
@@ -197,8 +201,18 @@ class Engine:
         handles: list[ShardHandle] = []
         try:
             for i in range(rec.spec.shards):
-                handles.append(self._factory(f"{rec.tenant}/{rec.spec.name}-{rec.uid}/shard-{i}", rec, i,
-                                             self.catalog.shard_dir(rec, i), **self._shard_options))
+                label = f"{rec.tenant}/{rec.spec.name}-{rec.uid}/shard-{i}"
+                if rec.spec.replicas == 1:
+                    handles.append(self._factory(label, rec, i, self.catalog.shard_dir(rec, i), **self._shard_options))
+                    continue
+
+                def make(j: int, path: Path, avoid: frozenset[str], label: str = label, i: int = i) -> ShardHandle:
+                    return self._factory(f"{label}/replica-{j}", rec, i, path, avoid_hosts=avoid,
+                                         retry_s=0.0, **self._shard_options)
+
+                handles.append(ReplicatedShardHandle.create(
+                    label, [self.catalog.shard_dir(rec, i, j) for j in range(rec.spec.replicas)], rec.spec.quorum,
+                    self.catalog.replica_state(rec, i), make))
         except BaseException:
             _kill(handles)
             raise
@@ -208,9 +222,10 @@ class Engine:
         """Start a catalogued collection's shards and wait until each answers. CollectionDamaged when a
         shard directory is missing (a shard would start empty there) or a shard cannot load its files."""
         for i in range(rec.spec.shards):
-            path = self.catalog.shard_dir(rec, i)
-            if not path.is_dir():
-                raise CollectionDamaged(rec, f"its shard directory {path} is missing")
+            for j in range(rec.spec.replicas):
+                path = self.catalog.shard_dir(rec, i, j)
+                if not path.is_dir():
+                    raise CollectionDamaged(rec, f"its shard directory {path} is missing")
         try:
             live = self._start(rec)  # a local shard loads its checkpoint and replays its log here
         except (StorageFault, OSError) as e:
@@ -282,7 +297,8 @@ class Engine:
     def _make_dirs(self, rec: CollectionRecord) -> None:
         """Every shard directory of a new collection, durable before the catalog names it."""
         for i in range(rec.spec.shards):
-            self.catalog.shard_dir(rec, i).mkdir(parents=True)
+            for j in range(rec.spec.replicas):
+                self.catalog.shard_dir(rec, i, j).mkdir(parents=True)
         collection = self.catalog.collection_dir(rec)
         for path in (collection, collection.parent, collection.parent.parent, self.catalog.root):
             fsync_path(path)

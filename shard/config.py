@@ -14,7 +14,7 @@ import numpy as np
 
 from simsearch.contract.errors import excerpt, invalid
 from simsearch.contract.limits import (MAX_DIM, MAX_DIMS_PER_BLOCK, MAX_INDEX_SIZE, MAX_LEAVES, MAX_OVERSAMPLE,
-                                       MAX_REBUILD_THRESHOLD, MAX_SHARDS, MAX_SQUARED_NORM, MIN_COSINE_SQUARED_NORM,
+                                       MAX_REBUILD_THRESHOLD, MAX_REPLICAS, MAX_SHARDS, MAX_SQUARED_NORM, MIN_COSINE_SQUARED_NORM,
                                        MIN_INDEX_SIZE, NAME_PATTERN)
 from simsearch.reranker.kernels import METRICS
 
@@ -86,6 +86,13 @@ class CollectionSpec:
     shards: int = 1
     index: IndexParams = field(default_factory=IndexParams)
     encoder: str = ""  # "name@version" of the bound encoder, or "" for plain vectors
+    replicas: int = 1  # copies of each shard, on different nodes where the cluster has enough (cluster/replicas.py)
+    write_quorum: int = 0  # replicas a write must be durable on before it is acknowledged; 0 = a majority
+
+    @property
+    def quorum(self) -> int:
+        """The write quorum in force: the one asked for, else a majority of the replicas."""
+        return self.write_quorum or self.replicas // 2 + 1
 
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.name):
@@ -97,6 +104,8 @@ class CollectionSpec:
         if self.metric not in METRICS:
             raise invalid("metric", f"must be one of {{{', '.join(METRICS)}}}, got {excerpt(self.metric)}")
         _check_range("shards", self.shards, 1, MAX_SHARDS)
+        _check_range("replicas", self.replicas, 1, MAX_REPLICAS)
+        _check_range("write_quorum", self.write_quorum, 1, self.replicas, zero_ok=True)
 
 
 def check_rows(vectors: np.ndarray, metric: str, field: str) -> None:

@@ -15,6 +15,7 @@ import errno
 import logging
 import math
 import os
+import shutil
 import socket
 import threading
 import time
@@ -72,6 +73,14 @@ def _best_k(pos: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndarray, np.n
 def _chunk(per_query_bytes: int) -> int:
     """Queries per chunk so that a chunk's temporaries stay near CHUNK_BYTES."""
     return max(1, min(MAX_CHUNK, CHUNK_BYTES // max(1, per_query_bytes)))
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system, or one without hard links
+        shutil.copy2(src, dst)
+        snapshot.fsync_path(Path(dst))
 
 
 def _storage_error(e: OSError, what: str) -> SimsearchError:
@@ -667,6 +676,7 @@ class Shard:
                 "oversample": self.params.oversample,
                 "rebuild_threshold": self.params.rebuild_after(index.size if index else 0),
                 "builds": self._builds,
+                "position": self.position(),
                 "error": self._build_error or (f"checkpoint failed: {self._checkpoint_error}" if self._checkpoint_error else ""),
                 "pid": os.getpid(),  # where it runs: the router's process, or a Ray actor's (and on which host)
                 "host": socket.gethostname(),
@@ -784,6 +794,36 @@ class Shard:
                      ckpt.sealed.size + len(ckpt.fresh_ids) if ckpt is not None else 0, replayed,
                      time.perf_counter() - t0)
         self._maybe_rebuild()
+
+    def position(self) -> int:
+        """How far this shard's write history goes: its log's last record number. Replicas of one shard
+        are sent the same writes in the same order and log each one the same way (a filter's or a patch's
+        result is logged, not the request), so equal positions mean the same writes applied."""
+        return self._wal.last_seq if self._wal is not None else 0
+
+    def copy_to(self, dest: Path) -> int:
+        """Make `dest` a copy of this shard's stored state, for a replica catching up: a fresh checkpoint,
+        then its files hard-linked (a checkpoint's files are never changed once written: a later one
+        writes new files, and the ScaNN assets file is replaced, not edited) or copied where links are
+        not possible, and an empty log that continues at this shard's position. The caller sends no
+        write meanwhile (cluster/replicas.py holds the shard's write order); a checkpoint the maintenance
+        thread starts waits for this one. Returns the position copied."""
+        if self.data_dir is None or self._wal is None:
+            raise FailedPrecondition("a shard without a data directory cannot be copied")
+        self.save()
+        with self._checkpoint_lock:
+            position = self.position()
+            manifest = snapshot.read_manifest(self.data_dir)
+            if dest.exists():
+                for child in dest.iterdir():  # its replica is closed and out of the in-sync set meanwhile
+                    shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+            dest.mkdir(parents=True, exist_ok=True)
+            if manifest is not None:
+                shutil.copytree(self.data_dir / manifest["snapshot"], dest / manifest["snapshot"],
+                                copy_function=_link_or_copy)
+                snapshot.fsync_path(dest / manifest["snapshot"])
+                snapshot.write_json_atomic(dest / snapshot.MANIFEST, manifest)  # last: names a complete copy
+        return position
 
     def close(self, save: bool = True) -> None:
         """Stop: no write is accepted after this begins. Does not wait for a running index build (the

@@ -37,7 +37,7 @@ class IndexParams(_message.Message):
     def __init__(self, num_leaves: _Optional[int] = ..., leaves_to_search: _Optional[int] = ..., dims_per_block: _Optional[int] = ..., rebuild_threshold: _Optional[int] = ..., min_index_size: _Optional[int] = ..., oversample: _Optional[int] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "dim", "metric", "shards", "index", "encoder", "payload_indexes")
+    __slots__ = ("name", "dim", "metric", "shards", "index", "encoder", "payload_indexes", "replicas", "write_quorum")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +45,8 @@ class CreateCollectionRequest(_message.Message):
     INDEX_FIELD_NUMBER: _ClassVar[int]
     ENCODER_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_INDEXES_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    WRITE_QUORUM_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: str
@@ -52,10 +54,30 @@ class CreateCollectionRequest(_message.Message):
     index: IndexParams
     encoder: str
     payload_indexes: _containers.RepeatedCompositeFieldContainer[PayloadIndex]
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., shards: _Optional[int] = ..., index: _Optional[_Union[IndexParams, _Mapping]] = ..., encoder: _Optional[str] = ..., payload_indexes: _Optional[_Iterable[_Union[PayloadIndex, _Mapping]]] = ...) -> None: ...
+    replicas: int
+    write_quorum: int
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., shards: _Optional[int] = ..., index: _Optional[_Union[IndexParams, _Mapping]] = ..., encoder: _Optional[str] = ..., payload_indexes: _Optional[_Iterable[_Union[PayloadIndex, _Mapping]]] = ..., replicas: _Optional[int] = ..., write_quorum: _Optional[int] = ...) -> None: ...
+
+class ReplicaInfo(_message.Message):
+    __slots__ = ("replica", "state", "in_sync", "node", "position", "lag", "error")
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    IN_SYNC_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    LAG_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    replica: int
+    state: str
+    in_sync: bool
+    node: str
+    position: int
+    lag: int
+    error: str
+    def __init__(self, replica: _Optional[int] = ..., state: _Optional[str] = ..., in_sync: _Optional[bool] = ..., node: _Optional[str] = ..., position: _Optional[int] = ..., lag: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
 
 class ShardInfo(_message.Message):
-    __slots__ = ("shard", "available", "points", "indexed", "fresh", "deleted", "index_state", "num_leaves", "builds", "error", "leaves_to_search", "dims_per_block", "oversample", "rebuild_threshold", "payload_bytes")
+    __slots__ = ("shard", "available", "points", "indexed", "fresh", "deleted", "index_state", "num_leaves", "builds", "error", "leaves_to_search", "dims_per_block", "oversample", "rebuild_threshold", "payload_bytes", "replicas")
     SHARD_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     POINTS_FIELD_NUMBER: _ClassVar[int]
@@ -71,6 +93,7 @@ class ShardInfo(_message.Message):
     OVERSAMPLE_FIELD_NUMBER: _ClassVar[int]
     REBUILD_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_BYTES_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
     shard: int
     available: bool
     points: int
@@ -86,10 +109,11 @@ class ShardInfo(_message.Message):
     oversample: int
     rebuild_threshold: int
     payload_bytes: int
-    def __init__(self, shard: _Optional[int] = ..., available: _Optional[bool] = ..., points: _Optional[int] = ..., indexed: _Optional[int] = ..., fresh: _Optional[int] = ..., deleted: _Optional[int] = ..., index_state: _Optional[str] = ..., num_leaves: _Optional[int] = ..., builds: _Optional[int] = ..., error: _Optional[str] = ..., leaves_to_search: _Optional[int] = ..., dims_per_block: _Optional[int] = ..., oversample: _Optional[int] = ..., rebuild_threshold: _Optional[int] = ..., payload_bytes: _Optional[int] = ...) -> None: ...
+    replicas: _containers.RepeatedCompositeFieldContainer[ReplicaInfo]
+    def __init__(self, shard: _Optional[int] = ..., available: _Optional[bool] = ..., points: _Optional[int] = ..., indexed: _Optional[int] = ..., fresh: _Optional[int] = ..., deleted: _Optional[int] = ..., index_state: _Optional[str] = ..., num_leaves: _Optional[int] = ..., builds: _Optional[int] = ..., error: _Optional[str] = ..., leaves_to_search: _Optional[int] = ..., dims_per_block: _Optional[int] = ..., oversample: _Optional[int] = ..., rebuild_threshold: _Optional[int] = ..., payload_bytes: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaInfo, _Mapping]]] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
-    __slots__ = ("name", "dim", "metric", "shards", "index", "points", "generation", "index_state", "shard_info", "created_at", "encoder", "payload_indexes")
+    __slots__ = ("name", "dim", "metric", "shards", "index", "points", "generation", "index_state", "shard_info", "created_at", "encoder", "payload_indexes", "replicas", "write_quorum")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +126,8 @@ class CollectionInfo(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     ENCODER_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_INDEXES_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    WRITE_QUORUM_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: str
@@ -114,7 +140,9 @@ class CollectionInfo(_message.Message):
     created_at: float
     encoder: str
     payload_indexes: _containers.RepeatedCompositeFieldContainer[PayloadIndex]
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., shards: _Optional[int] = ..., index: _Optional[_Union[IndexParams, _Mapping]] = ..., points: _Optional[int] = ..., generation: _Optional[int] = ..., index_state: _Optional[str] = ..., shard_info: _Optional[_Iterable[_Union[ShardInfo, _Mapping]]] = ..., created_at: _Optional[float] = ..., encoder: _Optional[str] = ..., payload_indexes: _Optional[_Iterable[_Union[PayloadIndex, _Mapping]]] = ...) -> None: ...
+    replicas: int
+    write_quorum: int
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., shards: _Optional[int] = ..., index: _Optional[_Union[IndexParams, _Mapping]] = ..., points: _Optional[int] = ..., generation: _Optional[int] = ..., index_state: _Optional[str] = ..., shard_info: _Optional[_Iterable[_Union[ShardInfo, _Mapping]]] = ..., created_at: _Optional[float] = ..., encoder: _Optional[str] = ..., payload_indexes: _Optional[_Iterable[_Union[PayloadIndex, _Mapping]]] = ..., replicas: _Optional[int] = ..., write_quorum: _Optional[int] = ...) -> None: ...
 
 class DropCollectionRequest(_message.Message):
     __slots__ = ("name",)
