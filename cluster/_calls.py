@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ray.exceptions import RayActorError, RayTaskError
+from ray.exceptions import ActorUnschedulableError, RayActorError, RayTaskError
 
 from simsearch.contract.errors import Internal, SimsearchError, Unavailable
 
@@ -28,6 +28,8 @@ async def call_actor(actor: Any, label: str, method: str, *args: Any, **kwargs: 
     except RayActorError as e:
         kind = ActorInitFailed if getattr(e, "actor_init_failed", False) else Unavailable
         raise kind(f"{label} is unavailable: {_why_gone(e)}") from None
+    except ActorUnschedulableError:  # pinned to a node that is gone: the caller places it anew
+        raise Unavailable(f"{label} is unavailable: its node is gone") from None
 
 
 def _why_gone(e: RayActorError) -> str:

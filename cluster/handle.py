@@ -40,6 +40,8 @@ class ShardHandle(Protocol):
     async def position(self) -> int: ...
     async def copy_to(self, dest: Path) -> int: ...
     async def reopen(self) -> None: ...
+    async def host_gone(self) -> bool: ...
+    async def rehome(self, avoid: frozenset[str]) -> None: ...
 
 
 class ForwardingShardHandle:
@@ -115,3 +117,10 @@ class ForwardingShardHandle:
     async def reopen(self) -> None:
         """Load the shard again from its directory (after close, or after its files were replaced by a copy)."""
         raise NotImplementedError
+
+    async def host_gone(self) -> bool:
+        """Whether the process holding the shard is gone for good (a Ray host whose node died)."""
+        return False
+
+    async def rehome(self, avoid: frozenset[str]) -> None:
+        """Move the shard to a new host, not one of `avoid` (a placement without hosts has nothing to do)."""

@@ -179,6 +179,8 @@ class ReplicatedShardHandle:
             position: int | None = await asyncio.wait_for(r.handle.position(), PROBE_TIMEOUT_S)
         except (Unavailable, asyncio.TimeoutError, DeadlineExceeded) as e:
             r.error = _why(e)
+            if await r.handle.host_gone():  # its node died: a host on another node opens its directory
+                await r.handle.rehome(frozenset(x.handle.host_name for x in self._replicas if x is not r))
             return
         except Exception as e:  # noqa: BLE001 (files it cannot load: a copy replaces them)
             r.error, position = _why(e), None

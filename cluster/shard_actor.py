@@ -7,13 +7,15 @@ checkpoint and log (shard/wal.py), so what was acknowledged is there again. A ca
 dead or restarting host, or a host that no longer holds the shard, is sent again with backoff
 until it succeeds or its time is up (a search's own timeout, else RESTART_WAIT_S): reads are safe
 to resend, and so are this platform's writes (an upsert, a delete, a payload change or a build
-applied twice leaves what applying it once does). Not resent: a shard whose files cannot be loaded,
-a shard this router stopped (`kill`), and a host that is gone for good.
+applied twice leaves what applying it once does). Not resent: a shard whose files cannot be loaded
+and a shard this router stopped (`kill`). A host that is gone for good (its node died) is replaced by
+one on a surviving node, where the shard opens from the shared data path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -28,6 +30,7 @@ from simsearch.cluster.shard_host import HostClient, HostPool, ShardNotOpen
 from simsearch.contract.errors import Unavailable
 from simsearch.shard import IndexParams, SearchResult
 
+log = logging.getLogger(__name__)
 RESTART_WAIT_S = 60.0  # how long a call waits for a restarting host when it has no timeout of its own
 RETRY_FIRST_S, RETRY_MAX_S = 0.05, 1.0  # the backoff between tries
 _POOL: tuple[Any, HostPool] | None = None  # (the Ray job it belongs to, the pool)
@@ -97,19 +100,30 @@ class RayShardHandle(ForwardingShardHandle):
             except ActorInitFailed:
                 raise  # its files cannot be loaded: opening it again will not help
             except Unavailable:
-                if time.monotonic() + delay >= give_up or await self._host_gone():
+                if time.monotonic() + delay >= give_up:
                     raise
+                if await self.host_gone():  # its node died: a host on a surviving node opens it
+                    await self.rehome(frozenset())
             await asyncio.sleep(delay)  # the host is restarting (Ray queues the next call until it is up)
             delay = min(2 * delay, RETRY_MAX_S)
 
-    async def _host_gone(self) -> bool:
-        """Whether the host is dead for good (out of restarts, or killed): its name is released then,
+    async def host_gone(self) -> bool:
+        """Whether the host is dead for good (its node died, or it was killed): its name is released then,
         while a restarting actor keeps it (a GCS lookup, off the loop)."""
         try:
             await asyncio.to_thread(ray.get_actor, self._host.name, namespace=NAMESPACE)
             return False
         except ValueError:
             return True
+
+    async def rehome(self, avoid: frozenset[str]) -> None:
+        """Move this shard to a host on a surviving node (avoid: the hosts of its other replicas); it opens
+        there from its directory on the shared data path."""
+        old = self._host.name
+        self._host = await asyncio.to_thread(_hosts().replace, self._host, avoid)
+        self.node, self.host_name, self._opened = self._host.node, self._host.name, False
+        log.warning("%s: its host %s is gone; placed on %s (node %s)", self.label, old, self._host.name,
+                    self.node[:12])
 
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Over the host's direct connection (cluster/direct.py): Ray only places and restarts the host."""

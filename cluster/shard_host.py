@@ -9,8 +9,11 @@ process once per node, and the router sends it one call per event-loop turn carr
 it has for that host (`HostClient`), whichever shards, collections and client requests they come
 from; the host runs them on its threads (ScaNN and the re-rank release the GIL).
 
-Lifecycle. Ray restarts a host whose process or node dies (max_restarts=-1; soft node affinity, so
-a lost node's host comes back on another). A restarted host holds no shard: the first call for one
+Lifecycle. Each host is pinned to its node (hard node affinity: measured, a soft one put 1-2 of 4
+hosts on another node than asked, even on a node that had already run a task). Ray restarts a host
+whose process dies (max_restarts=-1); when its node dies, Ray cannot place it there and releases its
+name (~16 s here, once the node is marked dead), and the router places its shards on a host of a
+surviving node (`HostPool.replace`). A restarted or new host holds no shard: the first call for one
 gets `ShardNotOpen`, and the router's handle opens it again (its arguments are the router's), which
 restores it from its checkpoint and log on the shared data path, then resends the call.
 """
@@ -272,7 +275,7 @@ class HostPool:
             name = f"shard-host-{ROUTER_ID}-{node[:12]}" + (f"-{slot}" if slot else "")
             actor = ray.remote(ShardHost).options(
                 name=name, get_if_exists=True, num_cpus=0, max_concurrency=HOST_CONCURRENCY, max_restarts=-1,
-                scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=True),
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
                 runtime_env={"env_vars": {"MALLOC_ARENA_MAX": "2"}},
             ).remote(self._direct_host, TOKEN)
             host = self._hosts[(node, slot)] = HostClient(actor, name, node)
@@ -295,3 +298,11 @@ class HostPool:
             host = self._host(node, slot)
         self._load[host.name] += 1
         return host
+
+    def replace(self, gone: HostClient, avoid: frozenset[str] = frozenset()) -> HostClient:
+        """A host for a shard whose host is gone for good (its node died): forget that host, place anew."""
+        for key, host in list(self._hosts.items()):
+            if host.name == gone.name:
+                del self._hosts[key]
+        self._load[gone.name] = max(0, self._load.get(gone.name, 1) - 1)
+        return self.place(avoid)

@@ -128,6 +128,7 @@ for n in names:
             hosts[n] = {"error": type(e).__name__, "node": None, "shards": []}
 print("HOSTS " + json.dumps(hosts))
 print("NODES " + json.dumps(sum(1 for n in ray.nodes() if n["Alive"])))
+print("NODEIDS " + json.dumps({n["NodeID"]: n["RayletSocketName"] for n in ray.nodes() if n["Alive"]}))
 """
 
 
@@ -137,6 +138,13 @@ def _driver(head: RayHead, tag: str):
     lines = [line for line in out.stdout.splitlines() if line.startswith(tag + " ")]
     assert lines, out.stdout[-2000:] + out.stderr[-2000:]
     return json.loads(lines[-1][len(tag) + 1:])
+
+
+def node_ids(head: RayHead) -> tuple[str, list[str]]:
+    """(the head's node id, the other alive nodes' ids): the head's raylet socket is `raylet`, others' `raylet.N`."""
+    nodes = _driver(head, "NODEIDS")
+    first = [n for n, sock in nodes.items() if sock.endswith("/raylet")]
+    return first[0], sorted(n for n in nodes if n not in first)
 
 
 def named_actors(head: RayHead) -> list[str]:
