@@ -16,21 +16,24 @@ class SimsearchError(Exception):
     code: str = "UNKNOWN"
 
     def __init__(self, message: str, *, field: str | None = None, retry_after_s: float | None = None,
-                 quota: str | None = None):
-        """quota: the limit that refused the request ("tenant 'acme' max_qps"), sent as a QuotaFailure."""
+                 quota: str | None = None, info: dict[str, str] | None = None):
+        """quota: the limit that refused the request ("tenant 'acme' max_qps"), sent as a QuotaFailure.
+        info: machine-readable detail, {"reason": ..., key: value}, sent as a google.rpc.ErrorInfo (e.g. a
+        partial write: {"reason": "PARTIAL_WRITE", "applied_shards": "0,2", "failed_shards": "1"})."""
         super().__init__(message)
         self.message = message
         self.field = field
         self.retry_after_s = retry_after_s
         self.quota = quota
+        self.info = dict(info or {})
 
     def __reduce__(self):  # survive pickling across Ray process boundaries with kwargs intact
-        return (_rebuild, (type(self), self.message, self.field, self.retry_after_s, self.quota))
+        return (_rebuild, (type(self), self.message, self.field, self.retry_after_s, self.quota, self.info))
 
 
 def _rebuild(cls: type[SimsearchError], message: str, field: str | None, retry: float | None,
-             quota: str | None = None) -> SimsearchError:
-    return cls(message, field=field, retry_after_s=retry, quota=quota)
+             quota: str | None = None, info: dict[str, str] | None = None) -> SimsearchError:
+    return cls(message, field=field, retry_after_s=retry, quota=quota, info=info)
 
 
 class InvalidArgument(SimsearchError):

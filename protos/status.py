@@ -1,4 +1,4 @@
-"""Error <-> gRPC status, with rich details (BadRequest field violations, RetryInfo).
+"""Error <-> gRPC status, with rich details (BadRequest field violations, QuotaFailure, ErrorInfo, RetryInfo).
 
 The server calls `to_status`; the SDK calls `from_rpc_error`. Both sides share this
 module so the mapping cannot drift.
@@ -39,6 +39,9 @@ def status_proto(err: SimsearchError) -> status_pb2.Status:
     if err.quota:
         violation = error_details_pb2.QuotaFailure.Violation(subject=err.quota, description=err.message)
         details.append(error_details_pb2.QuotaFailure(violations=[violation]))
+    if err.info:
+        details.append(error_details_pb2.ErrorInfo(reason=err.info.get("reason", ""), domain="simsearch",
+                                                   metadata={k: v for k, v in err.info.items() if k != "reason"}))
     if err.retry_after_s is not None:
         delay = duration_pb2.Duration()
         delay.FromNanoseconds(int(err.retry_after_s * 1e9))
@@ -64,6 +67,7 @@ def error_from_status(code: grpc.StatusCode, message: str | None, proto: status_
     field = None
     retry = None
     quota = None
+    info: dict[str, str] = {}
     if proto is not None:
         for any_msg in proto.details:
             if any_msg.Is(error_details_pb2.BadRequest.DESCRIPTOR):
@@ -76,6 +80,10 @@ def error_from_status(code: grpc.StatusCode, message: str | None, proto: status_
                 any_msg.Unpack(qf)
                 if qf.violations:
                     quota = qf.violations[0].subject
+            elif any_msg.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                ei = error_details_pb2.ErrorInfo()
+                any_msg.Unpack(ei)
+                info = {"reason": ei.reason, **ei.metadata}
             elif any_msg.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
                 ri = error_details_pb2.RetryInfo()
                 any_msg.Unpack(ri)
@@ -83,7 +91,7 @@ def error_from_status(code: grpc.StatusCode, message: str | None, proto: status_
     cls = BY_CODE.get(code.name, SimsearchError)
     if quota is not None and cls is ResourceExhausted:
         cls = QuotaExceeded
-    err = cls(message, field=field, retry_after_s=retry, quota=quota)
+    err = cls(message, field=field, retry_after_s=retry, quota=quota, info=info)
     if cls is SimsearchError:
         err.code = code.name
     return err

@@ -560,7 +560,9 @@ class Engine:
                 raise type(first)(f"{first.message}; this write was applied on shard(s) "
                                   f"{', '.join(map(str, applied))} and not on {', '.join(map(str, failed))}: "
                                   f"sending it again is safe", field=first.field,
-                                  retry_after_s=first.retry_after_s) from first
+                                  retry_after_s=first.retry_after_s,
+                                  info={"reason": "PARTIAL_WRITE", "applied_shards": ",".join(map(str, applied)),
+                                        "failed_shards": ",".join(map(str, failed))}) from first
             raise first
         return results
 

@@ -8,6 +8,7 @@ queries. For each setting, in turn: a collection is created and filled by --writ
 clients in batches of 500 (fsync durability: each batch acknowledged once durable on the write
 quorum), its index built, then --clients concurrent clients send one query per call for --seconds,
 then one client alone; and the server tree's resident memory grows by what the collection holds.
+Each setting has a fresh server (and private Ray) of its own, started one after the other.
 On one machine a replica buys survival of a process, not more CPU: the figures show what the
 redundancy costs, not what spreading reads over machines would gain. JSON: docs/benchmarks/replica-cost.json.
 """
@@ -98,12 +99,12 @@ def main() -> int:
     ds = fashion_mnist()
     vectors, queries = ds.train[: args.points], ds.test[:2000]
     key = "bench-" + secrets.token_hex(8)
-    server = ServeProcess(Path(tempfile.mkdtemp(prefix="replica-cost-")) / "data", key, ["--placement", "ray"])
-    server.start()
     rows = []
-    try:
-        with Client(server.address, api_key=key) as c:
-            for label, replicas, quorum in SETTINGS:
+    for label, replicas, quorum in SETTINGS:
+        server = ServeProcess(Path(tempfile.mkdtemp(prefix="replica-cost-")) / "data", key, ["--placement", "ray"])
+        server.start()
+        try:
+            with Client(server.address, api_key=key) as c:
                 name = f"r{replicas}q{quorum}"
                 c.create_collection(name, vectors.shape[1], shards=args.shards, replicas=replicas,
                                     write_quorum=quorum)
@@ -116,17 +117,20 @@ def main() -> int:
                 grown = server.rss() - rss0
                 many = searches(server.address, key, name, queries, args.clients, args.seconds)
                 alone = searches(server.address, key, name, queries, 1, args.seconds / 2)
+                states = {r["state"] for s in c.describe_collection(name).shard_info for r in s["replicas"]}
                 row = {"setting": label, "replicas": replicas, "write_quorum": quorum or replicas // 2 + 1,
                        "ingest_points_per_s": rate, f"{args.clients}_clients": many, "1_client": alone,
-                       "bytes_per_point": grown / len(vectors)}
+                       "bytes_per_point": grown / len(vectors), "replica_states_after": sorted(states)}
                 rows.append(row)
                 print(f"{label}: ingest {rate:,.0f} points/s; {args.clients} clients {many['qps']:,.0f} QPS "
                       f"(p50 {many['p50_ms']:.2f} ms, p99 {many['p99_ms']:.2f} ms); 1 client p50 "
-                      f"{alone['p50_ms']:.2f} ms; {row['bytes_per_point']:,.0f} bytes per point", flush=True)
-                c.drop_collection(name)
-                wait_idle(server.pid)
-    finally:
-        server.stop()
+                      f"{alone['p50_ms']:.2f} ms; {row['bytes_per_point']:,.0f} bytes per point; replicas "
+                      f"{sorted(states)}", flush=True)
+        finally:
+            server.stop()
+        for _, text in server.lines:
+            if "replica" in text and ("down" in text or "could not" in text):
+                print("  server:", text[:300], flush=True)
     base = rows[0]
     for row in rows:
         row["ingest_vs_1_replica"] = row["ingest_points_per_s"] / base["ingest_points_per_s"]

@@ -82,7 +82,9 @@ def test_a_dead_shard_is_unavailable_or_flagged_when_partial_is_allowed(tmp_path
             assert [s["available"] for s in info.shard_info] == [True, False, True]
             # A write spanning the dead shard says what was applied where, instead of failing as a whole.
             with pytest.raises(Unavailable, match=r"this write was applied on shard\(s\) 0, 2 and not on 1: "
-                                                  r"sending it again is safe"):
+                                                  r"sending it again is safe") as e:
                 c.upsert("frail", [f"new-{i}" for i in range(60)], random_vectors(60, 8, seed=3))
+            # and says it in a machine-readable detail too (a google.rpc.ErrorInfo)
+            assert e.value.info == {"reason": "PARTIAL_WRITE", "applied_shards": "0,2", "failed_shards": "1"}
     finally:
         server.stop(save=False)
