@@ -2,11 +2,12 @@
 
 What a serious database does here, and what this does:
 
-- **Writes in one order, acknowledged at a quorum.** A shard's writes go through one lock, so every
+- **Writes in one order, acknowledged at a quorum.** A shard's writes go out from one writer, so every
   replica applies them in the same order (two concurrent upserts of one id must not land in different
-  orders on different copies). Each write goes to every *in-sync* replica that is up and is
-  acknowledged once `quorum` of them applied it durably (each under the server's `--durability`);
-  a replica that failed it is marked down.
+  orders on different copies); the writes queued while a batch is out go together in the next one
+  (`Shard.apply_ops`: one call and one log sync per replica and batch). Each write goes to every
+  *in-sync* replica that is up and is acknowledged once `quorum` of them applied it durably (each
+  under the server's `--durability`); a replica that failed it is marked down.
 - **The in-sync set is durable** (Kafka's ISR, in spirit): `state_path` names the replicas that hold
   every acknowledged write. A replica leaves the set, on disk, *before* a write is acknowledged
   without it, so after any crash of the router, a node or a replica, every replica in the set holds
@@ -48,7 +49,8 @@ log = logging.getLogger(__name__)
 SERVING, DOWN, CATCHING_UP = "serving", "down", "catching-up"
 PROBE_TIMEOUT_S = 10.0  # one probe of a down replica (its host may be restarting meanwhile)
 REPAIR_TICK_S = 0.5  # between probes of replicas still down
-WRITE_TIMEOUT_S = 30.0  # a replica that has not applied a write by then is taken for down
+WRITE_TIMEOUT_S = 30.0  # a replica that has not applied a batch of writes by then is taken for down
+WRITE_BATCH = 64  # writes sent to the replicas in one call, at most
 STATS_TIMEOUT_S = 5.0
 RETRY_AFTER_S = 1.0
 
@@ -69,6 +71,11 @@ def _why(e: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(e).__name__
 
 
+def _retrieve(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class ReplicatedShardHandle:
     """A ShardHandle over R replica handles (each a RayShardHandle or LocalShardHandle of its own directory)."""
 
@@ -83,6 +90,8 @@ class ReplicatedShardHandle:
         self._started = False
         self._repairing: asyncio.Future | None = None
         self._indexes: dict[str, str] | None = None
+        self._queued: list[tuple[str, tuple, asyncio.Future]] = []  # writes waiting for the writer
+        self._writer: asyncio.Future | None = None
         self._killed = False
         self._turn = 0
         self.restored: list[tuple[int, float, bool]] = []  # (replica, seconds down, copied): for operators and tests
@@ -290,35 +299,78 @@ class ReplicatedShardHandle:
     # ---- writes --------------------------------------------------------------------------------
 
     async def _write(self, method: str, *args: Any) -> Any:
+        """Queue the write; the shard's writer sends it with the others queued meanwhile, in order."""
         await self._ensure_started()
-        async with self._lock():
-            up = self._serving()
-            total, q = len(self._replicas), self._quorum
-            if len(up) < q:
-                raise Unavailable(f"{self.label} cannot take writes: {len(up)} of its {total} replicas can, and "
-                                  f"the write quorum is {q} (nothing was written)", retry_after_s=RETRY_AFTER_S)
-            await self._set_in_sync({r.index for r in up})  # the down ones will miss this write
-            results = await asyncio.gather(*(asyncio.wait_for(getattr(r.handle, method)(*args), WRITE_TIMEOUT_S)
-                                             for r in up), return_exceptions=True)
-            ok = [res for res in results if not isinstance(res, BaseException)]
-            failed = [(r, res) for r, res in zip(up, results) if isinstance(res, BaseException)]
-            if not failed:
-                return ok[0]
-            for r, e in failed:
-                if ok or isinstance(e, (Unavailable, asyncio.TimeoutError)):  # this replica, not the request
-                    self._down(r, e if isinstance(e, SimsearchError) else Unavailable(f"no answer in {WRITE_TIMEOUT_S:.0f}s"))
-            if not ok:
-                first = failed[0][1]
-                if isinstance(first, asyncio.TimeoutError):
-                    raise Unavailable(f"{self.label}: no replica applied the write within {WRITE_TIMEOUT_S:.0f}s",
-                                      retry_after_s=RETRY_AFTER_S)
-                raise first
-            if len(ok) >= q:
-                await self._set_in_sync({r.index for r, res in zip(up, results) if not isinstance(res, BaseException)})
-                return ok[0]
-            raise Unavailable(f"{self.label}: the write was applied on {len(ok)} of {total} replicas, fewer than the "
-                              f"write quorum {q}, so it is not acknowledged; sending it again is safe",
-                              retry_after_s=RETRY_AFTER_S)
+        future = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieve)  # read even when its caller went away
+        self._queued.append((method, args, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._write_queued())
+        return await asyncio.shield(future)  # a caller that goes away does not take the write out of order
+
+    async def _write_queued(self) -> None:
+        while self._queued:
+            batch, self._queued = self._queued[:WRITE_BATCH], self._queued[WRITE_BATCH:]
+            try:
+                async with self._lock():
+                    await self._send(batch)
+            except BaseException as e:  # noqa: BLE001 (every caller hears of it; the writer goes on)
+                error = e if isinstance(e, SimsearchError) else Unavailable(
+                    f"{self.label}: the writes were not applied: {_why(e)}", retry_after_s=RETRY_AFTER_S)
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                if not isinstance(e, Exception):
+                    raise
+
+    async def _send(self, batch: list[tuple[str, tuple, asyncio.Future]]) -> None:
+        """One batch, under the write order: to every serving in-sync replica as one call (Shard.apply_ops:
+        applied in order, durable together); each write is acknowledged when `quorum` replicas applied it.
+        A replica whose call failed, or that refused a write another replica applied, leaves the in-sync
+        set (on disk) before any write of the batch is acknowledged without it."""
+        up = self._serving()
+        total, q = len(self._replicas), self._quorum
+        if len(up) < q:
+            refusal = Unavailable(f"{self.label} cannot take writes: {len(up)} of its {total} replicas can, and the "
+                                  f"write quorum is {q} (nothing was written)", retry_after_s=RETRY_AFTER_S)
+            for _, _, future in batch:
+                future.set_exception(refusal)
+            return
+        await self._set_in_sync({r.index for r in up})  # the down ones will miss these writes
+        ops = [(method, args) for method, args, _ in batch]
+        replies = await asyncio.gather(*(asyncio.wait_for(r.handle.apply_ops(ops), WRITE_TIMEOUT_S) for r in up),
+                                       return_exceptions=True)
+        answered = {r.index: reply for r, reply in zip(up, replies) if not isinstance(reply, BaseException)}
+        for r, reply in zip(up, replies):
+            if isinstance(reply, BaseException):
+                self._down(r, reply if isinstance(reply, SimsearchError)
+                           else Unavailable(f"no answer in {WRITE_TIMEOUT_S:.0f}s"))
+        diverged = {i for i, results in answered.items() for n, res in enumerate(results)
+                    if isinstance(res, BaseException)
+                    and any(not isinstance(other[n], BaseException) for other in answered.values())}
+        for r in up:
+            if r.index in diverged:  # it refused a write another replica applied (its own disk, say)
+                self._down(r, next(res for res in answered[r.index] if isinstance(res, BaseException)))
+        good = {i: results for i, results in answered.items() if i not in diverged}
+        if len(good) >= q:
+            await self._set_in_sync(set(good))  # durable before a write is acknowledged without the others
+        for n, (_, _, future) in enumerate(batch):
+            outcomes = [results[n] for results in good.values()]
+            applied = [o for o in outcomes if not isinstance(o, BaseException)]
+            if len(applied) >= q:
+                future.set_result(applied[0])
+            elif outcomes and not applied:
+                future.set_exception(outcomes[0])  # the request's own fault, the same on every replica
+            elif not answered:
+                first = replies[0]
+                future.set_exception(first if isinstance(first, SimsearchError) else
+                                     Unavailable(f"{self.label}: no replica applied the write within "
+                                                 f"{WRITE_TIMEOUT_S:.0f}s", retry_after_s=RETRY_AFTER_S))
+            else:
+                future.set_exception(Unavailable(
+                    f"{self.label}: the write was applied on {len(applied)} of {total} replicas, fewer than the "
+                    f"write quorum {q}, so it is not acknowledged; sending it again is safe",
+                    retry_after_s=RETRY_AFTER_S))
 
     async def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[str] | None = None) -> int:
         return await self._write("upsert", ids, vectors, payloads)

@@ -8,7 +8,8 @@ queries. For each setting, in turn: a collection is created and filled by --writ
 clients in batches of 500 (fsync durability: each batch acknowledged once durable on the write
 quorum), its index built, then --clients concurrent clients send one query per call for --seconds,
 then one client alone; and the server tree's resident memory grows by what the collection holds.
-Each setting has a fresh server (and private Ray) of its own, started one after the other.
+Each setting has a fresh server (and private Ray) of its own, started one after the other, in --rounds
+passes (every other one in reverse order); the medians are reported.
 On one machine a replica buys survival of a process, not more CPU: the figures show what the
 redundancy costs, not what spreading reads over machines would gain. JSON: docs/benchmarks/replica-cost.json.
 """
@@ -94,13 +95,15 @@ def main() -> int:
     parser.add_argument("--writers", type=int, default=4)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=2, help="passes over the settings, every other one reversed")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/replica-cost.json"))
     args = parser.parse_args()
     ds = fashion_mnist()
     vectors, queries = ds.train[: args.points], ds.test[:2000]
     key = "bench-" + secrets.token_hex(8)
     rows = []
-    for label, replicas, quorum in SETTINGS:
+    order = [s for r in range(args.rounds) for s in (SETTINGS if r % 2 == 0 else SETTINGS[::-1])]
+    for label, replicas, quorum in order:
         server = ServeProcess(Path(tempfile.mkdtemp(prefix="replica-cost-")) / "data", key, ["--placement", "ray"])
         server.start()
         try:
@@ -131,17 +134,29 @@ def main() -> int:
         for _, text in server.lines:
             if "replica" in text and ("down" in text or "could not" in text):
                 print("  server:", text[:300], flush=True)
+    runs, rows = rows, []
+    for label, replicas, quorum in SETTINGS:  # the median of the rounds, per setting
+        mine = [r for r in runs if r["setting"] == label]
+        med = lambda f: float(np.median([f(r) for r in mine]))  # noqa: E731
+        rows.append({"setting": label, "replicas": replicas, "write_quorum": mine[0]["write_quorum"],
+                     "ingest_points_per_s": med(lambda r: r["ingest_points_per_s"]),
+                     "qps": med(lambda r: r[f"{args.clients}_clients"]["qps"]),
+                     "p99_ms": med(lambda r: r[f"{args.clients}_clients"]["p99_ms"]),
+                     "single_p50_ms": med(lambda r: r["1_client"]["p50_ms"]),
+                     "bytes_per_point": med(lambda r: r["bytes_per_point"])})
     base = rows[0]
     for row in rows:
         row["ingest_vs_1_replica"] = row["ingest_points_per_s"] / base["ingest_points_per_s"]
-        row["qps_vs_1_replica"] = row[f"{args.clients}_clients"]["qps"] / base[f"{args.clients}_clients"]["qps"]
+        row["qps_vs_1_replica"] = row["qps"] / base["qps"]
         row["memory_vs_1_replica"] = row["bytes_per_point"] / base["bytes_per_point"]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"points": args.points, "shards": args.shards, "writers": args.writers,
-                                    "clients": args.clients, "dataset": "fashion-mnist-784", "rows": rows}, indent=2))
+                                    "clients": args.clients, "dataset": "fashion-mnist-784", "rounds": args.rounds,
+                                    "medians": rows, "runs": runs}, indent=2))
     for row in rows:
-        print(f"{row['setting']:>22}: ingest {row['ingest_vs_1_replica']:.2f}x, {args.clients}-client QPS "
-              f"{row['qps_vs_1_replica']:.2f}x, memory {row['memory_vs_1_replica']:.2f}x")
+        print(f"{row['setting']:>22}: ingest {row['ingest_points_per_s']:,.0f}/s ({row['ingest_vs_1_replica']:.2f}x), "
+              f"{args.clients}-client QPS {row['qps']:,.0f} ({row['qps_vs_1_replica']:.2f}x, p99 {row['p99_ms']:.1f} ms), "
+              f"1-client p50 {row['single_p50_ms']:.2f} ms, memory {row['memory_vs_1_replica']:.2f}x")
     return 0
 
 

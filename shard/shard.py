@@ -120,6 +120,7 @@ class Shard:
         self.checkpoint_log_bytes = checkpoint_log_bytes
         self._lock = threading.Lock()
         self._checkpoint_lock = threading.Lock()  # one checkpoint at a time
+        self._deferred = threading.local()  # apply_ops: this thread's writes wait for durability once, at the end
         self._rows = Rows(dim)
         self._filters = SegmentFilter()  # payload columns for filters, per sealed generation
         self._payload_indexes: dict[str, str] = {}  # declared field -> type (contract/payload_index.py)
@@ -276,12 +277,39 @@ class Shard:
             raise _storage_error(e, "append to the write-ahead log") from None
 
     def _durable(self, seq: int) -> None:
-        """Return once record `seq` is durable (under the log's policy): only then is the write acknowledged."""
+        """Return once record `seq` is durable (under the log's policy): only then is the write acknowledged.
+        Inside apply_ops, only noted: the batch waits once for its last record."""
+        pending = getattr(self._deferred, "last", None)
+        if pending is not None:
+            self._deferred.last = max(pending, seq)
+            return
         if self._wal is not None and seq:
             try:
                 self._wal.sync(seq)
             except OSError as e:
                 raise _storage_error(e, "fsync the write-ahead log") from None
+
+    WRITES = frozenset({"upsert", "delete", "delete_where", "set_payload"})
+
+    def apply_ops(self, ops: list[tuple[str, tuple]]) -> list:
+        """Several writes in order, durable together: [(method, args)] -> each one's result, or the
+        SimsearchError it raised (the others still apply). A replicated shard sends the writes queued
+        while its previous batch was out this way (cluster/replicas.py): one call and one log sync per
+        batch, where one at a time would pay both per write."""
+        results: list = []
+        self._deferred.last = 0
+        try:
+            for method, args in ops:
+                if method not in self.WRITES:
+                    raise invalid("ops", f"must name writes ({', '.join(sorted(self.WRITES))}), got {method!r}")
+                try:
+                    results.append(getattr(self, method)(*args))
+                except SimsearchError as e:
+                    results.append(e)
+        finally:
+            last, self._deferred.last = self._deferred.last, None
+        self._durable(last)
+        return results
 
     def get(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """(found mask over ids, the found rows' vectors, their payloads as canonical JSON, "" for none)."""

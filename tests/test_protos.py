@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from simsearch.protos import convert, generate
-from simsearch.contract.errors import InvalidArgument, ResourceExhausted
+from simsearch.contract.errors import InvalidArgument, ResourceExhausted, Unavailable
+from simsearch.protos.status import error_from_status_proto, status_proto
 from simsearch.protos.simsearch.v1 import points_pb2
 from simsearch.router.replies import Hits, SearchReply, decode_hits, encode_hits
 
@@ -27,6 +28,15 @@ def test_errors_keep_field_and_retry_hint_across_processes():
     assert isinstance(err, InvalidArgument) and err.field == "k" and "got 0" in err.message
     quota = pickle.loads(pickle.dumps(ResourceExhausted("slow down", retry_after_s=1.5)))
     assert quota.retry_after_s == 1.5
+
+
+def test_a_partial_write_detail_survives_pickling_and_the_status_proto():
+    info = {"reason": "PARTIAL_WRITE", "applied_shards": "0,2", "failed_shards": "1"}
+    err = Unavailable("applied on shard(s) 0, 2 and not on 1", retry_after_s=1.0, info=info)
+    assert pickle.loads(pickle.dumps(err)).info == info
+    back = error_from_status_proto(status_proto(err))
+    assert isinstance(back, Unavailable) and back.info == info and back.retry_after_s == 1.0
+    assert error_from_status_proto(status_proto(Unavailable("plain"))).info == {}
 
 
 @pytest.mark.parametrize("counts", [[], [0], [3, 0, 2], [10] * 50])

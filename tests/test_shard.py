@@ -187,3 +187,26 @@ def test_a_closed_shard_refuses_writes():
     shard.close(save=False)
     with pytest.raises(FailedPrecondition):
         shard.upsert(["a"], np.ones((1, 4)))
+
+
+def test_apply_ops_applies_writes_in_order_and_reports_each_refusal(tmp_path):
+    """A replicated shard's batch: later writes see earlier ones, a refused write leaves the others applied,
+    and the batch is in the log (a reopened shard has it, at the same position)."""
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal((3, 8)).astype(np.float32)
+    shard = Shard(8, "l2", IndexParams(), data_dir=tmp_path / "s")
+    results = shard.apply_ops([("upsert", (["a", "b"], v[:2], None)),
+                               ("upsert", (["c"], v[:2], None)),  # two rows for one id: refused
+                               ("delete", (["a"],)),
+                               ("upsert", (["a"], v[2:], None))])
+    assert results[0] == 2 and isinstance(results[1], InvalidArgument) and results[1].field == "ids"
+    assert results[2:] == [1, 1]
+    with pytest.raises(InvalidArgument, match="must name writes"):
+        shard.apply_ops([("close", ())])
+    position = shard.position()
+    shard.close()
+    again = Shard(8, "l2", IndexParams(), data_dir=tmp_path / "s")
+    found, vectors, _ = again.get(["a", "b", "c"])
+    assert found.tolist() == [True, True, False] and again.position() == position == 3
+    np.testing.assert_array_equal(vectors, v[[2, 1]])
+    again.close()
