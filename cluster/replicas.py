@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 SERVING, DOWN, CATCHING_UP = "serving", "down", "catching-up"
 PROBE_TIMEOUT_S = 10.0  # one probe of a down replica (its host may be restarting meanwhile)
+START_WAIT_S = 600.0  # at start-up, how long the first in-sync replica may take to restore itself
 REPAIR_TICK_S = 0.5  # between probes of replicas still down
 WRITE_TIMEOUT_S = 30.0  # a replica that has not applied a batch of writes by then is taken for down
 WRITE_BATCH = 64  # writes sent to the replicas in one call, at most
@@ -139,27 +140,49 @@ class ReplicatedShardHandle:
     # ---- start-up and repair -----------------------------------------------------------------
 
     async def _ensure_started(self) -> None:
-        """On first use (the engine's start-up check): ask every replica its position; the in-sync replicas
-        at the highest position serve, the rest catch up in the background."""
+        """On first use (the engine's start-up check): ask every replica its position, waiting as long as a
+        restore from its checkpoint and log takes (up to START_WAIT_S) for an in-sync one, then PROBE_TIMEOUT_S
+        for the rest; the in-sync replicas at the highest position serve, the others catch up in the
+        background. Unavailable when no in-sync replica answered: the shard waits for one."""
         if self._started:
             return
         async with self._lock():
             if self._started:
                 return
-            answers = await asyncio.gather(*(asyncio.wait_for(r.handle.position(), PROBE_TIMEOUT_S)
-                                             for r in self._replicas), return_exceptions=True)
-            positions = {r.index: a for r, a in zip(self._replicas, answers) if not isinstance(a, BaseException)}
-            ready = {i: p for i, p in positions.items() if i in self._in_sync}
+            answers = await self._positions()
+            ready = {i: p for i, p in answers.items() if i in self._in_sync and not isinstance(p, BaseException)}
             top = max(ready.values(), default=None)
-            for r, a in zip(self._replicas, answers):
+            for r in self._replicas:
                 if top is not None and ready.get(r.index) == top:
                     r.state = SERVING
                 else:
+                    a = answers.get(r.index)
                     r.state, r.down_since = DOWN, time.monotonic()
-                    r.error = _why(a) if isinstance(a, BaseException) else "catching up"
+                    r.error = _why(a) if isinstance(a, BaseException) else ("no answer yet" if a is None else "catching up")
             self._started = True
         if any(r.state != SERVING for r in self._replicas):
             self._start_repair()  # when every in-sync replica is down, it serves the first one back
+
+    async def _positions(self) -> dict[int, Any]:
+        """replica index -> its position, or the error it answered; replicas still silent are left out."""
+        tasks = {asyncio.ensure_future(r.handle.position()): r.index for r in self._replicas}
+        answers: dict[int, Any] = {}
+        give_up = time.monotonic() + START_WAIT_S
+        pending = set(tasks)
+        while pending and not any(i in self._in_sync and not isinstance(a, BaseException) for i, a in answers.items()):
+            done, pending = await asyncio.wait(pending, timeout=max(0.0, give_up - time.monotonic()),
+                                               return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                break
+            for t in done:
+                answers[tasks[t]] = t.exception() or t.result()
+        if pending:
+            done, pending = await asyncio.wait(pending, timeout=PROBE_TIMEOUT_S)
+            for t in done:
+                answers[tasks[t]] = t.exception() or t.result()
+        for t in pending:
+            t.cancel()  # the repair asks again
+        return answers
 
     def _down(self, r: Replica, e: BaseException) -> None:
         if r.state == SERVING:
