@@ -203,22 +203,48 @@ def _cmd_train(args) -> int:
         ref, metrics = train_on_ray(cfg, num_workers=args.ray_workers or 2, root=_models_dir(args))
     else:
         from simsearch.encoder.pipeline import train_and_register
+        from simsearch.encoder.sources import DataError
 
-        ref, metrics, _ = train_and_register(cfg, root=_models_dir(args))
+        try:
+            ref, metrics, _ = train_and_register(cfg, root=_models_dir(args))
+        except DataError as e:
+            raise CommandError(str(e)) from e
     print(json.dumps({"model": ref, "metrics": metrics}, indent=2, default=float))
     return 0
 
 
 def _cmd_eval(args) -> int:
-    from simsearch.encoder.pipeline import evaluate_registered
+    from simsearch.encoder.pipeline import evaluate_on_data, evaluate_registered
+    from simsearch.encoder.sources import DataError
 
+    if bool(args.dataset) == bool(args.data):
+        raise CommandError("give --dataset (a built-in one) or --data (a training config with a data: mapping)")
     try:
-        result = evaluate_registered(args.model, args.dataset, root=_models_dir(args))
+        if args.data:
+            cfg = _load_config(args.data)
+            if cfg.data is None:
+                raise CommandError(f"{args.data}: has no data: mapping (format, path, ...)")
+            result = evaluate_on_data(args.model, cfg.data, root=_models_dir(args), seed=cfg.seed,
+                                      val_fraction=cfg.val_fraction)
+            _print_beside(result)
+        else:
+            result = evaluate_registered(args.model, args.dataset, root=_models_dir(args))
     except LookupError as e:
         raise CommandError(f"{e.args[0] if e.args else e}; `simsearch models list` shows the registered models "
                            f"(--models-dir picks another registry)") from e
+    except (DataError, ValueError) as e:
+        raise CommandError(str(e)) from e
     print(json.dumps(result, indent=2, default=float))
     return 0
+
+
+def _print_beside(result: dict) -> None:
+    """The encoder beside the raw pixels, on the same queries (stderr: stdout stays JSON)."""
+    rows = [("P@1", "p@1"), ("MAP@R", "map@r"), ("R@10", "r@10"), ("MRR", "mrr")]
+    lines = [f"{result['queries']} queries against {result['references']} references (held-out test part)",
+             f"{'':8s}{'raw pixels':>12s}{result['model']:>24s}"]
+    lines += [f"{name:8s}{result['baseline'][key]:12.3f}{result['encoder'][key]:24.3f}" for name, key in rows]
+    print("\n".join(lines), file=sys.stderr)
 
 
 def _cmd_models(args) -> int:
@@ -381,9 +407,11 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--ray-workers", type=int, default=0, help="Ray Train workers (a local Ray if no address)")
     t.set_defaults(func=_cmd_train)
 
-    e = sub.add_parser("eval", help="score a registered encoder on a dataset's test protocol", parents=common)
+    e = sub.add_parser("eval", help="score a registered encoder on a dataset's test protocol, or on your own data "
+                       "beside the raw pixels", parents=common)
     e.add_argument("model", help="name@version, or name for the latest")
-    e.add_argument("--dataset", required=True, choices=["fashion-mnist", "digits", "text-pairs"])
+    e.add_argument("--dataset", default="", choices=["", "fashion-mnist", "digits", "text-pairs"])
+    e.add_argument("--data", default="", help="a training config (YAML/JSON) whose data: mapping names the data")
     e.add_argument("--models-dir", default=None, help=models_help)
     e.set_defaults(func=_cmd_eval)
 

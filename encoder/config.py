@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-DATASETS = ("fashion-mnist", "digits", "text-pairs")
+DATASETS = ("fashion-mnist", "digits", "text-pairs", "custom")  # custom: the `data:` mapping (encoder/sources.py)
 BACKBONES = ("mlp", "cnn", "minilm")
 LOSSES = ("contrastive", "triplet-batch-hard", "triplet-semihard", "proxy-anchor", "proxy-nca",
           "ntxent", "supcon", "hybrid")
@@ -65,10 +65,22 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     num_threads: int = 0  # torch intra-op threads; 0 = torch's default
+    # The user's own data instead of a built-in dataset: {format, path, image_size, grayscale, split,
+    # test_fraction} (encoder/sources.py); `dataset` is then "custom" (leave it out)
+    data: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.name or "@" in self.name or "/" in self.name:
             raise ValueError(f"name must be non-empty without '@' or '/', got {self.name!r}")
+        if self.data is not None:
+            from simsearch.encoder.sources import DataSource
+
+            DataSource.from_dict(self.data)  # checked now: a bad mapping fails before any data is read
+            if self.dataset not in ("fashion-mnist", "custom"):
+                raise ValueError(f"dataset {self.dataset!r} and data: both name the training data; keep one")
+            object.__setattr__(self, "dataset", "custom")
+        elif self.dataset == "custom":
+            raise ValueError("dataset 'custom' needs a data: mapping (format, path, ...)")
         _one_of("dataset", self.dataset, DATASETS)
         _one_of("backbone", self.backbone, BACKBONES)
         _one_of("loss", self.loss, LOSSES)
@@ -97,7 +109,10 @@ class TrainConfig:
         _in_range("max_train", self.max_train, 0, 10**9)
         _in_range("max_steps_per_epoch", self.max_steps_per_epoch, 0, 10**9)
         _in_range("num_threads", self.num_threads, 0, 1024)
-        if (self.dataset == "text-pairs") != (self.backbone == "minilm"):
+        if self.dataset == "custom" and self.backbone == "minilm":
+            raise ValueError("backbone 'minilm' is for text; data: formats image-folder and npz hold images "
+                             "(backbone cnn or mlp)")
+        if self.dataset != "custom" and (self.dataset == "text-pairs") != (self.backbone == "minilm"):
             raise ValueError(f"backbone 'minilm' goes with dataset 'text-pairs' (got backbone={self.backbone!r}, "
                              f"dataset={self.dataset!r})")
         if self.backbone == "minilm" and self.embedding_dim != 384:

@@ -110,5 +110,9 @@ def text_pairs_task(cfg: TrainConfig) -> Task:
 
 
 def load_task(cfg: TrainConfig) -> Task:
+    if cfg.data is not None:
+        from simsearch.encoder.sources import DataSource, load_source  # it builds on this module's Task
+
+        return load_source(DataSource.from_dict(cfg.data), val_fraction=cfg.val_fraction, seed=cfg.seed)
     loaders = {"fashion-mnist": fashion_mnist_task, "digits": digits_task, "text-pairs": text_pairs_task}
     return loaders[cfg.dataset](cfg)

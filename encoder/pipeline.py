@@ -34,10 +34,32 @@ def register(result: TrainResult, task: Task, metrics: dict[str, Any], root: Pat
 
 def train_and_register(cfg: TrainConfig, *, root: Path | None = None, progress: bool = True,
                        task: Task | None = None) -> tuple[str, dict[str, Any], TrainResult]:
+    """On the user's own data (`data:`), the metrics carry the raw-pixel baseline on the same test
+    protocol ("baseline"), so the output says whether training helped."""
     task = task if task is not None else load_task(cfg)
     result = train(cfg, task=task, progress=progress)
     metrics = test_metrics(result, task)
+    if cfg.data is not None:
+        metrics["baseline"] = raw_baselines(task, seed=cfg.seed)["raw"]
     return register(result, task, metrics, root), metrics, result
+
+
+def evaluate_on_data(ref: str, source: dict[str, Any], *, root: Path | None = None, seed: int = 0,
+                     val_fraction: float = 0.1) -> dict[str, Any]:
+    """Score a registered encoder on the user's own data (a `data:` mapping: encoder/sources.py), on the
+    test part its training config's seed carves (the held-out classes, by default), beside the raw pixels."""
+    from simsearch.encoder.sources import DataSource, load_source
+
+    model = registry.load(ref, root)
+    task = load_source(DataSource.from_dict(source), val_fraction=val_fraction, seed=seed)
+    if tuple(task.input_shape) != model.input_shape:
+        raise ValueError(f"{ref} takes inputs of shape {model.input_shape}; this data has {task.input_shape} "
+                         f"(set data.image_size / data.grayscale as in its training config)")
+    q, ref_emb = model.embed_array(task.test.query_x), model.embed_array(task.test.ref_x)
+    return {"model": model.ref, "data": source, "queries": len(q), "references": len(ref_emb),
+            "encoder": retrieval_metrics(q, task.test.query_y, ref_emb, task.test.ref_y, metric="cosine"),
+            "baseline": raw_baselines(task, seed=seed)["raw"],
+            "health": embedding_health(ref_emb[:20_000]).summary()}
 
 
 def evaluate_registered(ref: str, dataset: str, *, root: Path | None = None, seed: int = 0) -> dict[str, Any]:

@@ -13,6 +13,8 @@ command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 [ -f /usr/share/dictd/gcide.index ] || need_apt+=(dict-gcide)
 command -v mkfs.ext4 >/dev/null 2>&1 || need_apt+=(e2fsprogs)  # tests/test_disk_faults.py: a loop ext4 image
 command -v losetup >/dev/null 2>&1 || need_apt+=(mount)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSerif-Bold.ttf ] || need_apt+=(fonts-dejavu-core)  # datasets/glyphs.py
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans-ExtraLight.ttf ] || need_apt+=(fonts-dejavu-extra)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq

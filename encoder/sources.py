@@ -1,0 +1,211 @@
+"""A user's own labelled data as a training task: the `data:` mapping of a training config.
+
+    data:
+      format: image-folder      # or npz
+      path: /data/glyphs        # one subfolder per class (nested folders: the class is the path)
+      image_size: 28            # resize to this square size (0: keep; then every image must match)
+      grayscale: true           # one channel (false: three, RGB)
+      split: class              # "class": unseen classes are the test (the default for folders);
+                                # "item": each class's items are split (the default for npz)
+      test_fraction: 0.2        # of the classes (split: class) or of each class's items (split: item)
+
+Why unseen classes by default for folders: a retrieval system embeds items of classes it was never
+trained on (new products, new people), so a test on held-out classes says whether the encoder learned
+a similarity or memorised classes. Within the test classes a quarter of each class's items query the
+rest. Validation (early stopping) is carved the same way out of the training part.
+
+Bad data ends with one line naming the problem: an unreadable file (named), an empty folder, a class
+with a single item, images of different sizes without `image_size`, an npz without `x` and `y`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simsearch.encoder.data import Retrieval, Task
+
+FORMATS = ("image-folder", "npz")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+SPLITS = ("class", "item")
+MAX_IMAGE_SIZE = 512
+
+
+class DataError(ValueError):
+    """The user's data cannot be used as given; the message names the file or class and the fix."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataSource:
+    format: str
+    path: str
+    image_size: int = 0
+    grayscale: bool = True
+    split: str = ""  # "" = the format's default
+    test_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ValueError(f"data.format must be one of {list(FORMATS)}, got {self.format!r}")
+        if not self.path:
+            raise ValueError("data.path must name a folder or file")
+        if not 0 <= self.image_size <= MAX_IMAGE_SIZE:
+            raise ValueError(f"data.image_size must be 0 (keep) or in [1, {MAX_IMAGE_SIZE}], got {self.image_size}")
+        if self.split and self.split not in SPLITS:
+            raise ValueError(f"data.split must be one of {list(SPLITS)}, got {self.split!r}")
+        if not 0.05 <= self.test_fraction <= 0.8:
+            raise ValueError(f"data.test_fraction must be in [0.05, 0.8], got {self.test_fraction}")
+
+    @property
+    def split_by(self) -> str:
+        return self.split or ("class" if self.format == "image-folder" else "item")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DataSource":
+        if not isinstance(data, dict):
+            raise ValueError(f"data must be a mapping (format, path, ...), got {type(data).__name__}")
+        allowed = {"format", "path", "image_size", "grayscale", "split", "test_fraction"}
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise ValueError(f"unknown data keys {unknown}; allowed: {sorted(allowed)}")
+        return cls(**data)
+
+
+def read_image_folder(root: Path, image_size: int = 0, grayscale: bool = True) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(uint8 images (N, C, H, W), labels (N,), class names): every image file under `root`, its class the
+    folder path relative to root ("a/b" for nested folders), converted to `image_size` (square) and one or
+    three channels."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = [p for p in files if p.parent != root]  # a class is a folder: files at the top have none
+    if not files:
+        raise DataError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) in class subfolders; put each class's "
+                        f"images in a folder of their own under it")
+    names = sorted({p.parent.relative_to(root).as_posix() for p in files})
+    index = {n: i for i, n in enumerate(names)}
+    mode = "L" if grayscale else "RGB"
+    images, labels, first_size = [], [], None
+    for p in files:
+        try:
+            with Image.open(p) as im:
+                im = im.convert(mode)
+                if image_size:
+                    im = im.resize((image_size, image_size), Image.Resampling.BILINEAR)
+                elif first_size is None:
+                    first_size = (im.size, p)
+                elif im.size != first_size[0]:
+                    raise DataError(f"{p}: {im.size[0]}x{im.size[1]} pixels, but {first_size[1]} is "
+                                    f"{first_size[0][0]}x{first_size[0][1]}; set data.image_size to resize them all")
+                a = np.asarray(im, dtype=np.uint8)
+        except (UnidentifiedImageError, OSError) as e:
+            raise DataError(f"{p}: cannot be read as an image ({type(e).__name__}: {e})") from None
+        images.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
+        labels.append(index[p.parent.relative_to(root).as_posix()])
+    return np.stack(images), np.asarray(labels, dtype=np.int64), names
+
+
+def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """x: uint8 images (N, H, W) or (N, C, H, W); y: labels (any values, one per image)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "x" not in z or "y" not in z:
+                raise DataError(f"{path}: needs arrays 'x' (images) and 'y' (labels), has {sorted(z.files)}")
+            x, y = z["x"], z["y"]
+    except (OSError, ValueError) as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"{path}: cannot be read as .npz ({type(e).__name__}: {e})") from None
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4 or x.dtype != np.uint8 or x.shape[1] not in (1, 3):
+        raise DataError(f"{path}: x must be uint8 images (N, H, W) or (N, 1|3, H, W), got {x.dtype} {x.shape}")
+    if len(y) != len(x):
+        raise DataError(f"{path}: x has {len(x)} images but y has {len(y)} labels")
+    names, labels = np.unique(y, return_inverse=True)
+    return x, labels.astype(np.int64), [str(n) for n in names]
+
+
+def _check_classes(y: np.ndarray, names: list[str], where: str) -> None:
+    counts = np.bincount(y, minlength=len(names))
+    single = [names[i] for i in np.flatnonzero(counts < 2)]
+    if single:
+        raise DataError(f"{where}: class {single[0]!r} has a single item{f' (and {len(single) - 1} more)' if len(single) > 1 else ''}; "
+                        f"retrieval needs at least 2 per class")
+    if len(names) < 4:
+        raise DataError(f"{where}: {len(names)} classes; at least 4 are needed to train and test")
+
+
+def _queries_and_refs(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> Retrieval:
+    """A quarter of each class's items (at least one) query the rest."""
+    q_idx, r_idx = [], []
+    for c in np.unique(y):
+        items = rng.permutation(np.flatnonzero(y == c))
+        n_q = max(1, len(items) // 4)
+        q_idx.extend(items[:n_q])
+        r_idx.extend(items[n_q:])
+    q_idx, r_idx = np.asarray(q_idx), np.asarray(r_idx)
+    return Retrieval(x[q_idx], y[q_idx], x[r_idx], y[r_idx])
+
+
+def _dense(y: np.ndarray) -> np.ndarray:
+    return np.unique(y, return_inverse=True)[1].astype(np.int64)
+
+
+def task_from_arrays(name: str, x: np.ndarray, y: np.ndarray, split: str, test_fraction: float,
+                     val_fraction: float, seed: int) -> Task:
+    """Train / validation / test parts of labelled images, by class (unseen classes) or by item."""
+    rng = np.random.default_rng(seed)
+    classes = rng.permutation(np.unique(y))
+    if split == "class":
+        n_test = max(2, round(len(classes) * test_fraction))
+        n_val = max(2, round((len(classes) - n_test) * val_fraction))
+        if len(classes) - n_test - n_val < 2:
+            raise DataError(f"{name}: {len(classes)} classes are too few to hold out {n_test} for the test and "
+                            f"{n_val} for validation; add classes or use data.split: item")
+        test_c, val_c = classes[:n_test], classes[n_test:n_test + n_val]
+        test_m, val_m = np.isin(y, test_c), np.isin(y, val_c)
+        fit_m = ~(test_m | val_m)
+        test = _queries_and_refs(x[test_m], y[test_m], rng)
+        val = _queries_and_refs(x[val_m], y[val_m], rng)
+        fit_x, fit_y = x[fit_m], _dense(y[fit_m])
+    else:
+        test_i, val_i, fit_i = [], [], []
+        for c in classes:
+            items = rng.permutation(np.flatnonzero(y == c))
+            n_test = max(1, round(len(items) * test_fraction))
+            n_val = max(1, round((len(items) - n_test) * val_fraction)) if len(items) - n_test > 2 else 0
+            test_i.extend(items[:n_test])
+            val_i.extend(items[n_test:n_test + n_val])
+            fit_i.extend(items[n_test + n_val:])
+        test_i, val_i, fit_i = map(np.asarray, (test_i, val_i, fit_i))
+        if len(val_i) == 0:
+            raise DataError(f"{name}: too few items per class for a validation part; add items or use data.split: class")
+        test = Retrieval(x[test_i], y[test_i], x[fit_i], y[fit_i])  # new items of known classes
+        val = Retrieval(x[val_i], y[val_i], x[fit_i], y[fit_i])
+        fit_x, fit_y = x[fit_i], y[fit_i]
+    scaled = fit_x.astype(np.float32) / 255.0
+    return Task(name, "image", fit_x, fit_y, val, test, float(scaled.mean()), float(scaled.std()))
+
+
+def load_source(source: DataSource, *, val_fraction: float, seed: int) -> Task:
+    path = Path(source.path).expanduser()
+    if source.format == "image-folder":
+        x, y, names = read_image_folder(path, source.image_size, source.grayscale)
+    else:
+        if not path.is_file():
+            raise DataError(f"{path}: no such file")
+        x, y, names = read_npz(path)
+        if source.image_size and x.shape[2:] != (source.image_size, source.image_size):
+            raise DataError(f"{path}: images are {x.shape[3]}x{x.shape[2]}; npz images are used as stored "
+                            f"(leave data.image_size out, or resize them before saving)")
+        if source.grayscale != (x.shape[1] == 1):
+            raise DataError(f"{path}: images have {x.shape[1]} channel(s) but data.grayscale is {source.grayscale}")
+    _check_classes(y, names, str(path))
+    return task_from_arrays(f"{source.format}:{path.name}", x, y, source.split_by, source.test_fraction,
+                            val_fraction, seed)
