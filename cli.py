@@ -239,11 +239,12 @@ def _cmd_eval(args) -> int:
 
 
 def _print_beside(result: dict) -> None:
-    """The encoder beside the raw pixels, on the same queries (stderr: stdout stays JSON)."""
+    """The encoder beside the raw features (pixels, or frozen MiniLM for texts), on the same queries (stderr:
+    stdout stays JSON)."""
     rows = [("P@1", "p@1"), ("MAP@R", "map@r"), ("R@10", "r@10"), ("MRR", "mrr")]
     lines = [f"{result['queries']} queries against {result['references']} references (held-out test part)",
-             f"{'':8s}{'raw pixels':>12s}{result['model']:>24s}"]
-    lines += [f"{name:8s}{result['baseline'][key]:12.3f}{result['encoder'][key]:24.3f}" for name, key in rows]
+             f"{'':8s}{'raw features':>14s}{result['model']:>24s}"]
+    lines += [f"{name:8s}{result['baseline'][key]:14.3f}{result['encoder'][key]:24.3f}" for name, key in rows]
     print("\n".join(lines), file=sys.stderr)
 
 

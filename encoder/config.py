@@ -109,9 +109,14 @@ class TrainConfig:
         _in_range("max_train", self.max_train, 0, 10**9)
         _in_range("max_steps_per_epoch", self.max_steps_per_epoch, 0, 10**9)
         _in_range("num_threads", self.num_threads, 0, 1024)
-        if self.dataset == "custom" and self.backbone == "minilm":
-            raise ValueError("backbone 'minilm' is for text; data: formats image-folder and npz hold images "
-                             "(backbone cnn or mlp)")
+        if self.dataset == "custom":
+            from simsearch.encoder.sources import DataSource
+
+            text = DataSource.from_dict(self.data).kind == "text"
+            if text != (self.backbone == "minilm"):
+                raise ValueError("backbone 'minilm' is for text (data formats jsonl, csv); image-folder and npz hold "
+                                 f"images (backbone cnn or mlp); got backbone {self.backbone!r} with format "
+                                 f"{self.data['format']!r}")
         if self.dataset != "custom" and (self.dataset == "text-pairs") != (self.backbone == "minilm"):
             raise ValueError(f"backbone 'minilm' goes with dataset 'text-pairs' (got backbone={self.backbone!r}, "
                              f"dataset={self.dataset!r})")

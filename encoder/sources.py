@@ -1,7 +1,8 @@
 """A user's own labelled data as a training task: the `data:` mapping of a training config.
 
     data:
-      format: image-folder      # or npz
+      format: image-folder      # or npz; jsonl / csv for texts (text_field + label_field, or
+                                # query_field + positive_field for pairs), trained with backbone minilm
       path: /data/glyphs        # one subfolder per class (nested folders: the class is the path)
       image_size: 28            # resize to this square size (0: keep; then every image must match)
       grayscale: true           # one channel (false: three, RGB)
@@ -20,6 +21,9 @@ with a single item, images of different sizes without `image_size`, an npz witho
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +32,8 @@ import numpy as np
 
 from simsearch.encoder.data import Retrieval, Task
 
-FORMATS = ("image-folder", "npz")
+FORMATS = ("image-folder", "npz", "jsonl", "csv")
+TEXT_FORMATS = ("jsonl", "csv")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 SPLITS = ("class", "item")
 MAX_IMAGE_SIZE = 512
@@ -46,6 +51,11 @@ class DataSource:
     grayscale: bool = True
     split: str = ""  # "" = the format's default
     test_fraction: float = 0.2
+    # jsonl / csv: one text and its label per row, or a (query, positive) pair per row
+    text_field: str = "text"
+    label_field: str = "label"
+    query_field: str = ""  # set both query_field and positive_field for pairs
+    positive_field: str = ""
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -58,6 +68,15 @@ class DataSource:
             raise ValueError(f"data.split must be one of {list(SPLITS)}, got {self.split!r}")
         if not 0.05 <= self.test_fraction <= 0.8:
             raise ValueError(f"data.test_fraction must be in [0.05, 0.8], got {self.test_fraction}")
+        if bool(self.query_field) != bool(self.positive_field):
+            raise ValueError("data.query_field and data.positive_field go together (a pair per row)")
+        if self.query_field and self.format not in TEXT_FORMATS:
+            raise ValueError(f"data.query_field is for texts (jsonl, csv), not {self.format!r}")
+
+    @property
+    def kind(self) -> str:
+        """What the rows hold: "text" (embedded by frozen MiniLM, trained with backbone minilm) or "image"."""
+        return "text" if self.format in TEXT_FORMATS else "image"
 
     @property
     def split_by(self) -> str:
@@ -67,7 +86,7 @@ class DataSource:
     def from_dict(cls, data: dict[str, Any]) -> "DataSource":
         if not isinstance(data, dict):
             raise ValueError(f"data must be a mapping (format, path, ...), got {type(data).__name__}")
-        allowed = {"format", "path", "image_size", "grayscale", "split", "test_fraction"}
+        allowed = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise ValueError(f"unknown data keys {unknown}; allowed: {sorted(allowed)}")
@@ -158,8 +177,9 @@ def _dense(y: np.ndarray) -> np.ndarray:
 
 
 def task_from_arrays(name: str, x: np.ndarray, y: np.ndarray, split: str, test_fraction: float,
-                     val_fraction: float, seed: int) -> Task:
-    """Train / validation / test parts of labelled images, by class (unseen classes) or by item."""
+                     val_fraction: float, seed: int, kind: str = "image") -> Task:
+    """Train / validation / test parts of labelled items (uint8 images, or text embeddings), by class
+    (unseen classes) or by item."""
     rng = np.random.default_rng(seed)
     classes = rng.permutation(np.unique(y))
     if split == "class":
@@ -189,12 +209,86 @@ def task_from_arrays(name: str, x: np.ndarray, y: np.ndarray, split: str, test_f
         test = Retrieval(x[test_i], y[test_i], x[fit_i], y[fit_i])  # new items of known classes
         val = Retrieval(x[val_i], y[val_i], x[fit_i], y[fit_i])
         fit_x, fit_y = x[fit_i], y[fit_i]
+    if kind == "text":
+        return Task(name, "text", fit_x, fit_y, val, test)
     scaled = fit_x.astype(np.float32) / 255.0
     return Task(name, "image", fit_x, fit_y, val, test, float(scaled.mean()), float(scaled.std()))
 
 
+def read_text_rows(path: Path, fmt: str, fields: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The named fields of every row of a JSONL file (one object per line) or a CSV file with a header."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    rows: list[tuple[str, ...]] = []
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            if fmt == "csv":
+                reader = csv.DictReader(f)
+                missing = [k for k in fields if k not in (reader.fieldnames or [])]
+                if missing:
+                    raise DataError(f"{path}: no column {missing[0]!r} in the header {reader.fieldnames}")
+                records = ((reader.line_num, r) for r in reader)
+            else:
+                records = ((n, _json_line(path, n, line)) for n, line in enumerate(f, 1) if line.strip())
+            for n, record in records:
+                values = tuple(record.get(k) for k in fields)
+                if any(not isinstance(v, (str, int)) or v == "" for v in values):
+                    raise DataError(f"{path}:{n}: needs non-empty {' and '.join(repr(k) for k in fields)}, got "
+                                    f"{json.dumps({k: record.get(k) for k in fields})[:200]}")
+                rows.append(tuple(str(v) for v in values))
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e})") from None
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    return rows
+
+
+def _json_line(path: Path, n: int, line: str) -> dict:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{n}: not a JSON object ({e.msg})") from None
+    if not isinstance(record, dict):
+        raise DataError(f"{path}:{n}: not a JSON object")
+    return record
+
+
+def _text_pairs_task(name: str, queries: list[str], positives: list[str], test_fraction: float,
+                     val_fraction: float, seed: int) -> Task:
+    """(query, positive) pairs: label = the pair, so each query has one relevant document; the test and
+    validation pairs are never trained on."""
+    from simsearch.encoder.minilm import embed_texts
+
+    n = len(queries)
+    if n < 20:
+        raise DataError(f"{name}: {n} pairs; at least 20 are needed to train and test")
+    q, d = embed_texts(queries), embed_texts(positives)
+    perm = np.random.default_rng(seed).permutation(n)
+    n_test = max(2, round(n * test_fraction))
+    n_val = max(2, round((n - n_test) * val_fraction))
+    test, val, fit = perm[:n_test], perm[n_test:n_test + n_val], perm[n_test + n_val:]
+    labels = np.arange(n, dtype=np.int64)
+    dense = np.arange(len(fit), dtype=np.int64)
+    return Task(name, "text", np.concatenate([q[fit], d[fit]]), np.concatenate([dense, dense]),
+                Retrieval(q[val], labels[val], d[val], labels[val]), Retrieval(q[test], labels[test], d[test], labels[test]))
+
+
 def load_source(source: DataSource, *, val_fraction: float, seed: int) -> Task:
     path = Path(source.path).expanduser()
+    name = f"{source.format}:{path.name}"
+    if source.format in TEXT_FORMATS and source.query_field:
+        rows = read_text_rows(path, source.format, (source.query_field, source.positive_field))
+        return _text_pairs_task(name, [r[0] for r in rows], [r[1] for r in rows], source.test_fraction,
+                                val_fraction, seed)
+    if source.format in TEXT_FORMATS:
+        from simsearch.encoder.minilm import embed_texts
+
+        rows = read_text_rows(path, source.format, (source.text_field, source.label_field))
+        names, y = np.unique([r[1] for r in rows], return_inverse=True)
+        _check_classes(y.astype(np.int64), [str(c) for c in names], str(path))
+        x = embed_texts([r[0] for r in rows])
+        return task_from_arrays(name, x, y.astype(np.int64), source.split_by, source.test_fraction, val_fraction,
+                                seed, kind="text")
     if source.format == "image-folder":
         x, y, names = read_image_folder(path, source.image_size, source.grayscale)
     else:
@@ -207,5 +301,4 @@ def load_source(source: DataSource, *, val_fraction: float, seed: int) -> Task:
         if source.grayscale != (x.shape[1] == 1):
             raise DataError(f"{path}: images have {x.shape[1]} channel(s) but data.grayscale is {source.grayscale}")
     _check_classes(y, names, str(path))
-    return task_from_arrays(f"{source.format}:{path.name}", x, y, source.split_by, source.test_fraction,
-                            val_fraction, seed)
+    return task_from_arrays(name, x, y, source.split_by, source.test_fraction, val_fraction, seed)
