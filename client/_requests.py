@@ -353,12 +353,29 @@ class Points:
     vectors: np.ndarray  # (len(ids), dim)
     missing: list[str]
     payloads: list[dict] = field(default_factory=list)  # one per found id ({} for none)
+    # with_inputs=True: the raw inputs the found points were upserted with, one per id (texts, or uint8
+    # images (n, C, H, W)); ids upserted as plain vectors are in without_inputs ("" / zero pixels above)
+    texts: list[str] | None = None
+    images: np.ndarray | None = None
+    without_inputs: list[str] = field(default_factory=list)
 
 
 def parse_get(resp: points_pb2.GetResponse) -> Points:
     ids = list(resp.ids)
     payloads = [decode_payload(t) for t in resp.payloads] if len(resp.payloads) else [{} for _ in ids]
-    return Points(ids, convert.matrix_from_proto(resp.vectors, "vectors"), list(resp.missing), payloads)
+    texts = images = None
+    if resp.HasField("inputs"):
+        im = resp.inputs.images
+        if im.count:
+            images = np.frombuffer(im.pixels, np.uint8).reshape(im.count, im.channels, im.height, im.width)
+        else:
+            texts = list(resp.inputs.texts)
+    return Points(ids, convert.matrix_from_proto(resp.vectors, "vectors"), list(resp.missing), payloads, texts, images,
+                  list(resp.without_inputs))
+
+
+def get_request(collection: str, ids: Any, with_inputs: bool = False) -> points_pb2.GetRequest:
+    return points_pb2.GetRequest(collection=collection, ids=as_str_ids(ids), with_inputs=with_inputs)
 
 
 @dataclass(frozen=True)

@@ -145,9 +145,8 @@ class AsyncClient:
     async def count(self, collection: str, filter: Any = None) -> int:  # noqa: A002
         return (await self._call(self._points.Count, rq.count_request(collection, filter))).count
 
-    async def get(self, collection: str, ids: Sequence[str | int] | np.ndarray) -> rq.Points:
-        return rq.parse_get(await self._call(self._points.Get,
-                                             points_pb2.GetRequest(collection=collection, ids=rq.as_str_ids(ids))))
+    async def get(self, collection: str, ids: Sequence[str | int] | np.ndarray, *, with_inputs: bool = False) -> rq.Points:
+        return rq.parse_get(await self._call(self._points.Get, rq.get_request(collection, ids, with_inputs)))
 
     async def search(self, collection: str, queries: Any = None, k: int = 10, *, texts: Sequence[str] | None = None,
                      images: Any = None, encoder: str | None = None, timeout: float | None = None,

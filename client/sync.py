@@ -195,8 +195,9 @@ class Client:
         """Points whose payload passes `filter` (every point without one): exact."""
         return self._call(self._points.Count, rq.count_request(collection, filter)).count
 
-    def get(self, collection: str, ids: Sequence[str | int] | np.ndarray) -> rq.Points:
-        return rq.parse_get(self._call(self._points.Get, points_pb2.GetRequest(collection=collection, ids=rq.as_str_ids(ids))))
+    def get(self, collection: str, ids: Sequence[str | int] | np.ndarray, *, with_inputs: bool = False) -> rq.Points:
+        """with_inputs: also the raw inputs (texts or images) a collection bound to an encoder kept."""
+        return rq.parse_get(self._call(self._points.Get, rq.get_request(collection, ids, with_inputs)))
 
     def search(self, collection: str, queries: Any = None, k: int = 10, *, texts: Sequence[str] | None = None,
                images: Any = None, encoder: str | None = None, timeout: float | None = None,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
+
 import numpy as np
 
-from simsearch.contract.errors import invalid
+from simsearch.contract.errors import FailedPrecondition, invalid
 from simsearch.protos.simsearch.v1 import collections_pb2, common_pb2, points_pb2
 
 
@@ -137,3 +140,39 @@ def collection_info(spec, generation: int, created_at: float, shard_stats: list[
         payload_indexes=payload_indexes_info(payload_indexes or {}, shard_stats),
         replicas=spec.replicas, write_quorum=spec.quorum,
     )
+
+
+# ---- raw inputs kept by a collection bound to an encoder (router/inputs_store.py) ----
+
+_SHAPE = struct.Struct("<3H")
+INPUT_LEVEL = 1  # zlib: fast; images of glyphs or clothes shrink 2-5x at this level already
+
+
+def encode_inputs(inputs: common_pb2.RawInputs) -> list[bytes]:
+    """One compressed blob per input of a request (texts, or images of one shape)."""
+    if len(inputs.texts):
+        return [zlib.compress(b"t" + t.encode("utf-8"), INPUT_LEVEL) for t in inputs.texts]
+    im = inputs.images
+    head = b"i" + _SHAPE.pack(im.channels, im.height, im.width)
+    size = im.channels * im.height * im.width
+    pixels = memoryview(im.pixels)
+    return [zlib.compress(head + pixels[i * size:(i + 1) * size], INPUT_LEVEL) for i in range(im.count)]
+
+
+def decode_inputs(blobs: list[bytes | None]) -> common_pb2.RawInputs:
+    """The inputs of points in order, as a request would carry them. Points without a stored input are ""
+    (texts) or zero pixels (images); the caller lists them."""
+    raw = [zlib.decompress(b) if b is not None else None for b in blobs]
+    kinds = {r[:1] for r in raw if r is not None}
+    if kinds == {b"i"}:
+        shapes = {_SHAPE.unpack(r[1:7]) for r in raw if r is not None}
+        if len(shapes) != 1:
+            raise FailedPrecondition(f"stored images have different shapes {sorted(shapes)}")
+        (c, h, w), = shapes
+        pixels = np.zeros((len(raw), c * h * w), np.uint8)
+        for i, r in enumerate(raw):
+            if r is not None:
+                pixels[i] = np.frombuffer(r, np.uint8, offset=7)
+        return common_pb2.RawInputs(images=common_pb2.ImageBatch(count=len(raw), channels=c, height=h, width=w,
+                                                                 pixels=pixels.tobytes()))
+    return common_pb2.RawInputs(texts=[r[1:].decode("utf-8") if r is not None else "" for r in raw])

@@ -34,6 +34,7 @@ from simsearch.router.encoders import EncoderHub
 from simsearch.router.guard import AuditLog, FailedAuthGuard
 from simsearch.router.quotas import TenantLimits, UsageLedger
 from simsearch.router.hashing import group_by_shard
+from simsearch.router.inputs_store import InputStore
 from simsearch.router.merge import merge
 from simsearch.router.replies import CollectionStatus, Hits, SearchReply, decode_hits, encode_hits
 from simsearch.contract.limits import DEFAULT_TIMEOUT_S, MAX_ID_BYTES, MAX_QUERIES, longest_utf8
@@ -172,6 +173,7 @@ class Engine:
         self.default_timeout_s = default_timeout_s  # the edge's deadline for a call that sets none
         self._clock = clock
         self._live: dict[tuple[str, str], LiveCollection] = {}
+        self._input_stores: dict[tuple[str, str], InputStore] = {}  # (tenant, collection uid) -> kept raw inputs
         memory.limit_arenas()  # this process's request buffers too (shard/memory.py), wherever the shards are
         self._last_write = 0.0
         self._trim: asyncio.TimerHandle | None = None
@@ -323,6 +325,7 @@ class Engine:
         self._damaged.pop((tenant, name), None)
         if live is not None:
             _kill(live.shards)
+        self._close_inputs(rec)
         self.usage.forget(tenant)
         # the files go in a worker thread: a large collection takes a while, and the loop serves everyone
         await asyncio.to_thread(shutil.rmtree, self.catalog.collection_dir(rec), ignore_errors=True)
@@ -343,9 +346,33 @@ class Engine:
         lives = [self._live[(tenant, n)] for n in names if (tenant, n) in self._live]
         stats = [s for s in await asyncio.gather(*(h.stats() for live in lives for h in live.shards),
                                                  return_exceptions=True) if isinstance(s, dict)]
+        inputs = [await asyncio.to_thread((await self._input_store(live)).stored_bytes)
+                  for live in lives if live.spec.encoder]
         return {"collections": len(names), "points": sum(s["points"] for s in stats),
-                "payload_bytes": sum(s.get("payload_bytes", 0) for s in stats),
+                "payload_bytes": sum(s.get("payload_bytes", 0) for s in stats) + sum(inputs),
                 "keys": len(self.catalog.keys_of(tenant))}
+
+    async def _input_store(self, live: LiveCollection) -> InputStore:
+        """The collection's kept raw inputs (opened on first use, off the loop)."""
+        key = (live.record.tenant, live.record.uid)
+        store = self._input_stores.get(key)
+        if store is None:
+            store = await asyncio.to_thread(InputStore, self.catalog.collection_dir(live.record))
+            store = self._input_stores.setdefault(key, store)
+        return store
+
+    def _close_inputs(self, rec: CollectionRecord) -> None:
+        store = self._input_stores.pop((rec.tenant, rec.uid), None)
+        if store is not None:
+            store.close()
+
+    async def get_inputs(self, tenant: str, name: str, ids: list[str]) -> list[bytes | None]:
+        """The kept raw input of each id (None where none is kept: a point upserted as a vector)."""
+        live = self._get(tenant, name)
+        if not live.spec.encoder:
+            raise FailedPrecondition(f"collection {excerpt(live.spec.name)} is not bound to an encoder, so it keeps "
+                                     f"no raw inputs", field="with_inputs")
+        return await asyncio.to_thread((await self._input_store(live)).get, ids)
 
     async def delete_tenant(self, tenant: str) -> tuple[int, int]:
         """Forget the tenant and all of it in one catalog commit, then stop its shards and remove its files
@@ -359,6 +386,7 @@ class Engine:
             self._damaged.pop((tenant, rec.spec.name), None)
             if live is not None:
                 _kill(live.shards)
+            self._close_inputs(rec)
         self.usage.forget(tenant)
         await asyncio.to_thread(shutil.rmtree, self.catalog.root / TENANTS_DIR / tenant, ignore_errors=True)
         log.info("deleted tenant %s: %d collections, %d keys", tenant, len(records), keys)
@@ -442,14 +470,22 @@ class Engine:
     # matrix headers, k x queries. What needs the collection is checked here: dimension, values, reply sizes.
 
     async def upsert(self, tenant: str, name: str, ids: list[str], vectors: np.ndarray,
-                     payloads: list[str] | None = None) -> tuple[int, int]:
-        """payloads: canonical JSON per id (checked at the edge), or None when the request sends none."""
+                     payloads: list[str] | None = None, inputs: list[bytes] | None = None) -> tuple[int, int]:
+        """payloads: canonical JSON per id (checked at the edge), or None when the request sends none.
+        inputs: the raw input of each id, compressed (protos/convert.py encode_inputs), kept durably before
+        the shards are written (router/inputs_store.py) and counted with the payload bytes."""
         live = self._get(tenant, name)
         await off_loop_if_large(vectors.size, check_vectors, vectors, live.spec, "vectors", rows=len(ids))
         schema = self.catalog.payload_indexes(tenant, live.spec.name)
         if schema and payloads is not None:
             check_documents(payloads, ids, schema)
-        async with self._reserve_points(tenant, len(ids), payloads):
+        async with self._reserve_points(tenant, len(ids), payloads, sum(map(len, inputs or ()))):
+            if inputs is not None:
+                store = await self._input_store(live)
+                await asyncio.to_thread(store.put, ids, inputs)
+            elif live.spec.encoder:  # upserted as vectors now: an input kept from before no longer matches them
+                store = await self._input_store(live)
+                await asyncio.to_thread(store.delete, ids)
             if live.id_bytes is not None:
                 live.id_bytes = max(live.id_bytes, longest_utf8(ids))
             ids_arr = np.asarray(ids, dtype=object)
@@ -461,10 +497,12 @@ class Engine:
         metrics.UPSERTED.labels(tenant).inc(len(ids))
         return len(ids), live.generation
 
-    def _reserve_points(self, tenant: str, adding: int, payloads: list[str] | None = None):
-        """Hold `adding` points and the payloads' UTF-8 bytes of the tenant's quotas while the write runs
-        (router/quotas.py UsageLedger: QuotaExceeded before any work when they would not fit)."""
-        new_bytes = sum(len(t) if t.isascii() else len(t.encode("utf-8", "surrogatepass")) for t in payloads or ())
+    def _reserve_points(self, tenant: str, adding: int, payloads: list[str] | None = None, extra_bytes: int = 0):
+        """Hold `adding` points and the payloads' UTF-8 bytes (plus extra_bytes: kept raw inputs) of the tenant's
+        quotas while the write runs (router/quotas.py UsageLedger: QuotaExceeded before any work when they would
+        not fit)."""
+        new_bytes = extra_bytes + sum(len(t) if t.isascii() else len(t.encode("utf-8", "surrogatepass"))
+                                      for t in payloads or ())
 
         async def count() -> tuple[int, int]:
             usage = await self.tenant_usage(tenant)
@@ -478,6 +516,8 @@ class Engine:
         removed = await self._write(live, {i: h.delete(ids_arr[pos].tolist()) for i, (h, pos)
                                            in enumerate(zip(live.shards, group_by_shard(ids, live.spec.shards)))
                                            if len(pos)})
+        if live.spec.encoder:
+            await asyncio.to_thread((await self._input_store(live)).delete, ids)
         self.usage.forget(tenant)  # freed room counts at the next write, not a second later
         return sum(removed), live.generation
 
@@ -731,6 +771,9 @@ class Engine:
                 log.error("shard close failed: %s", r)
         for live in self._live.values():
             _kill(live.shards)
+        for store in self._input_stores.values():
+            store.close()
+        self._input_stores.clear()
         self._live.clear()
         self._damaged.clear()
         self.encoders.close()

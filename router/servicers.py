@@ -25,7 +25,8 @@ from simsearch.router.auth import ROLES, RPC_PERMISSIONS, Principal, key_from_me
 from simsearch.router import metrics
 from simsearch.router.deadline import Deadline
 from simsearch.router.guard import AUDITED, source_of
-from simsearch.router.engine import Engine
+from simsearch.router.encoders import has_inputs
+from simsearch.router.engine import Engine, off_loop_if_large
 from simsearch.router.replies import SearchReply
 from simsearch.router.throttle import LogThrottle
 from simsearch.router.validate import SearchOptions, check_request
@@ -255,7 +256,11 @@ class PointsServicer(points_pb2_grpc.PointsServicer):
         vectors = await self.engine.encoders.vectors_for(
             self.engine.spec(tenant, name), lambda: convert.matrix_from_proto(request.vectors, "vectors"),
             request.inputs, request.encoder, "vectors", deadline_of(self.engine, context))
-        n, generation = await self.engine.upsert(tenant, name, checked.ids, vectors, checked.payloads)
+        inputs = None
+        if has_inputs(request.inputs):  # embedded above: kept, so that another encoder version can re-embed them
+            inputs = await off_loop_if_large(len(request.inputs.images.pixels) + len(request.inputs.texts) * 64,
+                                             convert.encode_inputs, request.inputs)
+        n, generation = await self.engine.upsert(tenant, name, checked.ids, vectors, checked.payloads, inputs)
         return points_pb2.UpsertResponse(upserted=n, generation=generation)
 
     @rpc
@@ -289,8 +294,14 @@ class PointsServicer(points_pb2_grpc.PointsServicer):
     @rpc
     async def Get(self, request, context, tenant, checked):
         ids, vectors, missing, payloads = await self.engine.get(tenant, request.collection, checked)
-        return points_pb2.GetResponse(ids=ids, vectors=convert.matrix_to_proto(vectors), missing=missing,
-                                      payloads=payloads if any(payloads) else [])
+        reply = points_pb2.GetResponse(ids=ids, vectors=convert.matrix_to_proto(vectors), missing=missing,
+                                       payloads=payloads if any(payloads) else [])
+        if request.with_inputs:
+            blobs = await self.engine.get_inputs(tenant, request.collection, ids)
+            reply.inputs.CopyFrom(await off_loop_if_large(sum(len(b or b"") for b in blobs), convert.decode_inputs,
+                                                          blobs))
+            reply.without_inputs.extend(i for i, b in zip(ids, blobs) if b is None)
+        return reply
 
     @rpc
     async def Search(self, request, context, tenant, checked):

@@ -84,6 +84,20 @@ def test_image_collection_end_to_end(served, digits):
     with pytest.raises(FailedPrecondition):
         client.upsert("digits", ["x"], old.vectors[:1], encoder=old.model)
     assert client.describe_collection("digits").points == len(ref_x)
+    # the raw inputs are kept (issue 19: to re-embed with another version), exactly as sent
+    got = client.get("digits", ["3", "0", "no-such"], with_inputs=True)
+    assert got.ids == ["3", "0"] and got.missing == ["no-such"] and got.texts is None
+    np.testing.assert_array_equal(got.images, ref_x[[3, 0]][:, None])
+    client.upsert("digits", ["3"], q[:1], encoder="digits-cnn@2")  # now a plain vector: its kept input goes
+    client.delete("digits", ["0"])
+    after = client.get("digits", ["0", "1", "3"], with_inputs=True)
+    assert after.ids == ["1", "3"] and after.without_inputs == ["3"]
+    np.testing.assert_array_equal(after.images[0], ref_x[1][None])
+    assert not after.images[1].any()
+    with pytest.raises(FailedPrecondition, match="not bound to an encoder") as e:
+        client.create_collection("no-inputs", dim=4)
+        client.get("no-inputs", ["x"], with_inputs=True)
+    assert e.value.field == "with_inputs"
 
 
 def test_text_collection_end_to_end(served):
@@ -92,6 +106,8 @@ def test_text_collection_end_to_end(served):
     client.upsert("defs", [f"d{i}" for i in range(len(TEXTS))], texts=TEXTS)
     res = client.search("defs", texts=["ice", "a hammer", "lion", "an aeroplane"], k=2)
     assert list(res.ids[:, 0]) == ["d2", "d4", "d0", "d1"]
+    got = client.get("defs", ["d4", "d0"], with_inputs=True)
+    assert got.texts == [TEXTS[4], TEXTS[0]] and got.images is None
 
 
 def test_bad_raw_inputs_are_refused_by_name_and_lose_nothing(served, digits):
