@@ -206,7 +206,8 @@ def _cmd_train(args) -> int:
         from simsearch.encoder.sources import DataError
 
         try:
-            ref, metrics, _ = train_and_register(cfg, root=_models_dir(args))
+            task = _collection_task(cfg.data, cfg.val_fraction, cfg.seed) if _from_collection(cfg.data) else None
+            ref, metrics, _ = train_and_register(cfg, root=_models_dir(args), task=task)
         except DataError as e:
             raise CommandError(str(e)) from e
     print(json.dumps({"model": ref, "metrics": metrics}, indent=2, default=float))
@@ -224,8 +225,9 @@ def _cmd_eval(args) -> int:
             cfg = _load_config(args.data)
             if cfg.data is None:
                 raise CommandError(f"{args.data}: has no data: mapping (format, path, ...)")
+            task = _collection_task(cfg.data, cfg.val_fraction, cfg.seed) if _from_collection(cfg.data) else None
             result = evaluate_on_data(args.model, cfg.data, root=_models_dir(args), seed=cfg.seed,
-                                      val_fraction=cfg.val_fraction)
+                                      val_fraction=cfg.val_fraction, task=task)
             _print_beside(result)
         else:
             result = evaluate_registered(args.model, args.dataset, root=_models_dir(args))
@@ -236,6 +238,57 @@ def _cmd_eval(args) -> int:
         raise CommandError(str(e)) from e
     print(json.dumps(result, indent=2, default=float))
     return 0
+
+
+def _from_collection(data: dict | None) -> bool:
+    return bool(data) and data.get("format") == "collection"
+
+
+def _collection_task(data: dict, val_fraction: float, seed: int):
+    """A training task from a running server's collection: every point with a label in data.label_field and a
+    kept raw input (the collection is bound to an encoder), read through the SDK (the encoder package speaks
+    no gRPC). The key comes from $SIMSEARCH_API_KEY."""
+    import numpy as np
+
+    from simsearch.client import Client
+    from simsearch.contract.errors import SimsearchError
+    from simsearch.encoder.sources import DataError, DataSource, task_from_inputs
+
+    source = DataSource.from_dict(data)
+    field = source.label_field
+    ids: list[str] = []
+    labels: list[str] = []
+    try:
+        with Client(source.address, api_key=os.environ.get("SIMSEARCH_API_KEY")) as client:
+            cursor = None
+            while cursor != "":
+                page = client.scroll(source.collection, limit=1000, cursor=cursor or "", with_payload=True)
+                for i, payload in zip(page.ids, page.payloads or []):
+                    if payload.get(field) not in (None, ""):
+                        ids.append(i)
+                        labels.append(str(payload[field]))
+                cursor = page.next_cursor
+            texts: list[str] = []
+            images: list[np.ndarray] = []
+            kept: list[str] = []
+            label_of = dict(zip(ids, labels))
+            for start in range(0, len(ids), 1000):
+                got = client.get(source.collection, ids[start:start + 1000], with_inputs=True)
+                lacking = set(got.without_inputs)
+                rows = [n for n, i in enumerate(got.ids) if i not in lacking]
+                kept += [label_of[got.ids[n]] for n in rows]
+                if got.texts is not None:
+                    texts += [got.texts[n] for n in rows]
+                elif got.images is not None:
+                    images.append(got.images[rows])
+    except SimsearchError as e:
+        raise DataError(f"collection {source.collection!r} at {source.address}: {e}") from e
+    if not kept:
+        raise DataError(f"collection {source.collection!r} at {source.address}: no point has both a kept raw input "
+                        f"and a payload field {field!r}")
+    kind, inputs = ("text", texts) if texts else ("image", np.concatenate(images))
+    return task_from_inputs(f"collection:{source.collection}", kind, inputs, kept, source.split_by,
+                            source.test_fraction, val_fraction, seed)
 
 
 def _print_beside(result: dict) -> None:

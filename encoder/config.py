@@ -112,8 +112,8 @@ class TrainConfig:
         if self.dataset == "custom":
             from simsearch.encoder.sources import DataSource
 
-            text = DataSource.from_dict(self.data).kind == "text"
-            if text != (self.backbone == "minilm"):
+            kind = DataSource.from_dict(self.data).kind
+            if kind and (kind == "text") != (self.backbone == "minilm"):
                 raise ValueError("backbone 'minilm' is for text (data formats jsonl, csv); image-folder and npz hold "
                                  f"images (backbone cnn or mlp); got backbone {self.backbone!r} with format "
                                  f"{self.data['format']!r}")

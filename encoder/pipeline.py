@@ -45,13 +45,14 @@ def train_and_register(cfg: TrainConfig, *, root: Path | None = None, progress: 
 
 
 def evaluate_on_data(ref: str, source: dict[str, Any], *, root: Path | None = None, seed: int = 0,
-                     val_fraction: float = 0.1) -> dict[str, Any]:
+                     val_fraction: float = 0.1, task: Task | None = None) -> dict[str, Any]:
     """Score a registered encoder on the user's own data (a `data:` mapping: encoder/sources.py), on the
     test part its training config's seed carves (the held-out classes, by default), beside the raw pixels."""
     from simsearch.encoder.sources import DataSource, load_source
 
     model = registry.load(ref, root)
-    task = load_source(DataSource.from_dict(source), val_fraction=val_fraction, seed=seed)
+    if task is None:  # a collection's task is read by the caller (through the SDK)
+        task = load_source(DataSource.from_dict(source), val_fraction=val_fraction, seed=seed)
     if tuple(task.input_shape) != model.input_shape:
         raise ValueError(f"{ref} takes inputs of shape {model.input_shape}; this data has {task.input_shape} "
                          f"(set data.image_size / data.grayscale as in its training config)")

@@ -2,7 +2,8 @@
 
     data:
       format: image-folder      # or npz; jsonl / csv for texts (text_field + label_field, or
-                                # query_field + positive_field for pairs), trained with backbone minilm
+                                # query_field + positive_field for pairs), trained with backbone minilm;
+                                # collection (address, collection, label_field): a server's kept inputs
       path: /data/glyphs        # one subfolder per class (nested folders: the class is the path)
       image_size: 28            # resize to this square size (0: keep; then every image must match)
       grayscale: true           # one channel (false: three, RGB)
@@ -32,7 +33,7 @@ import numpy as np
 
 from simsearch.encoder.data import Retrieval, Task
 
-FORMATS = ("image-folder", "npz", "jsonl", "csv")
+FORMATS = ("image-folder", "npz", "jsonl", "csv", "collection")
 TEXT_FORMATS = ("jsonl", "csv")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 SPLITS = ("class", "item")
@@ -46,7 +47,7 @@ class DataError(ValueError):
 @dataclass(frozen=True, kw_only=True)
 class DataSource:
     format: str
-    path: str
+    path: str = ""  # the folder or file (every format but collection)
     image_size: int = 0
     grayscale: bool = True
     split: str = ""  # "" = the format's default
@@ -56,11 +57,19 @@ class DataSource:
     label_field: str = "label"
     query_field: str = ""  # set both query_field and positive_field for pairs
     positive_field: str = ""
+    # collection: a running server's collection bound to an encoder, its kept raw inputs labelled by a payload
+    # field (the API key comes from $SIMSEARCH_API_KEY, never from the file)
+    address: str = ""
+    collection: str = ""
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise ValueError(f"data.format must be one of {list(FORMATS)}, got {self.format!r}")
-        if not self.path:
+        if self.format == "collection":
+            if not self.address or not self.collection:
+                raise ValueError("data.format collection needs data.address (host:port) and data.collection; "
+                                 "data.label_field names the payload field holding each point's label")
+        elif not self.path:
             raise ValueError("data.path must name a folder or file")
         if not 0 <= self.image_size <= MAX_IMAGE_SIZE:
             raise ValueError(f"data.image_size must be 0 (keep) or in [1, {MAX_IMAGE_SIZE}], got {self.image_size}")
@@ -75,7 +84,10 @@ class DataSource:
 
     @property
     def kind(self) -> str:
-        """What the rows hold: "text" (embedded by frozen MiniLM, trained with backbone minilm) or "image"."""
+        """What the rows hold: "text" (embedded by frozen MiniLM, trained with backbone minilm), "image", or
+        "" (a collection: known once read)."""
+        if self.format == "collection":
+            return ""
         return "text" if self.format in TEXT_FORMATS else "image"
 
     @property
@@ -90,6 +102,8 @@ class DataSource:
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise ValueError(f"unknown data keys {unknown}; allowed: {sorted(allowed)}")
+        if "format" not in data:
+            raise ValueError(f"data.format is required: one of {list(FORMATS)}")
         return cls(**data)
 
 
@@ -273,7 +287,25 @@ def _text_pairs_task(name: str, queries: list[str], positives: list[str], test_f
                 Retrieval(q[val], labels[val], d[val], labels[val]), Retrieval(q[test], labels[test], d[test], labels[test]))
 
 
+def task_from_inputs(name: str, kind: str, inputs: np.ndarray | list[str], labels: list[str], split: str,
+                     test_fraction: float, val_fraction: float, seed: int) -> Task:
+    """Labelled raw inputs read elsewhere (a collection's kept inputs, by the CLI through the SDK): uint8
+    images (N, C, H, W) or texts."""
+    names, y = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True)
+    y = y.astype(np.int64)
+    _check_classes(y, [str(n) for n in names], name)
+    if kind == "text":
+        from simsearch.encoder.minilm import embed_texts
+
+        return task_from_arrays(name, embed_texts(list(inputs)), y, split, test_fraction, val_fraction, seed,
+                                kind="text")
+    return task_from_arrays(name, np.asarray(inputs), y, split, test_fraction, val_fraction, seed)
+
+
 def load_source(source: DataSource, *, val_fraction: float, seed: int) -> Task:
+    if source.format == "collection":
+        raise DataError("data.format collection is read from a running server by `simsearch train` and "
+                        "`simsearch eval` (the CLI), not here")
     path = Path(source.path).expanduser()
     name = f"{source.format}:{path.name}"
     if source.format in TEXT_FORMATS and source.query_field:

@@ -79,7 +79,9 @@ def test_config_mistakes_are_refused_before_reading_data(tmp_path):
     for data, message in [({"format": "zip", "path": "x"}, "data.format must be one of"),
                           ({"format": "npz", "path": "x", "image_size": 9999}, "data.image_size must be"),
                           ({"format": "npz", "path": "x", "colour": True}, "unknown data keys"),
-                          ({"format": "npz", "path": "x", "split": "random"}, "data.split must be one of")]:
+                          ({"format": "npz", "path": "x", "split": "random"}, "data.split must be one of"),
+                          ({"path": "x"}, "data.format is required"),
+                          ({"format": "collection", "collection": "c"}, "needs data.address")]:
         with pytest.raises(ValueError, match=message):
             TrainConfig(data=data, backbone="cnn", batch_size=64, m_per_class=8)
     with pytest.raises(ValueError, match="both name the training data"):

@@ -139,3 +139,35 @@ def test_bad_raw_inputs_are_refused_by_name_and_lose_nothing(served, digits):
         client.search("plain", texts=["x"])
     assert "bad" not in client.list_collections()
     assert client.describe_collection("digits").points == before
+
+
+def test_train_on_what_a_collection_stores(served, digits, tmp_path):
+    """`simsearch train` with data.format collection: the kept raw images of a running server's collection,
+    labelled by a payload field, train a new encoder (issue 19, item 1); points without a label are left out."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import serve_env
+
+    server, client, _ = served
+    client.create_collection("labelled", encoder="digits-cnn@2")
+    x, y = digits.test.ref_x[:, 0], digits.test.ref_y
+    payloads = [{"digit": int(label)} if i % 10 else {} for i, label in enumerate(y)]  # every 10th unlabelled
+    client.upsert("labelled", np.arange(len(x)), images=x, payloads=payloads)
+    config = tmp_path / "from-collection.json"
+    config.write_text(json.dumps({**{k: v for k, v in CFG.to_dict().items() if k not in ("dataset", "data")},
+                                  "name": "digits-v2", "data": {"format": "collection", "address": server.address,
+                                                                "collection": "labelled", "label_field": "digit",
+                                                                "split": "item"}}))
+    out = subprocess.run([sys.executable, "-m", "simsearch", "train", str(config), "--models-dir", str(tmp_path)],
+                         env={**serve_env(), "SIMSEARCH_API_KEY": API_KEY}, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout[out.stdout.index("{\n"):])
+    assert result["model"] == "digits-v2@1" and "baseline" in result["metrics"]
+    manifest = json.loads((tmp_path / "digits-v2" / "1" / "manifest.json").read_text())
+    assert manifest["input_shape"] == [1, 8, 8]
+    wrong = subprocess.run([sys.executable, "-m", "simsearch", "train", str(config), "--models-dir", str(tmp_path)],
+                           env={**serve_env(), "SIMSEARCH_API_KEY": "wrong"}, capture_output=True, text=True,
+                           timeout=600)
+    assert wrong.returncode != 0 and "labelled" in wrong.stderr and "Traceback" not in wrong.stderr
