@@ -32,7 +32,10 @@ _RETRY = {
     "retryableStatusCodes": ["UNAVAILABLE"],
 }
 # Idempotent calls only: a retried CreateCollection could answer ALREADY_EXISTS to its own first try.
-_IDEMPOTENT = [{"service": "simsearch.v1.Points"}, {"service": "simsearch.v1.Encoders"}] + [
+_IDEMPOTENT = [{"service": "simsearch.v1.Encoders"}] + [
+    {"service": "simsearch.v1.Points", "method": m} for m in (  # not Feedback: a resent event would count twice
+        "Upsert", "Delete", "Get", "SetPayload", "Scroll", "Count", "Search", "SearchStream")
+] + [
     {"service": "simsearch.v1.Collections", "method": m} for m in (
         "ListCollections", "DescribeCollection", "BuildIndex", "SwitchAlias", "ListAliases")
 ]
@@ -372,6 +375,20 @@ def parse_get(resp: points_pb2.GetResponse) -> Points:
             texts = list(resp.inputs.texts)
     return Points(ids, convert.matrix_from_proto(resp.vectors, "vectors"), list(resp.missing), payloads, texts, images,
                   list(resp.without_inputs))
+
+
+def feedback_request(collection: str, query: Any, text: str | None, image: Any, shown: Any,
+                     chosen: str | int) -> points_pb2.FeedbackRequest:
+    """One feedback event: the query as a vector, or as one text or one uint8 image (H, W) / (C, H, W)."""
+    if sum(x is not None for x in (query, text, image)) != 1:
+        raise InvalidArgument("query: pass exactly one of query (a vector), text or image", field="query")
+    req = points_pb2.FeedbackRequest(collection=collection, shown=as_str_ids(shown), chosen=str(chosen))
+    if query is not None:
+        req.query.CopyFrom(convert.matrix_to_proto(as_matrix(query)))
+    else:
+        req.inputs.CopyFrom(raw_inputs([text] if text is not None else None,
+                                       None if image is None else np.asarray(image)[None]))
+    return req
 
 
 def get_request(collection: str, ids: Any, with_inputs: bool = False) -> points_pb2.GetRequest:

@@ -145,6 +145,12 @@ class AsyncClient:
     async def count(self, collection: str, filter: Any = None) -> int:  # noqa: A002
         return (await self._call(self._points.Count, rq.count_request(collection, filter))).count
 
+    async def feedback(self, collection: str, query: Any = None, *, text: str | None = None, image: Any = None,
+                       shown: Sequence[str | int], chosen: str | int = "") -> int:
+        """As Client.feedback."""
+        return (await self._call(self._points.Feedback,
+                                 rq.feedback_request(collection, query, text, image, shown, chosen))).event
+
     async def get(self, collection: str, ids: Sequence[str | int] | np.ndarray, *, with_inputs: bool = False) -> rq.Points:
         return rq.parse_get(await self._call(self._points.Get, rq.get_request(collection, ids, with_inputs)))
 

@@ -195,6 +195,13 @@ class Client:
         """Points whose payload passes `filter` (every point without one): exact."""
         return self._call(self._points.Count, rq.count_request(collection, filter)).count
 
+    def feedback(self, collection: str, query: Any = None, *, text: str | None = None, image: Any = None,
+                 shown: Sequence[str | int], chosen: str | int = "") -> int:
+        """Record what a user did with a search's results: the query (a vector, or one text or image for a
+        collection bound to an encoder), the ids shown in order, the one chosen ("" for none). Durable when
+        this returns; training mines hard negatives from it (shown, not chosen). Returns the event's number."""
+        return self._call(self._points.Feedback, rq.feedback_request(collection, query, text, image, shown, chosen)).event
+
     def get(self, collection: str, ids: Sequence[str | int] | np.ndarray, *, with_inputs: bool = False) -> rq.Points:
         """with_inputs: also the raw inputs (texts or images) a collection bound to an encoder kept."""
         return rq.parse_get(self._call(self._points.Get, rq.get_request(collection, ids, with_inputs)))

@@ -12,6 +12,7 @@ MAX_NAME_CHARS = 128  # collection names: [A-Za-z0-9][A-Za-z0-9_.-]{0,127}
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
 MAX_DIM = 4096
 MAX_SHARDS = 64
+MAX_FEEDBACK_SHOWN = 1000  # ids shown in one feedback event (a results page, not a collection)
 MAX_REPLICAS = 5  # copies of each shard (Qdrant's replication_factor, Milvus's replica number); each costs a full copy
 MAX_LEAVES = 100_000
 MAX_OVERSAMPLE = 64

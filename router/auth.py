@@ -36,7 +36,7 @@ RPC_PERMISSIONS: dict[str, str] = {
     # points and encoders
     "Get": "read", "Search": "read", "SearchStream": "read", "Count": "read", "Scroll": "read",
     "Embed": "read", "ListModels": "read",
-    "Upsert": "write", "Delete": "write", "SetPayload": "write",
+    "Upsert": "write", "Delete": "write", "SetPayload": "write", "Feedback": "write",
     # collections
     "ListCollections": "read", "DescribeCollection": "read", "ListAliases": "read",
     "CreateCollection": "manage", "DropCollection": "manage", "BuildIndex": "manage",

@@ -103,19 +103,30 @@ class EncoderHub:
             return await deadline.run("embedding", self._embed(ref, inputs, field))
         return await self._embed(ref, inputs, field)
 
-    async def _embed(self, ref: str, inputs: common_pb2.RawInputs, field: str) -> tuple[str, np.ndarray]:
-        m = self.manifest(ref, "model" if field == "inputs" else "encoder")
+    def _checked(self, m: dict[str, Any], inputs: common_pb2.RawInputs, field: str) -> tuple[str, Any]:
+        """The encoder's own checks of raw inputs (kind, image shape, empty texts): ("texts", list) or
+        ("images", uint8 array)."""
         texts, images = len(inputs.texts), inputs.images.count or len(inputs.images.pixels)
         if bool(texts) == bool(images):
             raise invalid(field, "set exactly one of texts or images")
-        pool = await self._pool(m["ref"])
         if texts:
-            vectors = await pool.embed_texts(check_texts(list(inputs.texts), m["kind"], f"{field}.texts"))
-        else:
-            im = inputs.images
-            arr = check_images(im.count, (im.channels, im.height, im.width), im.pixels, m["kind"],
-                               tuple(m["input_shape"]), f"{field}.images")
-            vectors = await pool.embed_images(arr)
+            return "texts", check_texts(list(inputs.texts), m["kind"], f"{field}.texts")
+        im = inputs.images
+        return "images", check_images(im.count, (im.channels, im.height, im.width), im.pixels, m["kind"],
+                                      tuple(m["input_shape"]), f"{field}.images")
+
+    def check_inputs(self, spec: CollectionSpec, inputs: common_pb2.RawInputs, field: str) -> None:
+        """Raw inputs a collection's encoder would take, checked without embedding them."""
+        if not spec.encoder:
+            raise FailedPrecondition(f"collection {spec.name!r} is not bound to an encoder: send the {field} as a "
+                                     f"vector", field=field)
+        self._checked(self.manifest(spec.encoder, "encoder"), inputs, field)
+
+    async def _embed(self, ref: str, inputs: common_pb2.RawInputs, field: str) -> tuple[str, np.ndarray]:
+        m = self.manifest(ref, "model" if field == "inputs" else "encoder")
+        kind, checked = self._checked(m, inputs, field)
+        pool = await self._pool(m["ref"])
+        vectors = await (pool.embed_texts(checked) if kind == "texts" else pool.embed_images(checked))
         return m["ref"], np.ascontiguousarray(vectors, np.float32)
 
     async def vectors_for(self, spec: CollectionSpec, vectors: Callable[[], np.ndarray],

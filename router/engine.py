@@ -34,6 +34,7 @@ from simsearch.router.encoders import EncoderHub
 from simsearch.router.guard import AuditLog, FailedAuthGuard
 from simsearch.router.quotas import TenantLimits, UsageLedger
 from simsearch.router.hashing import group_by_shard
+from simsearch.router.feedback_store import FeedbackStore
 from simsearch.router.inputs_store import InputStore
 from simsearch.router.merge import merge
 from simsearch.router.replies import CollectionStatus, Hits, SearchReply, decode_hits, encode_hits
@@ -173,7 +174,7 @@ class Engine:
         self.default_timeout_s = default_timeout_s  # the edge's deadline for a call that sets none
         self._clock = clock
         self._live: dict[tuple[str, str], LiveCollection] = {}
-        self._input_stores: dict[tuple[str, str], InputStore] = {}  # (tenant, collection uid) -> kept raw inputs
+        self._input_stores: dict[tuple[str, str, str], Any] = {}  # (tenant, collection uid, kind) -> side store
         memory.limit_arenas()  # this process's request buffers too (shard/memory.py), wherever the shards are
         self._last_write = 0.0
         self._trim: asyncio.TimerHandle | None = None
@@ -352,19 +353,36 @@ class Engine:
                 "payload_bytes": sum(s.get("payload_bytes", 0) for s in stats) + sum(inputs),
                 "keys": len(self.catalog.keys_of(tenant))}
 
-    async def _input_store(self, live: LiveCollection) -> InputStore:
-        """The collection's kept raw inputs (opened on first use, off the loop)."""
-        key = (live.record.tenant, live.record.uid)
+    async def _side_store(self, live: LiveCollection, kind: type[T]) -> T:
+        """One of the collection's side files beside its shards (kept raw inputs, the feedback log), opened on
+        first use, off the loop."""
+        key = (live.record.tenant, live.record.uid, kind.__name__)
         store = self._input_stores.get(key)
         if store is None:
-            store = await asyncio.to_thread(InputStore, self.catalog.collection_dir(live.record))
+            store = await asyncio.to_thread(kind, self.catalog.collection_dir(live.record))
             store = self._input_stores.setdefault(key, store)
         return store
 
+    async def _input_store(self, live: LiveCollection) -> InputStore:
+        """The collection's kept raw inputs."""
+        return await self._side_store(live, InputStore)
+
     def _close_inputs(self, rec: CollectionRecord) -> None:
-        store = self._input_stores.pop((rec.tenant, rec.uid), None)
-        if store is not None:
-            store.close()
+        for key in [k for k in self._input_stores if k[:2] == (rec.tenant, rec.uid)]:
+            self._input_stores.pop(key).close()
+
+    async def record_feedback(self, tenant: str, name: str, query: np.ndarray | bytes, shown: list[str],
+                              chosen: str) -> int:
+        """Append a feedback event (durable on return): the query as a vector (checked against the collection's
+        dimension) or as a compressed raw input (checked by the caller against its encoder)."""
+        live = self._get(tenant, name)
+        if isinstance(query, np.ndarray):
+            check_vectors(query, live.spec, "query", rows=1)
+            kind, blob = "vector", np.ascontiguousarray(query, np.float32).tobytes()
+        else:
+            kind, blob = "input", query
+        store = await self._side_store(live, FeedbackStore)
+        return await asyncio.to_thread(store.record, kind, blob, shown, chosen)
 
     async def get_inputs(self, tenant: str, name: str, ids: list[str]) -> list[bytes | None]:
         """The kept raw input of each id (None where none is kept: a point upserted as a vector)."""

@@ -304,6 +304,17 @@ class PointsServicer(points_pb2_grpc.PointsServicer):
         return reply
 
     @rpc
+    async def Feedback(self, request, context, tenant, checked):
+        name = self.engine.resolve(tenant, request.collection)
+        if has_inputs(request.inputs):  # kept as sent (compressed), after the encoder's own checks
+            self.engine.encoders.check_inputs(self.engine.spec(tenant, name), request.inputs, "inputs")
+            query = convert.encode_inputs(request.inputs)[0]
+        else:
+            query = convert.matrix_from_proto(request.query, "query")
+        event = await self.engine.record_feedback(tenant, name, query, checked, request.chosen)
+        return points_pb2.FeedbackResponse(event=event)
+
+    @rpc
     async def Search(self, request, context, tenant, checked):
         return convert.search_response(await self._search(request, tenant, checked, context))
 

@@ -30,7 +30,8 @@ from simsearch.contract.filters import canonical as canonical_filter, check_fiel
 from simsearch.contract.payload_index import MAX_PAYLOAD_INDEXES, check_index, check_indexes
 from simsearch.contract.payloads import canonical as canonical_payload, check_keys, check_payloads
 from simsearch.protos.filters import from_proto as filter_from_proto
-from simsearch.contract.limits import (ASSUMED_ID_BYTES, MAX_BATCH, MAX_DIM, MAX_ID_BYTES, MAX_ID_CHARS, MAX_K,
+from simsearch.contract.limits import (ASSUMED_ID_BYTES, MAX_BATCH, MAX_DIM, MAX_FEEDBACK_SHOWN, MAX_ID_BYTES,
+                                       MAX_ID_CHARS, MAX_K,
                                        MAX_LEAVES, MAX_MESSAGE_BYTES, MAX_NAME_CHARS, MAX_OVERSAMPLE, MAX_QUERIES,
                                        MAX_RAW_ITEMS, MAX_REF_CHARS, MAX_RESULTS, MAX_SCROLL_LIMIT, MAX_TEXT_CHARS,
                                        MAX_TIMEOUT_MS, MODEL_REF_PATTERN, NAME_PATTERN)
@@ -393,6 +394,25 @@ def _check_ids_request(req: points_pb2.GetRequest | points_pb2.DeleteRequest) ->
     return check_ids(list(req.ids))
 
 
+def _check_feedback(req: points_pb2.FeedbackRequest) -> list[str]:
+    """One query (a vector row or a raw input), the ids shown (1..MAX_FEEDBACK_SHOWN), the chosen one among
+    them or none. Returns the shown ids."""
+    check_name(req.collection, "collection")
+    if has_raw_inputs(req.inputs) == (req.query.rows > 0):
+        raise invalid("query", "set exactly one of query (one vector) or inputs (one raw input)")
+    if has_raw_inputs(req.inputs):
+        if check_raw_inputs(req.inputs) != 1:
+            raise invalid("inputs", "must hold exactly one text or image: the query")
+    else:
+        check_matrix(req.query, "query", 1)
+    if len(req.shown) > MAX_FEEDBACK_SHOWN:
+        raise invalid("shown", f"must hold 1 to {MAX_FEEDBACK_SHOWN} ids, got {len(req.shown)}")
+    shown = list(check_ids(list(req.shown), "shown"))
+    if req.chosen and req.chosen not in shown:
+        raise invalid("chosen", f"must be one of the shown ids or empty, got {excerpt(req.chosen)}")
+    return shown
+
+
 def _check_search(req: points_pb2.SearchRequest) -> SearchOptions:
     check_name(req.collection, "collection")
     opts = search_options(req)
@@ -427,6 +447,7 @@ _CHECKS: dict[type, Callable[[Message], Any]] = {
     points_pb2.SetPayloadRequest: _check_set_payload,
     points_pb2.GetRequest: _check_ids_request,
     points_pb2.SearchRequest: _check_search,
+    points_pb2.FeedbackRequest: _check_feedback,
     encoders_pb2.EmbedRequest: _check_embed,
 }
 

@@ -171,3 +171,37 @@ def test_train_on_what_a_collection_stores(served, digits, tmp_path):
                            env={**serve_env(), "SIMSEARCH_API_KEY": "wrong"}, capture_output=True, text=True,
                            timeout=600)
     assert wrong.returncode != 0 and "labelled" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_feedback_is_recorded_in_order_and_checked_before_anything_is_kept(served, digits):
+    """Issue 19, item 5: a Feedback event (the query as one image or one vector, the ids shown, the one
+    chosen) is appended durably to the collection's log; a bad one is refused naming its field."""
+    from simsearch.router.feedback_store import FeedbackStore
+
+    _, client, models = served
+    if "digits" not in client.list_collections():
+        client.create_collection("digits", encoder="digits-cnn@2")
+    image = digits.test.query_x[0, 0]  # (8, 8) uint8
+    first = client.feedback("digits", image=image, shown=["7", "3", "9"], chosen="3")
+    second = client.feedback("digits", np.full(32, 0.1, np.float32), shown=[4], chosen="")
+    assert second == first + 1
+    for call, field in [
+        (lambda: client.feedback("digits", image=image, shown=["1", "2"], chosen="5"), "chosen"),
+        (lambda: client.feedback("digits", np.ones(31, np.float32), shown=["1"]), "query"),
+        (lambda: client.feedback("digits", image=np.zeros((9, 9), np.uint8), shown=["1"]), "inputs.images.shape"),
+        (lambda: client.feedback("digits", shown=["1"]), "query"),
+        (lambda: client.feedback("digits", np.ones(32, np.float32), shown=[]), "shown"),
+    ]:
+        with pytest.raises(InvalidArgument) as e:
+            call()
+        assert e.value.field == field, (field, e.value)
+    (path,) = (models.parent / "tenants" / "default").glob("digits-*/feedback.sqlite")
+    log = FeedbackStore(path.parent)
+    events = [e for e in log.events() if e.seq >= first]
+    log.close()
+    assert [(e.kind, e.shown, e.chosen) for e in events] == [("input", ["7", "3", "9"], "3"), ("vector", ["4"], "")]
+    from simsearch.protos import convert
+
+    kept = convert.decode_inputs([events[0].query]).images
+    assert np.frombuffer(kept.pixels, np.uint8).reshape(8, 8).tolist() == image.tolist()
+    np.testing.assert_array_equal(np.frombuffer(events[1].query, np.float32), np.full(32, 0.1, np.float32))

@@ -220,3 +220,23 @@ class SearchResponse(_message.Message):
     shard_paths: _containers.RepeatedScalarFieldContainer[str]
     unindexed_fields: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, counts: _Optional[_Iterable[int]] = ..., ids: _Optional[_Iterable[str]] = ..., scores: _Optional[_Iterable[float]] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., missing_shards: _Optional[_Iterable[int]] = ..., partial: _Optional[bool] = ..., cached: _Optional[bool] = ..., generation: _Optional[int] = ..., payloads: _Optional[_Iterable[str]] = ..., shard_paths: _Optional[_Iterable[str]] = ..., unindexed_fields: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class FeedbackRequest(_message.Message):
+    __slots__ = ("collection", "query", "inputs", "shown", "chosen")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    SHOWN_FIELD_NUMBER: _ClassVar[int]
+    CHOSEN_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    query: _common_pb2.Matrix
+    inputs: _common_pb2.RawInputs
+    shown: _containers.RepeatedScalarFieldContainer[str]
+    chosen: str
+    def __init__(self, collection: _Optional[str] = ..., query: _Optional[_Union[_common_pb2.Matrix, _Mapping]] = ..., inputs: _Optional[_Union[_common_pb2.RawInputs, _Mapping]] = ..., shown: _Optional[_Iterable[str]] = ..., chosen: _Optional[str] = ...) -> None: ...
+
+class FeedbackResponse(_message.Message):
+    __slots__ = ("event",)
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    event: int
+    def __init__(self, event: _Optional[int] = ...) -> None: ...

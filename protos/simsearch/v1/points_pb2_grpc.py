@@ -74,6 +74,11 @@ class PointsStub:
                 request_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.SearchRequest.SerializeToString,
                 response_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.SearchStreamResponse.FromString,
                 _registered_method=True)
+        self.Feedback = channel.unary_unary(
+                '/simsearch.v1.Points/Feedback',
+                request_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.FeedbackRequest.SerializeToString,
+                response_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.FeedbackResponse.FromString,
+                _registered_method=True)
 
 
 class PointsServicer:
@@ -140,6 +145,14 @@ class PointsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Feedback(self, request, context):
+        """What a user did with a search's results: the query, the ids shown, the one chosen. Recorded
+        durably, in order, per collection; training mines hard negatives from it (shown, not chosen).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PointsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -182,6 +195,11 @@ def add_PointsServicer_to_server(servicer, server):
                     servicer.SearchStream,
                     request_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.SearchRequest.FromString,
                     response_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.SearchStreamResponse.SerializeToString,
+            ),
+            'Feedback': grpc.unary_unary_rpc_method_handler(
+                    servicer.Feedback,
+                    request_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.FeedbackRequest.FromString,
+                    response_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.FeedbackResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -400,6 +418,33 @@ class Points:
             '/simsearch.v1.Points/SearchStream',
             simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.SearchRequest.SerializeToString,
             simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.SearchStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Feedback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/simsearch.v1.Points/Feedback',
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.FeedbackRequest.SerializeToString,
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.FeedbackResponse.FromString,
             options,
             channel_credentials,
             insecure,
