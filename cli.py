@@ -210,6 +210,8 @@ def _cmd_train(args) -> int:
             ref, metrics, _ = train_and_register(cfg, root=_models_dir(args), task=task)
         except DataError as e:
             raise CommandError(str(e)) from e
+        except LookupError as e:  # init_from names no registered encoder
+            raise CommandError(f"init_from: {e.args[0] if e.args else e}; `simsearch models list` shows them") from e
     print(json.dumps({"model": ref, "metrics": metrics}, indent=2, default=float))
     return 0
 

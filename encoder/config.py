@@ -68,6 +68,9 @@ class TrainConfig:
     # The user's own data instead of a built-in dataset: {format, path, image_size, grayscale, split,
     # test_fraction} (encoder/sources.py); `dataset` is then "custom" (leave it out)
     data: dict[str, Any] | None = None
+    # Start from a registered encoder's weights ("name@version", or "name" for its latest) instead of a
+    # fresh network: fine-tuning. Its backbone, width and embedding_dim must be this config's.
+    init_from: str = ""
 
     def __post_init__(self) -> None:
         if not self.name or "@" in self.name or "/" in self.name:

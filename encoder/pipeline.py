@@ -37,7 +37,11 @@ def train_and_register(cfg: TrainConfig, *, root: Path | None = None, progress: 
     """On the user's own data (`data:`), the metrics carry the raw-pixel baseline on the same test
     protocol ("baseline"), so the output says whether training helped."""
     task = task if task is not None else load_task(cfg)
-    result = train(cfg, task=task, progress=progress)
+    init_state = None
+    if cfg.init_from:
+        start, _, init_state = registry.checkpoint(cfg.init_from, root)
+        cfg = cfg.replace(init_from=start)  # the version it started from, recorded with the new one
+    result = train(cfg, task=task, progress=progress, init_state=init_state)
     metrics = test_metrics(result, task)
     if cfg.data is not None:
         metrics["baseline"] = raw_baselines(task, seed=cfg.seed)["raw"]

@@ -108,6 +108,14 @@ class LoadedEncoder:
         return self.embed_array(x)
 
 
+def checkpoint(ref: str, root: Path | None = None) -> tuple[str, dict[str, Any], dict]:
+    """(name@version, its training config, its weights): to start training from a registered encoder."""
+    path = resolve(ref, root)
+    manifest = json.loads((path / "manifest.json").read_text())
+    saved = torch.load(path / "checkpoint.pt", map_location="cpu", weights_only=False)
+    return f"{manifest['name']}@{manifest['version']}", saved["config"], saved["state_dict"]
+
+
 def load(ref: str, root: Path | None = None) -> LoadedEncoder:
     path = resolve(ref, root)
     manifest = json.loads((path / "manifest.json").read_text())

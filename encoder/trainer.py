@@ -112,7 +112,9 @@ def _sync_loss_grads(params: list[nn.Parameter], world_size: int) -> None:
 
 def train(cfg: TrainConfig, *, task: Task | None = None, rank: int = 0,
           world_size: int = 1, prepare_model: Callable[[nn.Module], nn.Module] | None = None,
-          report: Callable[[dict[str, float]], None] | None = None, progress: bool = True) -> TrainResult:
+          report: Callable[[dict[str, float]], None] | None = None, progress: bool = True,
+          init_state: dict | None = None) -> TrainResult:
+    """init_state: weights to start from (cfg.init_from's, read by the caller from the registry)."""
     t_start = time.perf_counter()
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
@@ -120,6 +122,12 @@ def train(cfg: TrainConfig, *, task: Task | None = None, rank: int = 0,
     task = task if task is not None else load_task(cfg)
     device = pick_device(cfg.device)
     model = build_encoder(cfg, task.input_shape, pixel_mean=task.pixel_mean, pixel_std=task.pixel_std).to(device)
+    if init_state is not None:
+        try:
+            model.load_state_dict(init_state)
+        except RuntimeError as e:
+            raise ValueError(f"init_from {cfg.init_from!r} does not fit this config's network (backbone, width, "
+                             f"embedding_dim and input shape must match): {str(e).splitlines()[0]}") from None
     objective = build_objective(cfg, task.num_classes)
     for module in objective.modules():
         module.to(device)

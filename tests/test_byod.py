@@ -170,3 +170,22 @@ def test_texts_from_jsonl_pairs_and_csv_labels(tmp_path):
                               data={"format": "jsonl", "path": str(tmp_path / "broken.jsonl")}))
     with pytest.raises(ValueError, match="backbone 'minilm' is for text"):
         TrainConfig(backbone="cnn", data={"format": "csv", "path": "x.csv"})
+
+
+def test_training_can_start_from_a_registered_encoder(glyphs, tmp_path):
+    """init_from (issue 19, item 5: fine-tuning starts from the current encoder): with a learning rate too
+    small to move anything, the new version scores what the one it started from did, and a fresh network
+    does not; a network of another shape is refused by name."""
+    from simsearch.encoder import registry
+    from simsearch.encoder.pipeline import train_and_register
+
+    cfg = TrainConfig(**GLYPH_CONFIG, data={"format": "image-folder", "path": str(glyphs)})
+    ref1, first, _ = train_and_register(cfg, root=tmp_path, progress=False)
+    still = cfg.replace(epochs=1, lr=1e-7, proxy_lr=1e-7)
+    ref2, again, _ = train_and_register(still.replace(init_from="glyphs"), root=tmp_path, progress=False)
+    _, fresh, _ = train_and_register(still, root=tmp_path, progress=False)
+    assert (ref1, ref2) == ("glyphs@1", "glyphs@2")
+    assert abs(again["map@r"] - first["map@r"]) < 0.01 and first["map@r"] - fresh["map@r"] > 0.1, (first, again, fresh)
+    assert registry.checkpoint("glyphs@2", tmp_path)[1]["init_from"] == "glyphs@1"
+    with pytest.raises(ValueError, match="does not fit this config's network"):
+        train_and_register(still.replace(width=16, init_from="glyphs@1"), root=tmp_path, progress=False)
