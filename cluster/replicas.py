@@ -37,11 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from simsearch.cluster.handle import ShardHandle
+from simsearch.cluster.handle import ForwardingShardHandle, ShardHandle
 from simsearch.contract.errors import DeadlineExceeded, Internal, SimsearchError, Unavailable
-from simsearch.shard import SearchResult
+from simsearch.shard import Shard
 from simsearch.shard.snapshot import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -52,6 +50,7 @@ START_WAIT_S = 600.0  # at start-up, how long the first in-sync replica may take
 REPAIR_TICK_S = 0.5  # between probes of replicas still down
 WRITE_TIMEOUT_S = 30.0  # a replica that has not applied a batch of writes by then is taken for down
 WRITE_BATCH = 64  # writes sent to the replicas in one call, at most
+WRITES = Shard.WRITES  # the calls that change a shard: in one order, to every replica
 STATS_TIMEOUT_S = 5.0
 RETRY_AFTER_S = 1.0
 
@@ -77,7 +76,7 @@ def _retrieve(future: asyncio.Future) -> None:
         future.exception()
 
 
-class ReplicatedShardHandle:
+class ReplicatedShardHandle(ForwardingShardHandle):
     """A ShardHandle over R replica handles (each a RayShardHandle or LocalShardHandle of its own directory)."""
 
     def __init__(self, label: str, replicas: list[Replica], quorum: int, state_path: Path):
@@ -143,7 +142,8 @@ class ReplicatedShardHandle:
         """On first use (the engine's start-up check): ask every replica its position, waiting as long as a
         restore from its checkpoint and log takes (up to START_WAIT_S) for an in-sync one, then PROBE_TIMEOUT_S
         for the rest; the in-sync replicas at the highest position serve, the others catch up in the
-        background. Unavailable when no in-sync replica answered: the shard waits for one."""
+        background. When no in-sync replica answered, none serves (calls answer UNAVAILABLE) until the
+        repair brings one back."""
         if self._started:
             return
         async with self._lock():
@@ -297,27 +297,15 @@ class ReplicatedShardHandle:
             finally:
                 r.in_flight -= 1
 
-    @staticmethod
-    def share(array: np.ndarray) -> Any:
-        return array
-
-    async def search(self, queries: Any, k: int, **params: Any) -> SearchResult:
-        return await self._read("search", queries, k, **params)
-
-    async def get(self, ids: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        return await self._read("get", ids)
-
-    async def scroll(self, limit: int, cursor: str, f: Any, with_vectors: bool, with_payload: bool) -> tuple:
-        return await self._read("scroll", limit, cursor, f, with_vectors, with_payload)
-
-    async def count(self, f: Any = None) -> int:
-        return await self._read("count", f)
-
-    async def max_id_bytes(self) -> int:
-        return await self._read("max_id_bytes")
-
-    async def position(self) -> int:
-        return await self._read("position")
+    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """ForwardingShardHandle's one door: writes go through the shard's writer, builds to every serving
+        replica, everything else is a read of one replica."""
+        if method in WRITES:
+            return await self._write(method, *args)
+        if method == "build_index":
+            await self._each(method, *args)
+            return None
+        return await self._read(method, *args, **kwargs)
 
     # ---- writes --------------------------------------------------------------------------------
 
@@ -395,18 +383,6 @@ class ReplicatedShardHandle:
                     f"write quorum {q}, so it is not acknowledged; sending it again is safe",
                     retry_after_s=RETRY_AFTER_S))
 
-    async def upsert(self, ids: list[str], vectors: np.ndarray, payloads: list[str] | None = None) -> int:
-        return await self._write("upsert", ids, vectors, payloads)
-
-    async def delete(self, ids: list[str]) -> int:
-        return await self._write("delete", ids)
-
-    async def delete_where(self, f: Any) -> int:
-        return await self._write("delete_where", f)
-
-    async def set_payload(self, ids: list[str], patch: str, delete_keys: list[str], replace: bool) -> int:
-        return await self._write("set_payload", ids, patch, delete_keys, replace)
-
     # ---- every serving replica -----------------------------------------------------------------
 
     async def _each(self, method: str, *args: Any) -> list:
@@ -424,9 +400,6 @@ class ReplicatedShardHandle:
         if not ok:
             raise results[0]
         return ok
-
-    async def build_index(self, wait: bool) -> None:
-        await self._each("build_index", wait)
 
     async def set_payload_indexes(self, indexes: dict[str, str]) -> None:
         self._indexes = dict(indexes)  # a replica that catches up later is told them too

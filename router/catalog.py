@@ -35,6 +35,7 @@ from simsearch.contract.errors import (AlreadyExists, FailedPrecondition, NotFou
                                        SimsearchError, Unavailable, excerpt)
 from simsearch.contract.payload_index import MAX_PAYLOAD_INDEXES, check_index
 from simsearch.router.auth import LEGACY_PREFIX, KeyHasher, load_secret
+from simsearch.router.sqlite_files import Transaction
 from simsearch.router.tenancy import DEFAULT_TENANT, TenancyMixin
 from simsearch.shard import CollectionSpec, IndexParams
 from simsearch.shard.snapshot import fsync_path
@@ -306,8 +307,8 @@ class Catalog(TenancyMixin):
         with self._lock:
             self._db.close()
 
-    def _transaction(self) -> "_Transaction":
-        return _Transaction(self._db)
+    def _transaction(self) -> Transaction:
+        return Transaction(self._db)
 
     # ---- collections ----
 
@@ -550,30 +551,3 @@ class Catalog(TenancyMixin):
             return []
         return sorted(d for t in tenants.iterdir() if t.is_dir() for d in t.iterdir()
                       if d.is_dir() and _COLLECTION_DIR.match(d.name) and d not in known)
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when the body or the commit fails."""
-
-    def __init__(self, db: sqlite3.Connection):
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if exc_type is None:
-            try:
-                self._db.execute("COMMIT")
-                return
-            except sqlite3.Error:
-                self._rollback()
-                raise
-        self._rollback()
-
-    def _rollback(self) -> None:
-        if self._db.in_transaction:
-            try:
-                self._db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass  # SQLite has already rolled back (e.g. after SQLITE_FULL); the hot journal undoes the rest

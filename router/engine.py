@@ -174,7 +174,7 @@ class Engine:
         self.default_timeout_s = default_timeout_s  # the edge's deadline for a call that sets none
         self._clock = clock
         self._live: dict[tuple[str, str], LiveCollection] = {}
-        self._input_stores: dict[tuple[str, str, str], Any] = {}  # (tenant, collection uid, kind) -> side store
+        self._side_stores: dict[tuple[str, str, str], Any] = {}  # (tenant, collection uid, kind) -> side store
         memory.limit_arenas()  # this process's request buffers too (shard/memory.py), wherever the shards are
         self._last_write = 0.0
         self._trim: asyncio.TimerHandle | None = None
@@ -326,7 +326,7 @@ class Engine:
         self._damaged.pop((tenant, name), None)
         if live is not None:
             _kill(live.shards)
-        self._close_inputs(rec)
+        self._close_side_stores(rec)
         self.usage.forget(tenant)
         # the files go in a worker thread: a large collection takes a while, and the loop serves everyone
         await asyncio.to_thread(shutil.rmtree, self.catalog.collection_dir(rec), ignore_errors=True)
@@ -347,8 +347,7 @@ class Engine:
         lives = [self._live[(tenant, n)] for n in names if (tenant, n) in self._live]
         stats = [s for s in await asyncio.gather(*(h.stats() for live in lives for h in live.shards),
                                                  return_exceptions=True) if isinstance(s, dict)]
-        inputs = [await asyncio.to_thread((await self._input_store(live)).stored_bytes)
-                  for live in lives if live.spec.encoder]
+        inputs = [(await self._input_store(live)).stored_bytes() for live in lives if live.spec.encoder]
         return {"collections": len(names), "points": sum(s["points"] for s in stats),
                 "payload_bytes": sum(s.get("payload_bytes", 0) for s in stats) + sum(inputs),
                 "keys": len(self.catalog.keys_of(tenant))}
@@ -357,19 +356,19 @@ class Engine:
         """One of the collection's side files beside its shards (kept raw inputs, the feedback log), opened on
         first use, off the loop."""
         key = (live.record.tenant, live.record.uid, kind.__name__)
-        store = self._input_stores.get(key)
+        store = self._side_stores.get(key)
         if store is None:
             store = await asyncio.to_thread(kind, self.catalog.collection_dir(live.record))
-            store = self._input_stores.setdefault(key, store)
+            store = self._side_stores.setdefault(key, store)
         return store
 
     async def _input_store(self, live: LiveCollection) -> InputStore:
         """The collection's kept raw inputs."""
         return await self._side_store(live, InputStore)
 
-    def _close_inputs(self, rec: CollectionRecord) -> None:
-        for key in [k for k in self._input_stores if k[:2] == (rec.tenant, rec.uid)]:
-            self._input_stores.pop(key).close()
+    def _close_side_stores(self, rec: CollectionRecord) -> None:
+        for key in [k for k in self._side_stores if k[:2] == (rec.tenant, rec.uid)]:
+            self._side_stores.pop(key).close()
 
     async def record_feedback(self, tenant: str, name: str, query: np.ndarray | bytes, shown: list[str],
                               chosen: str) -> int:
@@ -404,7 +403,7 @@ class Engine:
             self._damaged.pop((tenant, rec.spec.name), None)
             if live is not None:
                 _kill(live.shards)
-            self._close_inputs(rec)
+            self._close_side_stores(rec)
         self.usage.forget(tenant)
         await asyncio.to_thread(shutil.rmtree, self.catalog.root / TENANTS_DIR / tenant, ignore_errors=True)
         log.info("deleted tenant %s: %d collections, %d keys", tenant, len(records), keys)
@@ -789,9 +788,9 @@ class Engine:
                 log.error("shard close failed: %s", r)
         for live in self._live.values():
             _kill(live.shards)
-        for store in self._input_stores.values():
+        for store in self._side_stores.values():
             store.close()
-        self._input_stores.clear()
+        self._side_stores.clear()
         self._live.clear()
         self._damaged.clear()
         self.encoders.close()

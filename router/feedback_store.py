@@ -9,13 +9,13 @@ the log to mine hard negatives: shown but not chosen, and close to the query.
 
 from __future__ import annotations
 
-import os
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from simsearch.router.sqlite_files import open_private
 
 FILE = "feedback.sqlite"
 SEP = "\x00"  # ids never hold NUL (router/validate.py)
@@ -35,10 +35,7 @@ class FeedbackStore:
     def __init__(self, directory: Path):
         self.path = directory / FILE
         self._lock = threading.Lock()
-        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))  # private from the first byte
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = open_private(self.path)
         self._db.execute("CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, "
                          "kind TEXT NOT NULL, query BLOB NOT NULL, shown TEXT NOT NULL, chosen TEXT NOT NULL)")
 

@@ -15,37 +15,41 @@ The blobs are made and read by protos/convert.py (`encode_inputs`, `decode_input
 
 from __future__ import annotations
 
-import os
-import sqlite3
 import threading
 from pathlib import Path
+
+from simsearch.router.sqlite_files import Transaction, open_private
 
 FILE = "inputs.sqlite"
 
 
 class InputStore:
     """One collection's raw inputs. Thread-safe; every call does its I/O on the calling thread (the engine
-    calls it off the event loop)."""
+    calls it off the event loop). The stored bytes are counted once at opening and kept up to date by
+    every change, so a quota recount does not read the file."""
 
     def __init__(self, directory: Path):
         self.path = directory / FILE
         self._lock = threading.Lock()
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # private from the first byte
-        os.close(fd)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = open_private(self.path)
         self._db.execute("CREATE TABLE IF NOT EXISTS inputs (id TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID")
+        self._bytes = int(self._db.execute("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM inputs").fetchone()[0])
+
+    def _sizes(self, ids: list[str]) -> int:
+        """The bytes stored now under these ids (by primary key, in chunks under SQLite's bound-parameter limit)."""
+        total = 0
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            total += self._db.execute(f"SELECT COALESCE(SUM(LENGTH(data)), 0) FROM inputs WHERE id IN "
+                                      f"({','.join('?' * len(part))})", part).fetchone()[0]
+        return int(total)
 
     def put(self, ids: list[str], blobs: list[bytes]) -> None:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with Transaction(self._db):
+                replaced = self._sizes(ids)
                 self._db.executemany("INSERT OR REPLACE INTO inputs (id, data) VALUES (?, ?)", zip(ids, blobs))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            self._bytes += sum(map(len, blobs)) - replaced  # committed: counted
 
     def get(self, ids: list[str]) -> list[bytes | None]:
         with self._lock:
@@ -58,17 +62,14 @@ class InputStore:
 
     def delete(self, ids: list[str]) -> None:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany("DELETE FROM inputs WHERE id = ?", ((i,) for i in ids))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            with Transaction(self._db):
+                removed = self._sizes(ids)
+                if removed:  # nothing kept under these ids (a plain-vector upsert, usually): nothing to write
+                    self._db.executemany("DELETE FROM inputs WHERE id = ?", ((i,) for i in ids))
+            self._bytes -= removed
 
     def stored_bytes(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM inputs").fetchone()[0])
+        return self._bytes
 
     def close(self) -> None:
         with self._lock:
