@@ -34,10 +34,11 @@ _RETRY = {
 # Idempotent calls only: a retried CreateCollection could answer ALREADY_EXISTS to its own first try.
 _IDEMPOTENT = [{"service": "simsearch.v1.Encoders"}] + [
     {"service": "simsearch.v1.Points", "method": m} for m in (  # not Feedback: a resent event would count twice
-        "Upsert", "Delete", "Get", "SetPayload", "Scroll", "Count", "Search", "SearchStream")
+        "Upsert", "Delete", "Get", "SetPayload", "Scroll", "Count", "Search", "SearchStream",
+        "ListFeedback")
 ] + [
     {"service": "simsearch.v1.Collections", "method": m} for m in (
-        "ListCollections", "DescribeCollection", "BuildIndex", "SwitchAlias", "ListAliases")
+        "ListCollections", "DescribeCollection", "BuildIndex", "SwitchAlias", "ListAliases", "GetReindex")
 ]
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -391,6 +392,40 @@ def feedback_request(collection: str, query: Any, text: str | None, image: Any, 
     return req
 
 
+@dataclass(frozen=True)
+class FeedbackEvent:
+    """One recorded feedback event: the query as recorded (exactly one of vector, text, image is set)."""
+
+    seq: int
+    at: float  # unix seconds
+    shown: list[str]
+    chosen: str  # "" = none was
+    vector: np.ndarray | None = None  # (dim,) float32
+    text: str | None = None
+    image: np.ndarray | None = None  # (C, H, W) uint8
+
+
+@dataclass(frozen=True)
+class FeedbackPage:
+    events: list[FeedbackEvent]
+    next_after: int  # pass it back as `after` for the next page; 0 after the last one
+
+
+def parse_feedback_page(resp: points_pb2.ListFeedbackResponse) -> FeedbackPage:
+    events = []
+    for m in resp.events:
+        vector = text = image = None
+        if m.query.rows:
+            vector = convert.matrix_from_proto(m.query, "query")[0]
+        elif m.inputs.images.count:
+            im = m.inputs.images
+            image = np.frombuffer(im.pixels, np.uint8).reshape(im.channels, im.height, im.width)
+        else:
+            text = m.inputs.texts[0]
+        events.append(FeedbackEvent(m.seq, m.at, list(m.shown), m.chosen, vector, text, image))
+    return FeedbackPage(events, resp.next_after)
+
+
 def get_request(collection: str, ids: Any, with_inputs: bool = False) -> points_pb2.GetRequest:
     return points_pb2.GetRequest(collection=collection, ids=as_str_ids(ids), with_inputs=with_inputs)
 
@@ -411,6 +446,50 @@ class CollectionInfo:
     payload_indexes: dict[str, dict[str, Any]] = field(default_factory=dict)
     replicas: int = 1
     write_quorum: int = 1  # the quorum in force
+    embedding_generation: int = 0  # 0 at creation; each promoted reindex's number after it
+    reindex: list["ReindexStatus"] = field(default_factory=list)  # reindex jobs, newest first
+
+
+@dataclass(frozen=True)
+class ReindexStatus:
+    """A reindex job: state "building", "evaluating", "canary", then "promoted", "refused", "rolled-back", "failed"
+    or "cancelled"; `decision` holds the gate's figures (current / candidate: p_at_1, r_at_<k>, map_at_r) and the
+    canary's."""
+
+    collection: str
+    generation: int
+    encoder: str
+    from_encoder: str
+    state: str
+    copied: int
+    total: int
+    error: str
+    passed: bool
+    reason: str
+    decision: dict[str, Any]
+    started_at: float
+    updated_at: float
+
+    @property
+    def done(self) -> bool:
+        return self.state not in ("building", "evaluating", "canary")
+
+
+def parse_reindex(m: collections_pb2.ReindexStatus) -> ReindexStatus:
+    return ReindexStatus(m.collection, m.generation, m.encoder, m.from_encoder, m.state, m.copied, m.total, m.error,
+                         m.passed, m.reason, json.loads(m.decision or "{}"), m.started_at, m.updated_at)
+
+
+def reindex_request(collection: str, encoder: str, *, label_field: str = "", eval_filter: Any = None,
+                    eval_size: int = 0, k: int = 0, min_gain: float = 0.0, min_overlap: float = 0.0,
+                    canary_fraction: float = 0.0, canary_seconds: float = 0.0, max_latency_ratio: float = 0.0,
+                    batch: int = 0, skip_gate: bool = False) -> collections_pb2.ReindexRequest:
+    f = as_filter(eval_filter, "eval_filter")
+    where = {} if f is None else {"eval_filter": filter_to_proto(f)}
+    return collections_pb2.ReindexRequest(
+        collection=collection, encoder=encoder, label_field=label_field, eval_size=eval_size, k=k, min_gain=min_gain,
+        min_overlap=min_overlap, canary_fraction=canary_fraction, canary_seconds=canary_seconds,
+        max_latency_ratio=max_latency_ratio, batch=batch, skip_gate=skip_gate, **where)
 
 
 def parse_info(m: collections_pb2.CollectionInfo) -> CollectionInfo:
@@ -422,4 +501,5 @@ def parse_info(m: collections_pb2.CollectionInfo) -> CollectionInfo:
     indexes = {p.field: {"type": p.type, "state": p.state, "points": p.points, "invalid_points": p.invalid_points}
                for p in m.payload_indexes}
     return CollectionInfo(m.name, m.dim, m.metric, m.shards, m.points, m.generation, m.index_state, index, shards,
-                          m.encoder, indexes, m.replicas or 1, m.write_quorum or 1)
+                          m.encoder, indexes, m.replicas or 1, m.write_quorum or 1, m.embedding_generation,
+                          [parse_reindex(r) for r in m.reindex])

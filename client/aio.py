@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, Sequence
 
 import numpy as np
@@ -77,6 +78,34 @@ class AsyncClient:
         return (await self._call(self._collections.SwitchAlias,
                                  collections_pb2.SwitchAliasRequest(alias=alias, collection=collection))).previous
 
+    async def reindex(self, collection: str, encoder: str, **options: Any) -> rq.ReindexStatus:
+        """Re-embed `collection` with `encoder` (name@version) in the background while it serves; promoted through
+        a quality gate (label_field=, eval_filter=, eval_size=, k=, min_gain=, min_overlap=) and an optional canary
+        (canary_fraction=, canary_seconds=, max_latency_ratio=), or skip_gate=True. Answers at once: poll
+        get_reindex (or wait_reindex)."""
+        return rq.parse_reindex(await self._call(self._collections.Reindex, rq.reindex_request(collection, encoder,
+                                                                                             **options)))
+
+    async def get_reindex(self, collection: str) -> rq.ReindexStatus:
+        """The collection's latest reindex job."""
+        return rq.parse_reindex(await self._call(self._collections.GetReindex,
+                                             collections_pb2.GetReindexRequest(collection=collection)))
+
+    async def cancel_reindex(self, collection: str) -> rq.ReindexStatus:
+        return rq.parse_reindex(await self._call(self._collections.CancelReindex,
+                                             collections_pb2.CancelReindexRequest(collection=collection)))
+
+    async def wait_reindex(self, collection: str, *, timeout: float = 3600.0, poll: float = 0.5) -> rq.ReindexStatus:
+        """Poll until the latest job has ended (TimeoutError after `timeout` seconds)."""
+        end = time.monotonic() + timeout
+        while True:
+            status = await self.get_reindex(collection)
+            if status.done:
+                return status
+            if time.monotonic() > end:
+                raise TimeoutError(f"reindex of {collection!r} still {status.state} after {timeout:g} s")
+            await asyncio.sleep(poll)
+
     async def delete_alias(self, alias: str) -> None:
         await self._call(self._collections.DeleteAlias, collections_pb2.DeleteAliasRequest(alias=alias))
 
@@ -150,6 +179,11 @@ class AsyncClient:
         """As Client.feedback."""
         return (await self._call(self._points.Feedback,
                                  rq.feedback_request(collection, query, text, image, shown, chosen))).event
+
+    async def list_feedback(self, collection: str, *, after: int = 0, limit: int = 1000) -> rq.FeedbackPage:
+        """As Client.list_feedback."""
+        req = points_pb2.ListFeedbackRequest(collection=collection, after=after, limit=limit)
+        return rq.parse_feedback_page(await self._call(self._points.ListFeedback, req))
 
     async def get(self, collection: str, ids: Sequence[str | int] | np.ndarray, *, with_inputs: bool = False) -> rq.Points:
         return rq.parse_get(await self._call(self._points.Get, rq.get_request(collection, ids, with_inputs)))

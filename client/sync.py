@@ -97,6 +97,34 @@ class Client:
         return self._call(self._collections.SwitchAlias,
                           collections_pb2.SwitchAliasRequest(alias=alias, collection=collection)).previous
 
+    def reindex(self, collection: str, encoder: str, **options: Any) -> rq.ReindexStatus:
+        """Re-embed `collection` with `encoder` (name@version) in the background while it serves; promoted through
+        a quality gate (label_field=, eval_filter=, eval_size=, k=, min_gain=, min_overlap=) and an optional canary
+        (canary_fraction=, canary_seconds=, max_latency_ratio=), or skip_gate=True. Answers at once: poll
+        get_reindex (or wait_reindex)."""
+        return rq.parse_reindex(self._call(self._collections.Reindex, rq.reindex_request(collection, encoder,
+                                                                                             **options)))
+
+    def get_reindex(self, collection: str) -> rq.ReindexStatus:
+        """The collection's latest reindex job."""
+        return rq.parse_reindex(self._call(self._collections.GetReindex,
+                                             collections_pb2.GetReindexRequest(collection=collection)))
+
+    def cancel_reindex(self, collection: str) -> rq.ReindexStatus:
+        return rq.parse_reindex(self._call(self._collections.CancelReindex,
+                                             collections_pb2.CancelReindexRequest(collection=collection)))
+
+    def wait_reindex(self, collection: str, *, timeout: float = 3600.0, poll: float = 0.5) -> rq.ReindexStatus:
+        """Poll until the latest job has ended (TimeoutError after `timeout` seconds)."""
+        end = time.monotonic() + timeout
+        while True:
+            status = self.get_reindex(collection)
+            if status.done:
+                return status
+            if time.monotonic() > end:
+                raise TimeoutError(f"reindex of {collection!r} still {status.state} after {timeout:g} s")
+            time.sleep(poll)
+
     def delete_alias(self, alias: str) -> None:
         self._call(self._collections.DeleteAlias, collections_pb2.DeleteAliasRequest(alias=alias))
 
@@ -201,6 +229,12 @@ class Client:
         collection bound to an encoder), the ids shown in order, the one chosen ("" for none). Durable when
         this returns; training mines hard negatives from it (shown, not chosen). Returns the event's number."""
         return self._call(self._points.Feedback, rq.feedback_request(collection, query, text, image, shown, chosen)).event
+
+    def list_feedback(self, collection: str, *, after: int = 0, limit: int = 1000) -> rq.FeedbackPage:
+        """A page of the collection's feedback events in order (up to `limit`, 1..1000): those after sequence
+        number `after`; pass `page.next_after` back for the next, until it is 0."""
+        req = points_pb2.ListFeedbackRequest(collection=collection, after=after, limit=limit)
+        return rq.parse_feedback_page(self._call(self._points.ListFeedback, req))
 
     def get(self, collection: str, ids: Sequence[str | int] | np.ndarray, *, with_inputs: bool = False) -> rq.Points:
         """with_inputs: also the raw inputs (texts or images) a collection bound to an encoder kept."""

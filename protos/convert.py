@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 import zlib
 
@@ -91,8 +92,22 @@ def spec_fields(req) -> dict:
 
 def collection_status(status) -> collections_pb2.CollectionInfo:
     """A router CollectionStatus -> CollectionInfo."""
-    return collection_info(status.spec, status.generation, status.created_at, status.shard_stats,
+    info = collection_info(status.spec, status.generation, status.created_at, status.shard_stats,
                            status.payload_indexes)
+    info.embedding_generation = status.spec.embedding_generation
+    info.reindex.extend(reindex_status(job) for job in status.reindex)
+    return info
+
+
+def reindex_status(job: dict) -> collections_pb2.ReindexStatus:
+    """A reindex job as router/reindex.py `job_view` gives it -> ReindexStatus (its figures as JSON)."""
+    decision = job.get("decision") or {}
+    return collections_pb2.ReindexStatus(
+        collection=job["collection"], generation=job["generation"], encoder=job["encoder"],
+        from_encoder=job["from_encoder"], state=job["state"], copied=job["copied"], total=decision.get("total", 0),
+        started_at=job["started_at"], updated_at=job["updated_at"], error=job["error"],
+        decision=json.dumps(decision, sort_keys=True, default=float), passed=bool(decision.get("passed", False)),
+        reason=str(decision.get("reason", "")))
 
 
 def payload_indexes_info(declared: dict[str, str], shard_stats: list[dict | None]) -> list:
@@ -176,3 +191,16 @@ def decode_inputs(blobs: list[bytes | None]) -> common_pb2.RawInputs:
         return common_pb2.RawInputs(images=common_pb2.ImageBatch(count=len(raw), channels=c, height=h, width=w,
                                                                  pixels=pixels.tobytes()))
     return common_pb2.RawInputs(texts=[r[1:].decode("utf-8") if r is not None else "" for r in raw])
+
+
+def feedback_page(events, next_after: int) -> points_pb2.ListFeedbackResponse:
+    """A page of feedback events (router/feedback_store.py's FeedbackEvent): the query as recorded, a vector
+    (float32 bytes) or a kept raw input."""
+    reply = points_pb2.ListFeedbackResponse(next_after=next_after)
+    for e in events:
+        m = reply.events.add(seq=e.seq, at=e.at, shown=e.shown, chosen=e.chosen)
+        if e.kind == "vector":
+            m.query.CopyFrom(matrix_to_proto(np.frombuffer(e.query, np.float32)[None]))
+        else:
+            m.inputs.CopyFrom(decode_inputs([e.query]))
+    return reply

@@ -35,13 +35,14 @@ _GRANTS = {"read-only": 1, "read-write": 2, "tenant-admin": 3, "admin": 4}
 RPC_PERMISSIONS: dict[str, str] = {
     # points and encoders
     "Get": "read", "Search": "read", "SearchStream": "read", "Count": "read", "Scroll": "read",
-    "Embed": "read", "ListModels": "read",
+    "Embed": "read", "ListModels": "read", "ListFeedback": "read",
     "Upsert": "write", "Delete": "write", "SetPayload": "write", "Feedback": "write",
     # collections
     "ListCollections": "read", "DescribeCollection": "read", "ListAliases": "read",
     "CreateCollection": "manage", "DropCollection": "manage", "BuildIndex": "manage",
     "CreateAlias": "manage", "SwitchAlias": "manage", "DeleteAlias": "manage",
     "CreatePayloadIndex": "manage", "DropPayloadIndex": "manage",
+    "Reindex": "manage", "CancelReindex": "manage", "GetReindex": "read",
     # tenants and keys (a tenant-admin only within its own tenant)
     "DescribeTenant": "manage", "CreateKey": "manage", "ListKeys": "manage", "RevokeKey": "manage",
     "RotateKey": "manage",

@@ -35,6 +35,7 @@ from simsearch.contract.errors import (AlreadyExists, FailedPrecondition, NotFou
                                        SimsearchError, Unavailable, excerpt)
 from simsearch.contract.payload_index import MAX_PAYLOAD_INDEXES, check_index
 from simsearch.router.auth import LEGACY_PREFIX, KeyHasher, load_secret
+from simsearch.router.reindex_catalog import REINDEX_JOBS, ReindexMixin
 from simsearch.router.sqlite_files import Transaction
 from simsearch.router.tenancy import DEFAULT_TENANT, TenancyMixin
 from simsearch.shard import CollectionSpec, IndexParams
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 CATALOG_FILE = "catalog.sqlite"
 LEGACY_FILE = "catalog.json"  # the catalog before SQLite: imported once, then renamed to catalog.json.migrated
 TENANTS_DIR = "tenants"
-SCHEMA_VERSION = 4  # 2: aliases; 3: payload indexes; 4: roles, keyed key digests, tenant quotas
+SCHEMA_VERSION = 5  # 2: aliases; 3: payload indexes; 4: roles, keyed key digests, tenant quotas; 5: reindex jobs
 _NO_INDEXES: dict[str, str] = {}
 _COLLECTION_DIR = re.compile(r"^.+-[0-9a-f]{12}$")  # <name>-<uid>: what `collection_dir` names
 
@@ -107,7 +108,7 @@ SCHEMA = (  # a new catalog: every table of the current version
         created_at REAL NOT NULL,
         quotas     TEXT NOT NULL DEFAULT '{}'  -- JSON: max_collections, max_points, max_qps, max_concurrent_searches
     )""",
-    SCHEMA_V1[2], ALIASES, PAYLOAD_INDEXES, KEYS,
+    SCHEMA_V1[2], ALIASES, PAYLOAD_INDEXES, KEYS, REINDEX_JOBS,
 )
 # Each version's statements from the one before it, run with the version bump in one transaction.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -119,6 +120,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
            SELECT lower(hex(randomblob(6))), 'sha256:' || digest, tenant,
                   CASE WHEN tenant = 'default' THEN 'admin' ELSE 'tenant-admin' END, created_at, 1 FROM api_keys""",
         "DROP TABLE api_keys"),
+    4: (REINDEX_JOBS,),
 }
 
 
@@ -170,7 +172,7 @@ def _missing(root: Path) -> CatalogError:
                         f"{root / TENANTS_DIR} away to start with an empty catalog")
 
 
-class Catalog(TenancyMixin):
+class Catalog(TenancyMixin, ReindexMixin):
     """The catalog of one data directory. Writes are transactions under a lock (the event loop and
     worker threads both call in); the in-memory copies are replaced, never changed in place, so
     a reader iterating one is never disturbed by a write in another thread."""
@@ -301,6 +303,7 @@ class Catalog(TenancyMixin):
             check_index(field, kind, f"payload index of {tenant}/{collection}", f"payload index of {tenant}/{collection}")
             indexes.setdefault((tenant, collection), {})[field] = kind
         self._indexes = indexes
+        self._load_reindex()
 
     def close(self) -> None:
         self.flush_last_used(force=True)
@@ -377,11 +380,13 @@ class Catalog(TenancyMixin):
             try:
                 with self._transaction():
                     self._db.execute("DELETE FROM payload_indexes WHERE tenant = ? AND collection = ?", (tenant, name))
+                    self._delete_jobs(tenant, name)
                     self._db.execute("DELETE FROM collections WHERE tenant = ? AND name = ?", (tenant, name))
             except sqlite3.Error as e:
                 raise write_error(e, f"drop collection {excerpt(name)} from {self.path}") from e
             self._collections = {k: v for k, v in self._collections.items() if k != (tenant, name)}
             self._indexes = {k: v for k, v in self._indexes.items() if k != (tenant, name)}
+            self._forget_jobs(tenant, name)
         if delete_files:
             shutil.rmtree(self.collection_dir(rec), ignore_errors=True)
         return rec
@@ -533,14 +538,32 @@ class Catalog(TenancyMixin):
     def collection_dir(self, rec: CollectionRecord) -> Path:
         return self.root / TENANTS_DIR / rec.tenant / f"{rec.spec.name}-{rec.uid}"
 
+    def generation_dir(self, rec: CollectionRecord) -> Path:
+        """Where the shards of the record's embedding generation live: the collection's directory for generation 0
+        (the layout before reindexing existed), gen-<g>/ inside it for each later one. The collection's side
+        stores (kept raw inputs, feedback) stay in the collection's directory: every generation shares them."""
+        g = rec.spec.embedding_generation
+        return self.collection_dir(rec) / f"gen-{g}" if g else self.collection_dir(rec)
+
     def shard_dir(self, rec: CollectionRecord, shard: int, replica: int = 0) -> Path:
         """A shard's directory; replica j > 0 of it has its own beside it (replica 0 keeps the plain name,
         which an unreplicated collection uses)."""
-        return self.collection_dir(rec) / (f"shard-{shard}" if replica == 0 else f"shard-{shard}.replica-{replica}")
+        return self.generation_dir(rec) / (f"shard-{shard}" if replica == 0 else f"shard-{shard}.replica-{replica}")
 
     def replica_state(self, rec: CollectionRecord, shard: int) -> Path:
         """The file naming a replicated shard's in-sync replicas (cluster/replicas.py)."""
-        return self.collection_dir(rec) / f"shard-{shard}.in-sync.json"
+        return self.generation_dir(rec) / f"shard-{shard}.in-sync.json"
+
+    def stale_generations(self, rec: CollectionRecord, keep: set[int]) -> list[Path]:
+        """Shard files of embedding generations other than `keep` (the serving one and a running reindex's
+        target): left by a promotion, a refused or failed reindex, or a crash during one."""
+        root = self.collection_dir(rec)
+        if not root.is_dir():
+            return []
+        out = [p for p in root.glob("gen-*") if p.is_dir() and p.name[4:].isdigit() and int(p.name[4:]) not in keep]
+        if 0 not in keep:
+            out += [p for p in root.glob("shard-*")]
+        return sorted(out)
 
     def orphans(self) -> list[Path]:
         """Collection directories no record names: left by a crash between making a collection's

@@ -14,6 +14,7 @@ import numpy as np
 from simsearch.encoder import manifests as registry
 from simsearch.encoder.inputs import check_images, check_texts
 from simsearch.contract.errors import FailedPrecondition, NotFound, invalid
+from simsearch.protos.convert import decode_inputs
 from simsearch.protos.simsearch.v1 import collections_pb2, common_pb2, encoders_pb2
 from simsearch.router.deadline import Deadline
 from simsearch.shard import CollectionSpec
@@ -128,6 +129,11 @@ class EncoderHub:
         pool = await self._pool(m["ref"])
         vectors = await (pool.embed_texts(checked) if kind == "texts" else pool.embed_images(checked))
         return m["ref"], np.ascontiguousarray(vectors, np.float32)
+
+    async def embed_kept(self, ref: str, blobs: list[bytes]) -> np.ndarray:
+        """Kept raw inputs (protos/convert.py encode_inputs: one kind and shape), embedded by `ref`."""
+        inputs = decode_inputs(blobs) if len(blobs) <= 64 else await asyncio.to_thread(decode_inputs, blobs)
+        return (await self._embed(ref, inputs, "inputs"))[1]
 
     async def vectors_for(self, spec: CollectionSpec, vectors: Callable[[], np.ndarray],
                           inputs: common_pb2.RawInputs, claim: str, field: str,

@@ -14,7 +14,8 @@ import shutil
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
-from dataclasses import dataclass
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,11 +35,13 @@ from simsearch.router.encoders import EncoderHub
 from simsearch.router.guard import AuditLog, FailedAuthGuard
 from simsearch.router.quotas import TenantLimits, UsageLedger
 from simsearch.router.hashing import group_by_shard
-from simsearch.router.feedback_store import FeedbackStore
+from simsearch.router.feedback_store import FeedbackEvent, FeedbackStore
 from simsearch.router.inputs_store import InputStore
 from simsearch.router.merge import merge
+from simsearch.router.reindex import Migration, ReindexOptions, WriteGate, job_view, remove_paths
+from simsearch.router.reindex_catalog import ReindexJob
 from simsearch.router.replies import CollectionStatus, Hits, SearchReply, decode_hits, encode_hits
-from simsearch.contract.limits import DEFAULT_TIMEOUT_S, MAX_ID_BYTES, MAX_QUERIES, longest_utf8
+from simsearch.contract.limits import DEFAULT_TIMEOUT_S, FEEDBACK_PAGE_BYTES, MAX_ID_BYTES, MAX_QUERIES, longest_utf8
 from simsearch.router.validate import (SearchOptions, check_get_payloads, check_get_reply, check_reply_size,
                                        check_search_payloads, check_shape, check_vectors)
 from simsearch.shard import CollectionSpec, memory
@@ -102,6 +105,21 @@ def _kill(handles: list[ShardHandle]) -> None:
         h.kill()
 
 
+def _stop(live: "LiveCollection") -> None:
+    """A dropped collection's shards, and a running reindex's with its task."""
+    if live.migration is not None:
+        if live.migration.task is not None:
+            live.migration.task.cancel()
+        _kill(live.migration.target.shards)
+    _kill(live.shards)
+
+
+def _spec_from(fields: dict[str, Any]) -> CollectionSpec:
+    from simsearch.shard import IndexParams
+
+    return CollectionSpec(**{**fields, "index": IndexParams(**fields["index"])})
+
+
 def _retrieve(task: asyncio.Future) -> None:
     if not task.cancelled():
         task.exception()
@@ -116,6 +134,8 @@ class LiveCollection:
     # The longest id stored, in UTF-8 bytes: sizes a search's reply before it is computed. None until the
     # first search asks the shards (after a restart they hold ids written by an earlier process).
     id_bytes: int | None = None
+    writes: WriteGate = field(default_factory=WriteGate)  # every write shares it; a reindex's steps take it alone
+    migration: Migration | None = None  # a running reindex (router/reindex.py)
 
     @property
     def spec(self) -> CollectionSpec:
@@ -179,6 +199,7 @@ class Engine:
         self._last_write = 0.0
         self._trim: asyncio.TimerHandle | None = None
         self._damaged: dict[tuple[str, str], DamagedCollection] = {}
+        self._retiring: set[asyncio.Task] = set()  # retired generations waiting for their last searches
         # Each process start is a new cache epoch, so a restarted router never reads entries
         # written under the same (collection, generation) by an earlier incarnation.
         self._epoch = f"{time.time_ns():x}"
@@ -193,9 +214,17 @@ class Engine:
             await asyncio.to_thread(shutil.rmtree, path, ignore_errors=True)
         for rec in self.catalog.records():
             key = (rec.tenant, rec.spec.name)
+            job = self.catalog.active_reindex(rec.tenant, rec.spec.name)
+            keep = {rec.spec.embedding_generation} | ({job.generation} if job else set())
+            stale = self.catalog.stale_generations(rec, keep)
+            if stale:
+                log.info("removing %d files of %s/%s's retired embedding generations", len(stale), *key)
+                await asyncio.to_thread(remove_paths, stale)
             try:
                 self._live[key] = live = await self._start_checked(rec)
                 await self._declare_indexes(live)
+                if job is not None:
+                    await self._resume(live, job)
             except CollectionDamaged as e:
                 if not skip_damaged:
                     raise
@@ -223,7 +252,7 @@ class Engine:
         except BaseException:
             _kill(handles)
             raise
-        return LiveCollection(rec, handles, f"{rec.tenant}:{rec.uid}.{self._epoch}")
+        return LiveCollection(rec, handles, f"{rec.tenant}:{rec.uid}.{rec.spec.embedding_generation}.{self._epoch}")
 
     async def _start_checked(self, rec: CollectionRecord) -> LiveCollection:
         """Start a catalogued collection's shards and wait until each answers. CollectionDamaged when a
@@ -325,7 +354,7 @@ class Engine:
         live = self._live.pop((tenant, name), None)
         self._damaged.pop((tenant, name), None)
         if live is not None:
-            _kill(live.shards)
+            _stop(live)
         self._close_side_stores(rec)
         self.usage.forget(tenant)
         # the files go in a worker thread: a large collection takes a while, and the loop serves everyone
@@ -383,6 +412,13 @@ class Engine:
         store = await self._side_store(live, FeedbackStore)
         return await asyncio.to_thread(store.record, kind, blob, shown, chosen)
 
+    async def list_feedback(self, tenant: str, name: str, after: int, limit: int) -> tuple[list[FeedbackEvent], int]:
+        """A page of the collection's feedback events after sequence number `after`, and the next page's
+        `after` (0 after the last); a page stops early at FEEDBACK_PAGE_BYTES, so it fits a reply."""
+        live = self._get(tenant, name)
+        store = await self._side_store(live, FeedbackStore)
+        return await asyncio.to_thread(store.page, after, limit, FEEDBACK_PAGE_BYTES)
+
     async def get_inputs(self, tenant: str, name: str, ids: list[str]) -> list[bytes | None]:
         """The kept raw input of each id (None where none is kept: a point upserted as a vector)."""
         live = self._get(tenant, name)
@@ -402,7 +438,7 @@ class Engine:
             live = self._live.pop((tenant, rec.spec.name), None)
             self._damaged.pop((tenant, rec.spec.name), None)
             if live is not None:
-                _kill(live.shards)
+                _stop(live)
             self._close_side_stores(rec)
         self.usage.forget(tenant)
         await asyncio.to_thread(shutil.rmtree, self.catalog.root / TENANTS_DIR / tenant, ignore_errors=True)
@@ -437,7 +473,7 @@ class Engine:
         replies = await asyncio.gather(*(h.stats() for h in live.shards), return_exceptions=True)
         stats = [r if isinstance(r, dict) else {"unavailable": str(r)} for r in replies]
         return CollectionStatus(live.spec, live.generation, live.record.created_at, stats,
-                                dict(self.catalog.payload_indexes(tenant, name)))
+                                dict(self.catalog.payload_indexes(tenant, name)), self.reindex_jobs(tenant, name))
 
     async def build_index(self, tenant: str, name: str, wait: bool) -> CollectionStatus:
         name = self.catalog.resolve(tenant, name)
@@ -490,29 +526,70 @@ class Engine:
                      payloads: list[str] | None = None, inputs: list[bytes] | None = None) -> tuple[int, int]:
         """payloads: canonical JSON per id (checked at the edge), or None when the request sends none.
         inputs: the raw input of each id, compressed (protos/convert.py encode_inputs), kept durably before
-        the shards are written (router/inputs_store.py) and counted with the payload bytes."""
+        the shards are written (router/inputs_store.py) and counted with the payload bytes. While a reindex
+        runs, the inputs are embedded by its encoder too and written to both generations."""
         live = self._get(tenant, name)
         await off_loop_if_large(vectors.size, check_vectors, vectors, live.spec, "vectors", rows=len(ids))
         schema = self.catalog.payload_indexes(tenant, live.spec.name)
         if schema and payloads is not None:
             check_documents(payloads, ids, schema)
-        async with self._reserve_points(tenant, len(ids), payloads, sum(map(len, inputs or ()))):
+        async with self._reserve_points(tenant, len(ids), payloads, sum(map(len, inputs or ()))), \
+                self._writing(live) as live:
+            mig = live.migration
+            mirrored = None
+            if mig is not None:
+                if inputs is None:
+                    raise FailedPrecondition(f"collection {excerpt(live.spec.name)} is being reindexed to "
+                                             f"{mig.encoder}: upsert raw inputs (a vector cannot be embedded again by "
+                                             f"the new encoder), or wait for the reindex to end", field="vectors")
+                mirrored = await self.encoders.embed_kept(mig.encoder, inputs)
             if inputs is not None:
                 store = await self._input_store(live)
                 await asyncio.to_thread(store.put, ids, inputs)
             elif live.spec.encoder:  # upserted as vectors now: an input kept from before no longer matches them
                 store = await self._input_store(live)
                 await asyncio.to_thread(store.delete, ids)
-            if live.id_bytes is not None:
-                live.id_bytes = max(live.id_bytes, longest_utf8(ids))
-            ids_arr = np.asarray(ids, dtype=object)
-            docs = None if payloads is None else np.asarray(payloads, dtype=object)
-            await self._write(live, {i: h.upsert(ids_arr[pos].tolist(), vectors[pos],
-                                                 None if docs is None else docs[pos].tolist())
-                                     for i, (h, pos) in enumerate(zip(live.shards, group_by_shard(ids, live.spec.shards)))
-                                     if len(pos)})
+            await self.upsert_shards(live, ids, vectors, payloads)
+            if mig is not None:
+                await self._mirror(mig, self.upsert_shards(mig.target, ids, mirrored, payloads))
         metrics.UPSERTED.labels(tenant).inc(len(ids))
         return len(ids), live.generation
+
+    async def upsert_shards(self, live: LiveCollection, ids: list[str], vectors: np.ndarray,
+                            payloads: list[str] | None) -> None:
+        """Write points to one generation's shards, each id to its own shard."""
+        if live.id_bytes is not None:
+            live.id_bytes = max(live.id_bytes, longest_utf8(ids))
+        ids_arr = np.asarray(ids, dtype=object)
+        docs = None if payloads is None else np.asarray(payloads, dtype=object)
+        await self._write(live, {i: h.upsert(ids_arr[pos].tolist(), vectors[pos],
+                                             None if docs is None else docs[pos].tolist())
+                                 for i, (h, pos) in enumerate(zip(live.shards, group_by_shard(ids, live.spec.shards)))
+                                 if len(pos)})
+
+    @asynccontextmanager
+    async def _writing(self, live: LiveCollection):
+        """Hold the collection's write gate for a write; a write that waited while a reindex promoted its new
+        generation goes to the collection that serves now."""
+        key = (live.record.tenant, live.spec.name)
+        while True:
+            async with live.writes.shared():
+                current = self._live.get(key)
+                if current is live:
+                    yield live
+                    return
+            if current is None:
+                raise NotFound(f"collection {excerpt(key[1])} does not exist", field="collection")
+            live = current
+
+    @staticmethod
+    async def _mirror(mig: Migration, write: Any) -> None:
+        """A write's copy to a reindex's new generation: its failure fails the reindex, not the write (the serving
+        generation has it)."""
+        try:
+            await write
+        except SimsearchError as e:
+            mig.fail_soon(e.message)
 
     def _reserve_points(self, tenant: str, adding: int, payloads: list[str] | None = None, extra_bytes: int = 0):
         """Hold `adding` points and the payloads' UTF-8 bytes (plus extra_bytes: kept raw inputs) of the tenant's
@@ -529,14 +606,20 @@ class Engine:
 
     async def delete(self, tenant: str, name: str, ids: list[str]) -> tuple[int, int]:
         live = self._get(tenant, name)
-        ids_arr = np.asarray(ids, dtype=object)
-        removed = await self._write(live, {i: h.delete(ids_arr[pos].tolist()) for i, (h, pos)
-                                           in enumerate(zip(live.shards, group_by_shard(ids, live.spec.shards)))
-                                           if len(pos)})
-        if live.spec.encoder:
-            await asyncio.to_thread((await self._input_store(live)).delete, ids)
+        async with self._writing(live) as live:
+            removed = await self._delete_ids(live, ids)
+            if live.migration is not None:
+                await self._mirror(live.migration, self._delete_ids(live.migration.target, ids))
+            if live.spec.encoder:
+                await asyncio.to_thread((await self._input_store(live)).delete, ids)
         self.usage.forget(tenant)  # freed room counts at the next write, not a second later
-        return sum(removed), live.generation
+        return removed, live.generation
+
+    async def _delete_ids(self, live: LiveCollection, ids: list[str]) -> int:
+        ids_arr = np.asarray(ids, dtype=object)
+        return sum(await self._write(live, {i: h.delete(ids_arr[pos].tolist()) for i, (h, pos)
+                                            in enumerate(zip(live.shards, group_by_shard(ids, live.spec.shards)))
+                                            if len(pos)}))
 
     async def set_payload(self, tenant: str, name: str, ids: list[str], patch: str, delete_keys: list[str],
                           replace: bool) -> tuple[int, int]:
@@ -546,19 +629,29 @@ class Engine:
         if schema and patch:
             check_document(json.loads(patch), schema, "payload")
         ids_arr = np.asarray(ids, dtype=object)
+
+        def calls(gen: LiveCollection) -> dict[int, Any]:
+            return {i: h.set_payload(ids_arr[pos].tolist(), patch, delete_keys, replace)
+                    for i, (h, pos) in enumerate(zip(gen.shards, group_by_shard(ids, gen.spec.shards))) if len(pos)}
+
         # at most the patch's size again on each point (an upper bound: fields it replaces shrink it)
-        async with self._reserve_points(tenant, 0, [patch] * len(ids) if patch else None):
-            changed = await self._write(live, {i: h.set_payload(ids_arr[pos].tolist(), patch, delete_keys, replace)
-                                               for i, (h, pos) in enumerate(zip(live.shards,
-                                                                                group_by_shard(ids, live.spec.shards)))
-                                               if len(pos)})
+        async with self._reserve_points(tenant, 0, [patch] * len(ids) if patch else None), \
+                self._writing(live) as live:
+            changed = await self._write(live, calls(live))
+            if live.migration is not None:
+                await self._mirror(live.migration, self._write(live.migration.target, calls(live.migration.target)))
         return sum(changed), live.generation
 
     async def delete_where(self, tenant: str, name: str, f: Any) -> tuple[int, int]:
         """Delete every point that passes filter `f`, on every shard (each logs the ids it deleted)."""
         live = self._get(tenant, name)
         self.check_filter(tenant, live.spec.name, f)
-        removed = await self._write(live, {i: h.delete_where(f) for i, h in enumerate(live.shards)})
+        async with self._writing(live) as live:
+            removed = await self._write(live, {i: h.delete_where(f) for i, h in enumerate(live.shards)})
+            if live.migration is not None:
+                target = live.migration.target
+                await self._mirror(live.migration,
+                                   self._write(target, {i: h.delete_where(f) for i, h in enumerate(target.shards)}))
         self.usage.forget(tenant)
         return sum(removed), live.generation
 
@@ -569,6 +662,11 @@ class Engine:
         and the cursor is its last id whenever more may follow."""
         live = self._get(tenant, name)
         self.check_filter(tenant, live.spec.name, f)
+        return await self.scroll_live(live, limit, cursor, f, with_vectors, with_payload)
+
+    async def scroll_live(self, live: LiveCollection, limit: int, cursor: str, f: Any, with_vectors: bool,
+                          with_payload: bool) -> tuple[list[str], np.ndarray | None, list[str] | None, str]:
+        """`scroll` on one generation's shards."""
         pages = await asyncio.gather(*(h.scroll(limit, cursor, f, with_vectors, with_payload) for h in live.shards))
         merged = sorted((x, s, i) for s, (ids, _, _) in enumerate(pages) for i, x in enumerate(ids))
         more = len(merged) > limit or any(len(p[0]) == limit for p in pages)
@@ -589,6 +687,10 @@ class Engine:
         """Points that pass filter `f` (every live point when None), summed over the shards."""
         live = self._get(tenant, name)
         self.check_filter(tenant, live.spec.name, f)
+        return await self.count_live(live, f)
+
+    @staticmethod
+    async def count_live(live: LiveCollection, f: Any = None) -> int:
         return sum(await asyncio.gather(*(h.count(f) for h in live.shards)))
 
     def _trim_when_idle(self) -> None:
@@ -654,6 +756,11 @@ class Engine:
         """(found ids in request order, their vectors, missing ids, the found ids' payloads)."""
         live = self._get(tenant, name)
         check_get_reply(ids, live.spec.dim)
+        return await self.get_live(live, ids)
+
+    @staticmethod
+    async def get_live(live: LiveCollection, ids: list[str]) -> tuple[list[str], np.ndarray, list[str], list[str]]:
+        """`get` on one generation's shards."""
         ids_arr = np.asarray(ids, dtype=object)
         groups = group_by_shard(ids, live.spec.shards)
         replies = await asyncio.gather(*(h.get(ids_arr[pos].tolist()) for h, pos in zip(live.shards, groups)))
@@ -670,10 +777,11 @@ class Engine:
     # ---- search ----
 
     async def search(self, tenant: str, name: str, queries: np.ndarray, opts: SearchOptions,
-                     deadline: Deadline) -> SearchReply:
-        """The merged exact top-k of every shard, or the cached one. Every stage runs under `deadline`."""
+                     deadline: Deadline, live: LiveCollection | None = None) -> SearchReply:
+        """The merged exact top-k of every shard, or the cached one. Every stage runs under `deadline`.
+        live: another generation of the collection to search (a reindex's canary)."""
         t0 = self._clock()
-        live = self._get(tenant, name)
+        live = live or self._get(tenant, name)
         unindexed = tuple(self.check_filter(tenant, live.spec.name, opts.filter))
         # Shape first, values after the cache: a cached entry's bytes passed check_rows when they
         # were computed (the key holds them and the collection's uid), so a hit skips re-checking.
@@ -713,6 +821,23 @@ class Engine:
         if key is not None and hot and not missing:
             await self.cache.admit(key, encode_hits(hits))
         return self._finish(hits, tenant, timings, t0, generation, missing=missing, paths=paths, unindexed=unindexed)
+
+    async def search_ids(self, live: LiveCollection, queries: np.ndarray, k: int) -> list[list[str]]:
+        """Each query's top-k ids from one generation, through the serving path (ScaNN as configured, merged),
+        without the cache: what the reindex's quality gate compares."""
+        opts = SearchOptions(k, 0, 0, False, 0, False, True)
+        out: list[list[str]] = []
+        for start in range(0, len(queries), MAX_QUERIES):
+            part = np.ascontiguousarray(queries[start:start + MAX_QUERIES], np.float32)
+            _, results, _ = await self._fan_out(live, part, opts, Deadline.at_edge(None, 0, 600.0))
+            merged = merge(results, k, len(part))
+            valid = np.isfinite(merged.distances)
+            out += [row[ok].tolist() for row, ok in zip(merged.ids, valid)]
+        return out
+
+    @staticmethod
+    async def build_live(live: LiveCollection) -> None:
+        await asyncio.gather(*(h.build_index(True) for h in live.shards))
 
     @staticmethod
     async def _id_bytes(live: LiveCollection) -> int:
@@ -775,19 +900,163 @@ class Engine:
         return SearchReply(hits, generation, cached, bool(missing), tuple(missing or ()), timings,
                            tuple(paths or ()), unindexed)
 
+    # ---- reindex (router/reindex.py) ----
+
+    async def start_reindex(self, tenant: str, name: str, encoder: str, options: ReindexOptions) -> ReindexJob:
+        """Start re-embedding the collection with `encoder` (name@version) into a new generation. Checked before
+        any work: the collection keeps raw inputs (it is bound to an encoder), the target is another version of
+        the same kind of input, no reindex is running."""
+        name = self.catalog.resolve(tenant, name)
+        live = self._get(tenant, name)
+        spec = live.spec
+        if not spec.encoder:
+            raise FailedPrecondition(f"collection {excerpt(name)} is not bound to an encoder, so it keeps no raw inputs "
+                                     f"to embed again", field="collection")
+        options = options.checked()
+        current = self.encoders.manifest(spec.encoder, "encoder")
+        target = self.encoders.manifest(encoder, "encoder")
+        if target["ref"] == spec.encoder:
+            raise FailedPrecondition(f"collection {excerpt(name)} is already embedded by {spec.encoder}", field="encoder")
+        if target["kind"] != current["kind"] or list(target["input_shape"]) != list(current["input_shape"]):
+            raise FailedPrecondition(f"encoder {target['ref']} takes {target['kind']} {target['input_shape']}, but the "
+                                     f"collection's inputs are {current['kind']} {current['input_shape']} "
+                                     f"({spec.encoder})", field="encoder")
+        if live.migration is not None or self.catalog.active_reindex(tenant, name) is not None:
+            running = live.migration.job if live.migration else self.catalog.active_reindex(tenant, name)
+            raise FailedPrecondition(f"collection {excerpt(name)} is already being reindexed to {running.encoder} "
+                                     f"({running.state}); wait for it or cancel it", field="collection")
+        generation = 1 + max([spec.embedding_generation, *(j.generation for j in self.catalog.reindex_jobs(tenant, name))])
+        new_spec = replace(spec, encoder=target["ref"], dim=target["embedding_dim"], embedding_generation=generation)
+        job = ReindexJob(tenant, name, generation, target["ref"], spec.encoder, asdict(new_spec),
+                         options={k: v for k, v in asdict(options).items()})
+        await self.encoders.warm(target["ref"])  # seconds (torch in a new actor): before the job exists
+        return await _unstoppable(self._start_reindex(live, job))
+
+    async def _start_reindex(self, live: LiveCollection, job: ReindexJob) -> ReindexJob:
+        """The new generation's directories and shards, the job's row, then (under the write gate, so every write
+        from now on is mirrored) the migration."""
+        target_rec = CollectionRecord(live.record.tenant, _spec_from(job.spec), live.record.uid, live.record.created_at)
+        await asyncio.to_thread(remove_paths, [self.catalog.generation_dir(target_rec)])  # a crashed attempt's
+        await asyncio.to_thread(self._make_dirs, target_rec)
+        try:
+            target = self._start(target_rec)
+            await asyncio.gather(*(h.stats() for h in target.shards))
+        except BaseException:
+            await asyncio.to_thread(remove_paths, [self.catalog.generation_dir(target_rec)])
+            raise
+        try:
+            async with live.writes.exclusive():
+                job = await asyncio.to_thread(self.catalog.start_reindex, job)
+                live.migration = Migration(self, live, target, job)
+        except BaseException:
+            _kill(target.shards)
+            await asyncio.to_thread(remove_paths, [self.catalog.generation_dir(target_rec)])
+            raise
+        live.migration.start()
+        log.info("reindexing %s/%s from %s to %s (generation %d)", job.tenant, job.collection, job.from_encoder,
+                 job.encoder, job.generation)
+        return job
+
+    async def _resume(self, live: LiveCollection, job: ReindexJob) -> None:
+        """A job that was running when the server stopped: its new generation's shards restart from their own
+        files (every mirrored write is in their logs) and it goes on from its cursor."""
+        target_rec = CollectionRecord(live.record.tenant, _spec_from(job.spec), live.record.uid, live.record.created_at)
+        try:
+            target = await self._start_checked(target_rec)
+        except CollectionDamaged as e:
+            await asyncio.to_thread(self.catalog.update_reindex, replace(job, state="failed",
+                                                                         error=f"could not restart: {e.reason}"))
+            return
+        live.migration = Migration(self, live, target, job)
+        live.migration.start()
+        log.info("resuming the reindex of %s/%s to %s (%s, %d points copied)", job.tenant, job.collection,
+                 job.encoder, job.state, job.copied)
+
+    async def promote(self, mig: Migration) -> None:
+        """The new generation serves from the next request on (one catalog commit under the write gate); the old
+        generation's shards stop once the searches already on them are past their deadline."""
+        live, target = mig.live, mig.target
+        async with live.writes.exclusive():
+            spec_json = json.dumps(mig.job.spec, sort_keys=True)
+            mig.job = await asyncio.to_thread(self.catalog.promote, mig.job, spec_json)
+            target.record = self.catalog.get(live.record.tenant, live.record.spec.name)
+            live.migration = None
+            self._live[(live.record.tenant, live.record.spec.name)] = target
+        log.info("promoted %s/%s to %s (generation %d)", mig.job.tenant, mig.job.collection, mig.encoder,
+                 mig.job.generation)
+        self._retire_later(live.shards, [self.catalog.generation_dir(live.record)] if live.spec.embedding_generation
+                           else self.catalog.stale_generations(target.record, {target.spec.embedding_generation}))
+
+    def _retire_later(self, shards: list[ShardHandle], paths: list[Path]) -> None:
+        """Stop a retired generation's shards after the longest a search may still run on them, then remove its
+        files (a crash before that leaves them for the next start's clean-up)."""
+
+        async def retire() -> None:
+            await asyncio.sleep(self.default_timeout_s + 1.0)
+            _kill(shards)
+            await asyncio.to_thread(remove_paths, paths)
+
+        task = asyncio.ensure_future(retire())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def end_migration(self, mig: Migration) -> None:
+        """A job that ended without promotion: the collection goes on as it was; the new generation goes."""
+        live = mig.live
+        if live.migration is mig:
+            async with live.writes.exclusive():
+                live.migration = None
+        _kill(mig.target.shards)
+        await asyncio.to_thread(remove_paths, [self.catalog.generation_dir(mig.target.record)])
+
+    async def cancel_reindex(self, tenant: str, name: str) -> ReindexJob:
+        name = self.catalog.resolve(tenant, name)
+        live = self._get(tenant, name)
+        mig = live.migration
+        if mig is None:
+            raise FailedPrecondition(f"collection {excerpt(name)} has no reindex running", field="collection")
+        if mig.task is not None:
+            mig.task.cancel()
+        await _unstoppable(mig.end("cancelled"))
+        return mig.job
+
+    def reindex_jobs(self, tenant: str, name: str) -> list[dict[str, Any]]:
+        """The collection's reindex jobs, newest first, as describe shows them."""
+        name = self.catalog.resolve(tenant, name)
+        live = self._live.get((tenant, name))
+        mig = live.migration if live is not None else None
+        return [job_view(mig.job if mig is not None and mig.job.generation == j.generation else j, mig)
+                for j in self.catalog.reindex_jobs(tenant, name)]
+
+    def migration_of(self, tenant: str, name: str) -> Migration | None:
+        live = self._live.get((tenant, name))
+        return live.migration if live is not None else None
+
+    async def input_store(self, live: LiveCollection) -> InputStore:
+        return await self._input_store(live)
+
     # ---- lifecycle ----
 
     async def close(self, save: bool = True) -> None:
         """Snapshot every shard (clean shutdown keeps every point), then release the cache."""
         if self._trim is not None:
             self._trim.cancel()
+        migrations = [live.migration for live in self._live.values() if live.migration is not None]
+        for mig in migrations:  # stopped, not ended: the job resumes at the next start
+            if mig.task is not None:
+                mig.task.cancel()
+        for task in list(self._retiring):
+            task.cancel()
         calls = [h.close(save) for live in self._live.values() for h in live.shards]
+        calls += [h.close(save) for mig in migrations for h in mig.target.shards]
         results = await asyncio.gather(*calls, return_exceptions=True)
         for r in results:
             if isinstance(r, Exception):
                 log.error("shard close failed: %s", r)
         for live in self._live.values():
             _kill(live.shards)
+        for mig in migrations:
+            _kill(mig.target.shards)
         for store in self._side_stores.values():
             store.close()
         self._side_stores.clear()

@@ -55,6 +55,7 @@ class CollectionStatus:
     created_at: float
     shard_stats: list[dict]
     payload_indexes: dict[str, str] = field(default_factory=dict)  # declared: field -> type
+    reindex: list[dict] = field(default_factory=list)  # reindex jobs, newest first (router/reindex.py job_view)
 
 
 def encode_hits(h: Hits) -> bytes:

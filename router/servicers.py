@@ -12,12 +12,14 @@ import functools
 import inspect
 import logging
 import sys
+import time
 
 import grpc
 
-from simsearch.protos import convert
-from simsearch.contract.errors import (Internal, PermissionDenied, QuotaExceeded, ResourceExhausted, SimsearchError,
-                                       Unauthenticated)
+from simsearch.protos import convert, filters as filter_proto
+from simsearch.contract import filters
+from simsearch.contract.errors import (Internal, InvalidArgument, NotFound, PermissionDenied, QuotaExceeded,
+                                       ResourceExhausted, SimsearchError, Unauthenticated, excerpt)
 from simsearch.protos.simsearch.v1 import (collections_pb2, collections_pb2_grpc, encoders_pb2, encoders_pb2_grpc,
                                            points_pb2, points_pb2_grpc)
 from simsearch.protos.status import status_proto, to_status
@@ -27,6 +29,7 @@ from simsearch.router.deadline import Deadline
 from simsearch.router.guard import AUDITED, source_of
 from simsearch.router.encoders import has_inputs
 from simsearch.router.engine import Engine, off_loop_if_large
+from simsearch.router.reindex import Migration, ReindexOptions, job_view
 from simsearch.router.replies import SearchReply
 from simsearch.router.throttle import LogThrottle
 from simsearch.router.validate import SearchOptions, check_request
@@ -233,11 +236,42 @@ class CollectionsServicer(collections_pb2_grpc.CollectionsServicer):
                                                                               request.field))
 
     @rpc
+    async def Reindex(self, request, context, tenant):
+        job = await self.engine.start_reindex(tenant, request.collection, request.encoder, reindex_options(request))
+        return convert.reindex_status(job_view(job))
+
+    @rpc
+    async def GetReindex(self, request, context, tenant):
+        jobs = self.engine.reindex_jobs(tenant, request.collection)
+        if not jobs:
+            self.engine.spec(tenant, self.engine.resolve(tenant, request.collection))  # NOT_FOUND for no collection
+            raise NotFound(f"collection {excerpt(request.collection)} has never been reindexed", field="collection")
+        return convert.reindex_status(jobs[0])
+
+    @rpc
+    async def CancelReindex(self, request, context, tenant):
+        return convert.reindex_status(job_view(await self.engine.cancel_reindex(tenant, request.collection)))
+
+    @rpc
     async def ListAliases(self, request, context, principal):
         allowed = principal.collections  # a key limited to some collections sees only the aliases of those
         return collections_pb2.ListAliasesResponse(aliases=[
             collections_pb2.Alias(alias=a, collection=c) for a, c in self.engine.list_aliases(principal.tenant)
             if allowed is None or c in allowed])
+
+
+def reindex_options(request: collections_pb2.ReindexRequest) -> ReindexOptions:
+    """A ReindexRequest's options, 0 / "" taking the defaults (checked by the engine before any work)."""
+    flt = None
+    if request.HasField("eval_filter"):
+        flt = filters.to_dict(filter_proto.from_proto(request.eval_filter, "eval_filter"))
+    d = ReindexOptions()
+    return ReindexOptions(label_field=request.label_field, eval_filter=flt, eval_size=request.eval_size or d.eval_size,
+                          k=request.k or d.k, min_gain=request.min_gain, min_overlap=request.min_overlap,
+                          canary_fraction=request.canary_fraction,
+                          canary_seconds=request.canary_seconds or d.canary_seconds,
+                          max_latency_ratio=request.max_latency_ratio or d.max_latency_ratio,
+                          batch=request.batch or d.batch, skip_gate=request.skip_gate)
 
 
 def deadline_of(engine: Engine, context: grpc.aio.ServicerContext | None, timeout_ms: int = 0) -> Deadline:
@@ -315,6 +349,11 @@ class PointsServicer(points_pb2_grpc.PointsServicer):
         return points_pb2.FeedbackResponse(event=event)
 
     @rpc
+    async def ListFeedback(self, request, context, tenant, checked):
+        events, next_after = await self.engine.list_feedback(tenant, request.collection, request.after, request.limit)
+        return await off_loop_if_large(sum(len(e.query) for e in events), convert.feedback_page, events, next_after)
+
+    @rpc
     async def Search(self, request, context, tenant, checked):
         return convert.search_response(await self._search(request, tenant, checked, context))
 
@@ -346,10 +385,38 @@ class PointsServicer(points_pb2_grpc.PointsServicer):
         deadline = deadline_of(self.engine, context, opts.timeout_ms)
         name = self.engine.resolve(tenant, request.collection)  # once: an alias switched meanwhile changes nothing here
         with self.engine.limits.search(tenant, self.engine.catalog.quotas(tenant)):  # embedding included
+            mig = self.engine.migration_of(tenant, name) if has_inputs(request.inputs) else None
+            if mig is not None:
+                return await self._search_reindexing(mig, request, tenant, name, opts, deadline)
             queries = await self.engine.encoders.vectors_for(
                 self.engine.spec(tenant, name), lambda: convert.matrix_from_proto(request.queries, "queries"),
                 request.inputs, request.encoder, "queries", deadline)
             return await self.engine.search(tenant, name, queries, opts, deadline)
+
+    async def _search_reindexing(self, mig: Migration, request, tenant: str, name: str, opts: SearchOptions,
+                                 deadline: Deadline) -> SearchReply:
+        """A raw-input search while the collection is being reindexed: its first inputs are kept for the gate's
+        live-overlap figure; during the canary it may be served by the new generation, and either way its
+        outcome is counted for the canary's verdict."""
+        mig.recent.extend(convert.encode_inputs(request.inputs)[:4])
+        canary = mig.route()
+        stats = mig.canary
+        t0 = time.perf_counter()
+        try:
+            if canary:
+                queries = (await self.engine.encoders.embed(mig.encoder, request.inputs, "inputs", deadline))[1]
+                reply = await self.engine.search(tenant, name, queries, opts, deadline, live=mig.target)
+            else:
+                queries = (await self.engine.encoders.embed(mig.live.spec.encoder, request.inputs, "inputs",
+                                                            deadline))[1]
+                reply = await self.engine.search(tenant, name, queries, opts, deadline, live=mig.live)
+        except SimsearchError as e:
+            if stats is not None and not isinstance(e, (InvalidArgument, NotFound, PermissionDenied)):
+                stats.record("canary" if canary else "current", time.perf_counter() - t0, False)
+            raise
+        if stats is not None:
+            stats.record("canary" if canary else "current", time.perf_counter() - t0, True)
+        return reply
 
 
 class EncodersServicer(encoders_pb2_grpc.EncodersServicer):

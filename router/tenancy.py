@@ -224,9 +224,12 @@ class TenancyMixin:
                 for table, column in (("payload_indexes", "tenant"), ("aliases", "tenant"), ("collections", "tenant"),
                                       ("keys", "tenant"), ("tenants", "name")):
                     self._db.execute(f"DELETE FROM {table} WHERE {column} = ?", (name,))
+                    if table == "aliases":
+                        self._delete_jobs(name)  # type: ignore[attr-defined]
             self._collections = {k: v for k, v in self._collections.items() if k[0] != name}  # type: ignore
             self._aliases = {k: v for k, v in self._aliases.items() if k[0] != name}  # type: ignore
             self._indexes = {k: v for k, v in self._indexes.items() if k[0] != name}  # type: ignore
+            self._forget_jobs(name)  # type: ignore[attr-defined]
             self._set_keys({k: v for k, v in self._keys.items() if v.tenant != name})
             self._tenant_records = {k: v for k, v in self._tenant_records.items() if k != name}
             self._tenants = set(self._tenant_records)

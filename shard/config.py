@@ -88,6 +88,9 @@ class CollectionSpec:
     encoder: str = ""  # "name@version" of the bound encoder, or "" for plain vectors
     replicas: int = 1  # copies of each shard, on different nodes where the cluster has enough (cluster/replicas.py)
     write_quorum: int = 0  # replicas a write must be durable on before it is acknowledged; 0 = a majority
+    # Which embedding generation serves: 0 at creation, then the number of each reindex that was promoted
+    # (router/reindex.py); generation g > 0 keeps its shards under gen-<g>/.
+    embedding_generation: int = 0
 
     @property
     def quorum(self) -> int:
@@ -106,6 +109,8 @@ class CollectionSpec:
         _check_range("shards", self.shards, 1, MAX_SHARDS)
         _check_range("replicas", self.replicas, 1, MAX_REPLICAS)
         _check_range("write_quorum", self.write_quorum, 1, self.replicas, zero_ok=True)
+        if self.embedding_generation < 0:
+            raise invalid("embedding_generation", f"must be >= 0, got {self.embedding_generation}")
 
 
 def check_rows(vectors: np.ndarray, metric: str, field: str) -> None:

@@ -22,59 +22,68 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from simsearch.protos.simsearch.v1 import filter_pb2 as simsearch_dot_protos_dot_simsearch_dot_v1_dot_filter__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/simsearch/protos/simsearch/v1/collections.proto\x12\x0csimsearch.v1\"b\n\x0cPayloadIndex\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x0e\n\x06points\x18\x04 \x01(\x03\x12\x16\n\x0einvalid_points\x18\x05 \x01(\x03\"\x9a\x01\n\x0bIndexParams\x12\x12\n\nnum_leaves\x18\x01 \x01(\x05\x12\x18\n\x10leaves_to_search\x18\x02 \x01(\x05\x12\x16\n\x0e\x64ims_per_block\x18\x03 \x01(\x05\x12\x19\n\x11rebuild_threshold\x18\x04 \x01(\x05\x12\x16\n\x0emin_index_size\x18\x05 \x01(\x05\x12\x12\n\noversample\x18\x06 \x01(\x05\"\xec\x01\n\x17\x43reateCollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\x05\x12\x0e\n\x06metric\x18\x03 \x01(\t\x12\x0e\n\x06shards\x18\x04 \x01(\x05\x12(\n\x05index\x18\x05 \x01(\x0b\x32\x19.simsearch.v1.IndexParams\x12\x0f\n\x07\x65ncoder\x18\x06 \x01(\t\x12\x33\n\x0fpayload_indexes\x18\x07 \x03(\x0b\x32\x1a.simsearch.v1.PayloadIndex\x12\x10\n\x08replicas\x18\x08 \x01(\x05\x12\x14\n\x0cwrite_quorum\x18\t \x01(\x05\"z\n\x0bReplicaInfo\x12\x0f\n\x07replica\x18\x01 \x01(\x05\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0f\n\x07in_sync\x18\x03 \x01(\x08\x12\x0c\n\x04node\x18\x04 \x01(\t\x12\x10\n\x08position\x18\x05 \x01(\x03\x12\x0b\n\x03lag\x18\x06 \x01(\x03\x12\r\n\x05\x65rror\x18\x07 \x01(\t\"\xdb\x02\n\tShardInfo\x12\r\n\x05shard\x18\x01 \x01(\x05\x12\x11\n\tavailable\x18\x02 \x01(\x08\x12\x0e\n\x06points\x18\x03 \x01(\x03\x12\x0f\n\x07indexed\x18\x04 \x01(\x03\x12\r\n\x05\x66resh\x18\x05 \x01(\x03\x12\x0f\n\x07\x64\x65leted\x18\x06 \x01(\x03\x12\x13\n\x0bindex_state\x18\x07 \x01(\t\x12\x12\n\nnum_leaves\x18\x08 \x01(\x05\x12\x0e\n\x06\x62uilds\x18\t \x01(\x03\x12\r\n\x05\x65rror\x18\n \x01(\t\x12\x18\n\x10leaves_to_search\x18\x0b \x01(\x05\x12\x16\n\x0e\x64ims_per_block\x18\x0c \x01(\x05\x12\x12\n\noversample\x18\r \x01(\x05\x12\x19\n\x11rebuild_threshold\x18\x0e \x01(\x05\x12\x15\n\rpayload_bytes\x18\x0f \x01(\x03\x12+\n\x08replicas\x18\x10 \x03(\x0b\x32\x19.simsearch.v1.ReplicaInfo\"\xdd\x02\n\x0e\x43ollectionInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\x05\x12\x0e\n\x06metric\x18\x03 \x01(\t\x12\x0e\n\x06shards\x18\x04 \x01(\x05\x12(\n\x05index\x18\x05 \x01(\x0b\x32\x19.simsearch.v1.IndexParams\x12\x0e\n\x06points\x18\x06 \x01(\x03\x12\x12\n\ngeneration\x18\x07 \x01(\x03\x12\x13\n\x0bindex_state\x18\x08 \x01(\t\x12+\n\nshard_info\x18\t \x03(\x0b\x32\x17.simsearch.v1.ShardInfo\x12\x12\n\ncreated_at\x18\n \x01(\x01\x12\x0f\n\x07\x65ncoder\x18\x0b \x01(\t\x12\x33\n\x0fpayload_indexes\x18\x0c \x03(\x0b\x32\x1a.simsearch.v1.PayloadIndex\x12\x10\n\x08replicas\x18\r \x01(\x05\x12\x14\n\x0cwrite_quorum\x18\x0e \x01(\x05\"%\n\x15\x44ropCollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\")\n\x16\x44ropCollectionResponse\x12\x0f\n\x07\x64ropped\x18\x01 \x01(\x08\"\x18\n\x16ListCollectionsRequest\"(\n\x17ListCollectionsResponse\x12\r\n\x05names\x18\x01 \x03(\t\")\n\x19\x44\x65scribeCollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"/\n\x11\x42uildIndexRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04wait\x18\x02 \x01(\x08\"*\n\x05\x41lias\x12\r\n\x05\x61lias\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\"7\n\x12\x43reateAliasRequest\x12\r\n\x05\x61lias\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\"7\n\x12SwitchAliasRequest\x12\r\n\x05\x61lias\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\"J\n\x13SwitchAliasResponse\x12\r\n\x05\x61lias\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x10\n\x08previous\x18\x03 \x01(\t\"#\n\x12\x44\x65leteAliasRequest\x12\r\n\x05\x61lias\x18\x01 \x01(\t\":\n\x13\x44\x65leteAliasResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x08\x12\x12\n\ncollection\x18\x02 \x01(\t\"Z\n\x19\x43reatePayloadIndexRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0c\n\x04wait\x18\x04 \x01(\x08\"<\n\x17\x44ropPayloadIndexRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\"\x14\n\x12ListAliasesRequest\";\n\x13ListAliasesResponse\x12$\n\x07\x61liases\x18\x01 \x03(\x0b\x32\x13.simsearch.v1.Alias2\xc5\x07\n\x0b\x43ollections\x12W\n\x10\x43reateCollection\x12%.simsearch.v1.CreateCollectionRequest\x1a\x1c.simsearch.v1.CollectionInfo\x12[\n\x0e\x44ropCollection\x12#.simsearch.v1.DropCollectionRequest\x1a$.simsearch.v1.DropCollectionResponse\x12^\n\x0fListCollections\x12$.simsearch.v1.ListCollectionsRequest\x1a%.simsearch.v1.ListCollectionsResponse\x12[\n\x12\x44\x65scribeCollection\x12\'.simsearch.v1.DescribeCollectionRequest\x1a\x1c.simsearch.v1.CollectionInfo\x12K\n\nBuildIndex\x12\x1f.simsearch.v1.BuildIndexRequest\x1a\x1c.simsearch.v1.CollectionInfo\x12\x44\n\x0b\x43reateAlias\x12 .simsearch.v1.CreateAliasRequest\x1a\x13.simsearch.v1.Alias\x12R\n\x0bSwitchAlias\x12 .simsearch.v1.SwitchAliasRequest\x1a!.simsearch.v1.SwitchAliasResponse\x12R\n\x0b\x44\x65leteAlias\x12 .simsearch.v1.DeleteAliasRequest\x1a!.simsearch.v1.DeleteAliasResponse\x12R\n\x0bListAliases\x12 .simsearch.v1.ListAliasesRequest\x1a!.simsearch.v1.ListAliasesResponse\x12[\n\x12\x43reatePayloadIndex\x12\'.simsearch.v1.CreatePayloadIndexRequest\x1a\x1c.simsearch.v1.CollectionInfo\x12W\n\x10\x44ropPayloadIndex\x12%.simsearch.v1.DropPayloadIndexRequest\x1a\x1c.simsearch.v1.CollectionInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/simsearch/protos/simsearch/v1/collections.proto\x12\x0csimsearch.v1\x1a*simsearch/protos/simsearch/v1/filter.proto\"b\n\x0cPayloadIndex\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x0e\n\x06points\x18\x04 \x01(\x03\x12\x16\n\x0einvalid_points\x18\x05 \x01(\x03\"\x9a\x01\n\x0bIndexParams\x12\x12\n\nnum_leaves\x18\x01 \x01(\x05\x12\x18\n\x10leaves_to_search\x18\x02 \x01(\x05\x12\x16\n\x0e\x64ims_per_block\x18\x03 \x01(\x05\x12\x19\n\x11rebuild_threshold\x18\x04 \x01(\x05\x12\x16\n\x0emin_index_size\x18\x05 \x01(\x05\x12\x12\n\noversample\x18\x06 \x01(\x05\"\xec\x01\n\x17\x43reateCollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\x05\x12\x0e\n\x06metric\x18\x03 \x01(\t\x12\x0e\n\x06shards\x18\x04 \x01(\x05\x12(\n\x05index\x18\x05 \x01(\x0b\x32\x19.simsearch.v1.IndexParams\x12\x0f\n\x07\x65ncoder\x18\x06 \x01(\t\x12\x33\n\x0fpayload_indexes\x18\x07 \x03(\x0b\x32\x1a.simsearch.v1.PayloadIndex\x12\x10\n\x08replicas\x18\x08 \x01(\x05\x12\x14\n\x0cwrite_quorum\x18\t \x01(\x05\"z\n\x0bReplicaInfo\x12\x0f\n\x07replica\x18\x01 \x01(\x05\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0f\n\x07in_sync\x18\x03 \x01(\x08\x12\x0c\n\x04node\x18\x04 \x01(\t\x12\x10\n\x08position\x18\x05 \x01(\x03\x12\x0b\n\x03lag\x18\x06 \x01(\x03\x12\r\n\x05\x65rror\x18\x07 \x01(\t\"\xdb\x02\n\tShardInfo\x12\r\n\x05shard\x18\x01 \x01(\x05\x12\x11\n\tavailable\x18\x02 \x01(\x08\x12\x0e\n\x06points\x18\x03 \x01(\x03\x12\x0f\n\x07indexed\x18\x04 \x01(\x03\x12\r\n\x05\x66resh\x18\x05 \x01(\x03\x12\x0f\n\x07\x64\x65leted\x18\x06 \x01(\x03\x12\x13\n\x0bindex_state\x18\x07 \x01(\t\x12\x12\n\nnum_leaves\x18\x08 \x01(\x05\x12\x0e\n\x06\x62uilds\x18\t \x01(\x03\x12\r\n\x05\x65rror\x18\n \x01(\t\x12\x18\n\x10leaves_to_search\x18\x0b \x01(\x05\x12\x16\n\x0e\x64ims_per_block\x18\x0c \x01(\x05\x12\x12\n\noversample\x18\r \x01(\x05\x12\x19\n\x11rebuild_threshold\x18\x0e \x01(\x05\x12\x15\n\rpayload_bytes\x18\x0f \x01(\x03\x12+\n\x08replicas\x18\x10 \x03(\x0b\x32\x19.simsearch.v1.ReplicaInfo\"\xa9\x03\n\x0e\x43ollectionInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\x05\x12\x0e\n\x06metric\x18\x03 \x01(\t\x12\x0e\n\x06shards\x18\x04 \x01(\x05\x12(\n\x05index\x18\x05 \x01(\x0b\x32\x19.simsearch.v1.IndexParams\x12\x0e\n\x06points\x18\x06 \x01(\x03\x12\x12\n\ngeneration\x18\x07 \x01(\x03\x12\x13\n\x0bindex_state\x18\x08 \x01(\t\x12+\n\nshard_info\x18\t \x03(\x0b\x32\x17.simsearch.v1.ShardInfo\x12\x12\n\ncreated_at\x18\n \x01(\x01\x12\x0f\n\x07\x65ncoder\x18\x0b \x01(\t\x12\x33\n\x0fpayload_indexes\x18\x0c \x03(\x0b\x32\x1a.simsearch.v1.PayloadIndex\x12\x10\n\x08replicas\x18\r \x01(\x05\x12\x14\n\x0cwrite_quorum\x18\x0e \x01(\x05\x12\x1c\n\x14\x65mbedding_generation\x18\x0f \x01(\x03\x12,\n\x07reindex\x18\x10 \x03(\x0b\x32\x1b.simsearch.v1.ReindexStatus\"%\n\x15\x44ropCollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\")\n\x16\x44ropCollectionResponse\x12\x0f\n\x07\x64ropped\x18\x01 \x01(\x08\"\x18\n\x16ListCollectionsRequest\"(\n\x17ListCollectionsResponse\x12\r\n\x05names\x18\x01 \x03(\t\")\n\x19\x44\x65scribeCollectionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"/\n\x11\x42uildIndexRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04wait\x18\x02 \x01(\x08\"*\n\x05\x41lias\x12\r\n\x05\x61lias\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\"7\n\x12\x43reateAliasRequest\x12\r\n\x05\x61lias\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\"7\n\x12SwitchAliasRequest\x12\r\n\x05\x61lias\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\"J\n\x13SwitchAliasResponse\x12\r\n\x05\x61lias\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x10\n\x08previous\x18\x03 \x01(\t\"#\n\x12\x44\x65leteAliasRequest\x12\r\n\x05\x61lias\x18\x01 \x01(\t\":\n\x13\x44\x65leteAliasResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x08\x12\x12\n\ncollection\x18\x02 \x01(\t\"Z\n\x19\x43reatePayloadIndexRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0c\n\x04wait\x18\x04 \x01(\x08\"<\n\x17\x44ropPayloadIndexRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\"\x14\n\x12ListAliasesRequest\";\n\x13ListAliasesResponse\x12$\n\x07\x61liases\x18\x01 \x03(\x0b\x32\x13.simsearch.v1.Alias\"\xa8\x02\n\x0eReindexRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0f\n\x07\x65ncoder\x18\x02 \x01(\t\x12\x13\n\x0blabel_field\x18\x03 \x01(\t\x12)\n\x0b\x65val_filter\x18\x04 \x01(\x0b\x32\x14.simsearch.v1.Filter\x12\x11\n\teval_size\x18\x05 \x01(\x05\x12\t\n\x01k\x18\x06 \x01(\x05\x12\x10\n\x08min_gain\x18\x07 \x01(\x01\x12\x13\n\x0bmin_overlap\x18\x08 \x01(\x01\x12\x17\n\x0f\x63\x61nary_fraction\x18\t \x01(\x01\x12\x16\n\x0e\x63\x61nary_seconds\x18\n \x01(\x01\x12\x19\n\x11max_latency_ratio\x18\x0b \x01(\x01\x12\r\n\x05\x62\x61tch\x18\x0c \x01(\x05\x12\x11\n\tskip_gate\x18\r \x01(\x08\"\'\n\x11GetReindexRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\"*\n\x14\x43\x61ncelReindexRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\"\xf5\x01\n\rReindexStatus\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x12\n\ngeneration\x18\x02 \x01(\x03\x12\x0f\n\x07\x65ncoder\x18\x03 \x01(\t\x12\x14\n\x0c\x66rom_encoder\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\x0e\n\x06\x63opied\x18\x06 \x01(\x03\x12\r\n\x05total\x18\x07 \x01(\x03\x12\x12\n\nstarted_at\x18\x08 \x01(\x01\x12\x12\n\nupdated_at\x18\t \x01(\x01\x12\r\n\x05\x65rror\x18\n \x01(\t\x12\x10\n\x08\x64\x65\x63ision\x18\x0b \x01(\t\x12\x0e\n\x06passed\x18\x0c \x01(\x08\x12\x0e\n\x06reason\x18\r \x01(\t2\xa9\t\n\x0b\x43ollections\x12W\n\x10\x43reateCollection\x12%.simsearch.v1.CreateCollectionRequest\x1a\x1c.simsearch.v1.CollectionInfo\x12[\n\x0e\x44ropCollection\x12#.simsearch.v1.DropCollectionRequest\x1a$.simsearch.v1.DropCollectionResponse\x12^\n\x0fListCollections\x12$.simsearch.v1.ListCollectionsRequest\x1a%.simsearch.v1.ListCollectionsResponse\x12[\n\x12\x44\x65scribeCollection\x12\'.simsearch.v1.DescribeCollectionRequest\x1a\x1c.simsearch.v1.CollectionInfo\x12K\n\nBuildIndex\x12\x1f.simsearch.v1.BuildIndexRequest\x1a\x1c.simsearch.v1.CollectionInfo\x12\x44\n\x0b\x43reateAlias\x12 .simsearch.v1.CreateAliasRequest\x1a\x13.simsearch.v1.Alias\x12R\n\x0bSwitchAlias\x12 .simsearch.v1.SwitchAliasRequest\x1a!.simsearch.v1.SwitchAliasResponse\x12R\n\x0b\x44\x65leteAlias\x12 .simsearch.v1.DeleteAliasRequest\x1a!.simsearch.v1.DeleteAliasResponse\x12R\n\x0bListAliases\x12 .simsearch.v1.ListAliasesRequest\x1a!.simsearch.v1.ListAliasesResponse\x12[\n\x12\x43reatePayloadIndex\x12\'.simsearch.v1.CreatePayloadIndexRequest\x1a\x1c.simsearch.v1.CollectionInfo\x12W\n\x10\x44ropPayloadIndex\x12%.simsearch.v1.DropPayloadIndexRequest\x1a\x1c.simsearch.v1.CollectionInfo\x12\x44\n\x07Reindex\x12\x1c.simsearch.v1.ReindexRequest\x1a\x1b.simsearch.v1.ReindexStatus\x12J\n\nGetReindex\x12\x1f.simsearch.v1.GetReindexRequest\x1a\x1b.simsearch.v1.ReindexStatus\x12P\n\rCancelReindex\x12\".simsearch.v1.CancelReindexRequest\x1a\x1b.simsearch.v1.ReindexStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'simsearch.protos.simsearch.v1.collections_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PAYLOADINDEX']._serialized_start=65
-  _globals['_PAYLOADINDEX']._serialized_end=163
-  _globals['_INDEXPARAMS']._serialized_start=166
-  _globals['_INDEXPARAMS']._serialized_end=320
-  _globals['_CREATECOLLECTIONREQUEST']._serialized_start=323
-  _globals['_CREATECOLLECTIONREQUEST']._serialized_end=559
-  _globals['_REPLICAINFO']._serialized_start=561
-  _globals['_REPLICAINFO']._serialized_end=683
-  _globals['_SHARDINFO']._serialized_start=686
-  _globals['_SHARDINFO']._serialized_end=1033
-  _globals['_COLLECTIONINFO']._serialized_start=1036
-  _globals['_COLLECTIONINFO']._serialized_end=1385
-  _globals['_DROPCOLLECTIONREQUEST']._serialized_start=1387
-  _globals['_DROPCOLLECTIONREQUEST']._serialized_end=1424
-  _globals['_DROPCOLLECTIONRESPONSE']._serialized_start=1426
-  _globals['_DROPCOLLECTIONRESPONSE']._serialized_end=1467
-  _globals['_LISTCOLLECTIONSREQUEST']._serialized_start=1469
-  _globals['_LISTCOLLECTIONSREQUEST']._serialized_end=1493
-  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_start=1495
-  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_end=1535
-  _globals['_DESCRIBECOLLECTIONREQUEST']._serialized_start=1537
-  _globals['_DESCRIBECOLLECTIONREQUEST']._serialized_end=1578
-  _globals['_BUILDINDEXREQUEST']._serialized_start=1580
-  _globals['_BUILDINDEXREQUEST']._serialized_end=1627
-  _globals['_ALIAS']._serialized_start=1629
-  _globals['_ALIAS']._serialized_end=1671
-  _globals['_CREATEALIASREQUEST']._serialized_start=1673
-  _globals['_CREATEALIASREQUEST']._serialized_end=1728
-  _globals['_SWITCHALIASREQUEST']._serialized_start=1730
-  _globals['_SWITCHALIASREQUEST']._serialized_end=1785
-  _globals['_SWITCHALIASRESPONSE']._serialized_start=1787
-  _globals['_SWITCHALIASRESPONSE']._serialized_end=1861
-  _globals['_DELETEALIASREQUEST']._serialized_start=1863
-  _globals['_DELETEALIASREQUEST']._serialized_end=1898
-  _globals['_DELETEALIASRESPONSE']._serialized_start=1900
-  _globals['_DELETEALIASRESPONSE']._serialized_end=1958
-  _globals['_CREATEPAYLOADINDEXREQUEST']._serialized_start=1960
-  _globals['_CREATEPAYLOADINDEXREQUEST']._serialized_end=2050
-  _globals['_DROPPAYLOADINDEXREQUEST']._serialized_start=2052
-  _globals['_DROPPAYLOADINDEXREQUEST']._serialized_end=2112
-  _globals['_LISTALIASESREQUEST']._serialized_start=2114
-  _globals['_LISTALIASESREQUEST']._serialized_end=2134
-  _globals['_LISTALIASESRESPONSE']._serialized_start=2136
-  _globals['_LISTALIASESRESPONSE']._serialized_end=2195
-  _globals['_COLLECTIONS']._serialized_start=2198
-  _globals['_COLLECTIONS']._serialized_end=3163
+  _globals['_PAYLOADINDEX']._serialized_start=109
+  _globals['_PAYLOADINDEX']._serialized_end=207
+  _globals['_INDEXPARAMS']._serialized_start=210
+  _globals['_INDEXPARAMS']._serialized_end=364
+  _globals['_CREATECOLLECTIONREQUEST']._serialized_start=367
+  _globals['_CREATECOLLECTIONREQUEST']._serialized_end=603
+  _globals['_REPLICAINFO']._serialized_start=605
+  _globals['_REPLICAINFO']._serialized_end=727
+  _globals['_SHARDINFO']._serialized_start=730
+  _globals['_SHARDINFO']._serialized_end=1077
+  _globals['_COLLECTIONINFO']._serialized_start=1080
+  _globals['_COLLECTIONINFO']._serialized_end=1505
+  _globals['_DROPCOLLECTIONREQUEST']._serialized_start=1507
+  _globals['_DROPCOLLECTIONREQUEST']._serialized_end=1544
+  _globals['_DROPCOLLECTIONRESPONSE']._serialized_start=1546
+  _globals['_DROPCOLLECTIONRESPONSE']._serialized_end=1587
+  _globals['_LISTCOLLECTIONSREQUEST']._serialized_start=1589
+  _globals['_LISTCOLLECTIONSREQUEST']._serialized_end=1613
+  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_start=1615
+  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_end=1655
+  _globals['_DESCRIBECOLLECTIONREQUEST']._serialized_start=1657
+  _globals['_DESCRIBECOLLECTIONREQUEST']._serialized_end=1698
+  _globals['_BUILDINDEXREQUEST']._serialized_start=1700
+  _globals['_BUILDINDEXREQUEST']._serialized_end=1747
+  _globals['_ALIAS']._serialized_start=1749
+  _globals['_ALIAS']._serialized_end=1791
+  _globals['_CREATEALIASREQUEST']._serialized_start=1793
+  _globals['_CREATEALIASREQUEST']._serialized_end=1848
+  _globals['_SWITCHALIASREQUEST']._serialized_start=1850
+  _globals['_SWITCHALIASREQUEST']._serialized_end=1905
+  _globals['_SWITCHALIASRESPONSE']._serialized_start=1907
+  _globals['_SWITCHALIASRESPONSE']._serialized_end=1981
+  _globals['_DELETEALIASREQUEST']._serialized_start=1983
+  _globals['_DELETEALIASREQUEST']._serialized_end=2018
+  _globals['_DELETEALIASRESPONSE']._serialized_start=2020
+  _globals['_DELETEALIASRESPONSE']._serialized_end=2078
+  _globals['_CREATEPAYLOADINDEXREQUEST']._serialized_start=2080
+  _globals['_CREATEPAYLOADINDEXREQUEST']._serialized_end=2170
+  _globals['_DROPPAYLOADINDEXREQUEST']._serialized_start=2172
+  _globals['_DROPPAYLOADINDEXREQUEST']._serialized_end=2232
+  _globals['_LISTALIASESREQUEST']._serialized_start=2234
+  _globals['_LISTALIASESREQUEST']._serialized_end=2254
+  _globals['_LISTALIASESRESPONSE']._serialized_start=2256
+  _globals['_LISTALIASESRESPONSE']._serialized_end=2315
+  _globals['_REINDEXREQUEST']._serialized_start=2318
+  _globals['_REINDEXREQUEST']._serialized_end=2614
+  _globals['_GETREINDEXREQUEST']._serialized_start=2616
+  _globals['_GETREINDEXREQUEST']._serialized_end=2655
+  _globals['_CANCELREINDEXREQUEST']._serialized_start=2657
+  _globals['_CANCELREINDEXREQUEST']._serialized_end=2699
+  _globals['_REINDEXSTATUS']._serialized_start=2702
+  _globals['_REINDEXSTATUS']._serialized_end=2947
+  _globals['_COLLECTIONS']._serialized_start=2950
+  _globals['_COLLECTIONS']._serialized_end=4143
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from simsearch.protos.simsearch.v1 import filter_pb2 as _filter_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -113,7 +114,7 @@ class ShardInfo(_message.Message):
     def __init__(self, shard: _Optional[int] = ..., available: _Optional[bool] = ..., points: _Optional[int] = ..., indexed: _Optional[int] = ..., fresh: _Optional[int] = ..., deleted: _Optional[int] = ..., index_state: _Optional[str] = ..., num_leaves: _Optional[int] = ..., builds: _Optional[int] = ..., error: _Optional[str] = ..., leaves_to_search: _Optional[int] = ..., dims_per_block: _Optional[int] = ..., oversample: _Optional[int] = ..., rebuild_threshold: _Optional[int] = ..., payload_bytes: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaInfo, _Mapping]]] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
-    __slots__ = ("name", "dim", "metric", "shards", "index", "points", "generation", "index_state", "shard_info", "created_at", "encoder", "payload_indexes", "replicas", "write_quorum")
+    __slots__ = ("name", "dim", "metric", "shards", "index", "points", "generation", "index_state", "shard_info", "created_at", "encoder", "payload_indexes", "replicas", "write_quorum", "embedding_generation", "reindex")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -128,6 +129,8 @@ class CollectionInfo(_message.Message):
     PAYLOAD_INDEXES_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
     WRITE_QUORUM_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    REINDEX_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: str
@@ -142,7 +145,9 @@ class CollectionInfo(_message.Message):
     payload_indexes: _containers.RepeatedCompositeFieldContainer[PayloadIndex]
     replicas: int
     write_quorum: int
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., shards: _Optional[int] = ..., index: _Optional[_Union[IndexParams, _Mapping]] = ..., points: _Optional[int] = ..., generation: _Optional[int] = ..., index_state: _Optional[str] = ..., shard_info: _Optional[_Iterable[_Union[ShardInfo, _Mapping]]] = ..., created_at: _Optional[float] = ..., encoder: _Optional[str] = ..., payload_indexes: _Optional[_Iterable[_Union[PayloadIndex, _Mapping]]] = ..., replicas: _Optional[int] = ..., write_quorum: _Optional[int] = ...) -> None: ...
+    embedding_generation: int
+    reindex: _containers.RepeatedCompositeFieldContainer[ReindexStatus]
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., shards: _Optional[int] = ..., index: _Optional[_Union[IndexParams, _Mapping]] = ..., points: _Optional[int] = ..., generation: _Optional[int] = ..., index_state: _Optional[str] = ..., shard_info: _Optional[_Iterable[_Union[ShardInfo, _Mapping]]] = ..., created_at: _Optional[float] = ..., encoder: _Optional[str] = ..., payload_indexes: _Optional[_Iterable[_Union[PayloadIndex, _Mapping]]] = ..., replicas: _Optional[int] = ..., write_quorum: _Optional[int] = ..., embedding_generation: _Optional[int] = ..., reindex: _Optional[_Iterable[_Union[ReindexStatus, _Mapping]]] = ...) -> None: ...
 
 class DropCollectionRequest(_message.Message):
     __slots__ = ("name",)
@@ -257,3 +262,75 @@ class ListAliasesResponse(_message.Message):
     ALIASES_FIELD_NUMBER: _ClassVar[int]
     aliases: _containers.RepeatedCompositeFieldContainer[Alias]
     def __init__(self, aliases: _Optional[_Iterable[_Union[Alias, _Mapping]]] = ...) -> None: ...
+
+class ReindexRequest(_message.Message):
+    __slots__ = ("collection", "encoder", "label_field", "eval_filter", "eval_size", "k", "min_gain", "min_overlap", "canary_fraction", "canary_seconds", "max_latency_ratio", "batch", "skip_gate")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    ENCODER_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_FIELD_NUMBER: _ClassVar[int]
+    EVAL_FILTER_FIELD_NUMBER: _ClassVar[int]
+    EVAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    MIN_GAIN_FIELD_NUMBER: _ClassVar[int]
+    MIN_OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    CANARY_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    CANARY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_LATENCY_RATIO_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    SKIP_GATE_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    encoder: str
+    label_field: str
+    eval_filter: _filter_pb2.Filter
+    eval_size: int
+    k: int
+    min_gain: float
+    min_overlap: float
+    canary_fraction: float
+    canary_seconds: float
+    max_latency_ratio: float
+    batch: int
+    skip_gate: bool
+    def __init__(self, collection: _Optional[str] = ..., encoder: _Optional[str] = ..., label_field: _Optional[str] = ..., eval_filter: _Optional[_Union[_filter_pb2.Filter, _Mapping]] = ..., eval_size: _Optional[int] = ..., k: _Optional[int] = ..., min_gain: _Optional[float] = ..., min_overlap: _Optional[float] = ..., canary_fraction: _Optional[float] = ..., canary_seconds: _Optional[float] = ..., max_latency_ratio: _Optional[float] = ..., batch: _Optional[int] = ..., skip_gate: _Optional[bool] = ...) -> None: ...
+
+class GetReindexRequest(_message.Message):
+    __slots__ = ("collection",)
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    def __init__(self, collection: _Optional[str] = ...) -> None: ...
+
+class CancelReindexRequest(_message.Message):
+    __slots__ = ("collection",)
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    def __init__(self, collection: _Optional[str] = ...) -> None: ...
+
+class ReindexStatus(_message.Message):
+    __slots__ = ("collection", "generation", "encoder", "from_encoder", "state", "copied", "total", "started_at", "updated_at", "error", "decision", "passed", "reason")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    ENCODER_FIELD_NUMBER: _ClassVar[int]
+    FROM_ENCODER_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    COPIED_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    PASSED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    generation: int
+    encoder: str
+    from_encoder: str
+    state: str
+    copied: int
+    total: int
+    started_at: float
+    updated_at: float
+    error: str
+    decision: str
+    passed: bool
+    reason: str
+    def __init__(self, collection: _Optional[str] = ..., generation: _Optional[int] = ..., encoder: _Optional[str] = ..., from_encoder: _Optional[str] = ..., state: _Optional[str] = ..., copied: _Optional[int] = ..., total: _Optional[int] = ..., started_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., error: _Optional[str] = ..., decision: _Optional[str] = ..., passed: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...

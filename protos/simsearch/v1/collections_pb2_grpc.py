@@ -91,6 +91,21 @@ class CollectionsStub:
                 request_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.DropPayloadIndexRequest.SerializeToString,
                 response_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CollectionInfo.FromString,
                 _registered_method=True)
+        self.Reindex = channel.unary_unary(
+                '/simsearch.v1.Collections/Reindex',
+                request_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ReindexRequest.SerializeToString,
+                response_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ReindexStatus.FromString,
+                _registered_method=True)
+        self.GetReindex = channel.unary_unary(
+                '/simsearch.v1.Collections/GetReindex',
+                request_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.GetReindexRequest.SerializeToString,
+                response_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ReindexStatus.FromString,
+                _registered_method=True)
+        self.CancelReindex = channel.unary_unary(
+                '/simsearch.v1.Collections/CancelReindex',
+                request_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CancelReindexRequest.SerializeToString,
+                response_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ReindexStatus.FromString,
+                _registered_method=True)
 
 
 class CollectionsServicer:
@@ -177,6 +192,32 @@ class CollectionsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reindex(self, request, context):
+        """Re-embed a collection bound to an encoder with another version of it, in the background, while the
+        current embedding generation keeps serving: a new generation is built from the kept raw inputs
+        (writes meanwhile go to both), a quality gate compares the two through the serving path, an optional
+        canary serves a fraction of searches from the new one, and the collection's name switches to the new
+        generation only when it passed. Answers at once with the job's status; poll GetReindex.
+        FAILED_PRECONDITION: no encoder bound, another kind of input, a reindex already running.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetReindex(self, request, context):
+        """The collection's latest reindex job (NOT_FOUND when it never had one).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelReindex(self, request, context):
+        """Stop the running job; the current generation goes on serving (FAILED_PRECONDITION when none runs).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CollectionsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -234,6 +275,21 @@ def add_CollectionsServicer_to_server(servicer, server):
                     servicer.DropPayloadIndex,
                     request_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.DropPayloadIndexRequest.FromString,
                     response_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CollectionInfo.SerializeToString,
+            ),
+            'Reindex': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reindex,
+                    request_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ReindexRequest.FromString,
+                    response_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ReindexStatus.SerializeToString,
+            ),
+            'GetReindex': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReindex,
+                    request_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.GetReindexRequest.FromString,
+                    response_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ReindexStatus.SerializeToString,
+            ),
+            'CancelReindex': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelReindex,
+                    request_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CancelReindexRequest.FromString,
+                    response_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ReindexStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -535,6 +591,87 @@ class Collections:
             '/simsearch.v1.Collections/DropPayloadIndex',
             simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.DropPayloadIndexRequest.SerializeToString,
             simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CollectionInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reindex(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/simsearch.v1.Collections/Reindex',
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ReindexRequest.SerializeToString,
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ReindexStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReindex(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/simsearch.v1.Collections/GetReindex',
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.GetReindexRequest.SerializeToString,
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ReindexStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelReindex(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/simsearch.v1.Collections/CancelReindex',
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CancelReindexRequest.SerializeToString,
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ReindexStatus.FromString,
             options,
             channel_credentials,
             insecure,
