@@ -120,6 +120,44 @@ def _cmd_collections(args) -> int:
     return 0
 
 
+def _cmd_reindex(args) -> int:
+    """Start a reindex (or, with --status / --cancel, look at or stop the running one); unless --no-wait, print
+    its progress to stderr until it ends and its status as JSON to stdout. Exit 0 when promoted, 1 otherwise."""
+    import time
+
+    with _client(args) as client:
+        if args.cancel:
+            status = client.cancel_reindex(args.collection)
+        elif args.status:
+            status = client.get_reindex(args.collection)
+        else:
+            if not args.encoder:
+                raise CommandError("--encoder NAME@VERSION is required to start a reindex")
+            options = dict(label_field=args.label_field or "", eval_size=args.eval_size, k=args.k,
+                           min_gain=args.min_gain, min_overlap=args.min_overlap,
+                           canary_fraction=args.canary_fraction, canary_seconds=args.canary_seconds,
+                           skip_gate=args.skip_gate)
+            if args.eval_filter:
+                try:
+                    options["eval_filter"] = json.loads(args.eval_filter)
+                except ValueError as e:
+                    raise CommandError(f"--eval-filter must be a JSON object such as '{{\"split\": \"test\"}}': {e}") \
+                        from None
+            status = client.reindex(args.collection, args.encoder, **options)
+            shown = ""
+            while not args.no_wait and not status.done:
+                line = f"{status.state}: {status.copied}/{status.total} points copied"
+                if line != shown:
+                    print(line, file=sys.stderr, flush=True)
+                    shown = line
+                time.sleep(1.0)
+                status = client.get_reindex(args.collection)
+            if status.done and status.reason:
+                print(f"{status.state}: {status.reason}", file=sys.stderr)
+        print(json.dumps(asdict(status), indent=2, default=float))
+    return 0 if status.state in ("promoted", "building", "evaluating", "canary") else 1
+
+
 def _admin(args):
     from simsearch.client import AdminClient
 
@@ -192,6 +230,8 @@ def _load_config(path: str):
 
 def _cmd_train(args) -> int:
     cfg = _load_config(args.config)
+    if _from_collection(cfg.data) and cfg.data.get("feedback") and (args.ray_address or args.ray_workers):
+        raise CommandError("data.feedback trains in this process; leave out --ray-address / --ray-workers")
     if args.ray_address or args.ray_workers:
         from simsearch.cluster import start_ray
         from simsearch.cluster.train import train_on_ray
@@ -207,7 +247,8 @@ def _cmd_train(args) -> int:
 
         try:
             task = _collection_task(cfg.data, cfg.val_fraction, cfg.seed) if _from_collection(cfg.data) else None
-            ref, metrics, _ = train_and_register(cfg, root=_models_dir(args), task=task)
+            feedback = _collection_feedback(cfg.data, task) if task is not None and cfg.data.get("feedback") else None
+            ref, metrics, _ = train_and_register(cfg, root=_models_dir(args), task=task, feedback=feedback)
         except DataError as e:
             raise CommandError(str(e)) from e
         except LookupError as e:  # init_from names no registered encoder
@@ -291,6 +332,39 @@ def _collection_task(data: dict, val_fraction: float, seed: int):
     kind, inputs = ("text", texts) if texts else ("image", np.concatenate(images))
     return task_from_inputs(f"collection:{source.collection}", kind, inputs, kept, source.split_by,
                             source.test_fraction, val_fraction, seed)
+
+
+def _collection_feedback(data: dict, task):
+    """The collection's feedback events (Points.ListFeedback, in pages) with the kept raw inputs of the items
+    they name, as training inputs (encoder/feedback.py); events recorded with a vector query are counted and
+    skipped, since another encoder version cannot embed them again."""
+    from simsearch.client import Client
+    from simsearch.contract.errors import SimsearchError
+    from simsearch.encoder.feedback import feedback_set
+    from simsearch.encoder.sources import DataError, DataSource
+
+    source = DataSource.from_dict(data)
+    events = []
+    inputs: dict = {}
+    try:
+        with Client(source.address, api_key=os.environ.get("SIMSEARCH_API_KEY")) as client:
+            after = 0
+            while True:
+                page = client.list_feedback(source.collection, after=after, limit=1000)
+                events += [(e.image if e.image is not None else e.text, e.shown, e.chosen) for e in page.events]
+                after = page.next_after
+                if not after:
+                    break
+            named = sorted({i for query, shown, chosen in events if query is not None and chosen for i in shown})
+            for start in range(0, len(named), 1000):
+                got = client.get(source.collection, named[start:start + 1000], with_inputs=True)
+                lacking = set(got.without_inputs)
+                for n, i in enumerate(got.ids):
+                    if i not in lacking:
+                        inputs[i] = got.texts[n] if got.texts is not None else got.images[n]
+    except SimsearchError as e:
+        raise DataError(f"collection {source.collection!r} at {source.address}: feedback: {e}") from e
+    return feedback_set(task.kind, task.input_shape, events, inputs, negatives=source.feedback_negatives)
 
 
 def _print_beside(result: dict) -> None:
@@ -427,6 +501,29 @@ def parser() -> argparse.ArgumentParser:
                    help="default: $SIMSEARCH_ADDRESS, else 127.0.0.1:50051")
     c.add_argument("--api-key", default=None, help="default: $SIMSEARCH_API_KEY")
     c.set_defaults(func=_cmd_collections)
+
+    r = sub.add_parser("reindex", help="re-embed a collection with another encoder version while it serves; "
+                                       "promoted through a quality gate", parents=common)
+    r.add_argument("collection")
+    r.add_argument("--encoder", help="the target encoder, NAME@VERSION")
+    r.add_argument("--label-field", help="payload field with the labels the quality gate evaluates on")
+    r.add_argument("--eval-filter", help="JSON filter selecting the evaluation points (e.g. those held out of "
+                                         "training)")
+    r.add_argument("--eval-size", type=int, default=0, help="evaluation queries (default 500)")
+    r.add_argument("--k", type=int, default=0, help="R@K's K (default 10)")
+    r.add_argument("--min-gain", type=float, default=0.0, help="promote when P@1 and MAP@R reach current + this")
+    r.add_argument("--min-overlap", type=float, default=0.0, help="and the live top-k overlap reaches this")
+    r.add_argument("--canary-fraction", type=float, default=0.0, help="raw-input searches sent to the new "
+                                                                       "generation before promotion (0-0.5)")
+    r.add_argument("--canary-seconds", type=float, default=0.0, help="how long the canary runs (default 30)")
+    r.add_argument("--skip-gate", action="store_true", help="promote once built, without evaluating")
+    r.add_argument("--no-wait", action="store_true", help="answer once started")
+    r.add_argument("--status", action="store_true", help="show the latest job instead of starting one")
+    r.add_argument("--cancel", action="store_true", help="stop the running job")
+    r.add_argument("--address", default=os.environ.get("SIMSEARCH_ADDRESS", "127.0.0.1:50051"),
+                   help="default: $SIMSEARCH_ADDRESS, else 127.0.0.1:50051")
+    r.add_argument("--api-key", default=None, help="a tenant-admin key; default: $SIMSEARCH_API_KEY")
+    r.set_defaults(func=_cmd_reindex)
 
     def server_options(parser) -> None:
         parser.add_argument("--address", default=os.environ.get("SIMSEARCH_ADDRESS", "127.0.0.1:50051"),

@@ -198,3 +198,45 @@ def test_a_canary_serves_part_of_the_searches_then_promotes(served, digits):
     assert canary["passed"] and canary["canary_searches"] > 0 and canary["current_searches"] > 0
     assert canary["canary_error_rate"] == 0.0
     assert client.describe_collection("canary").encoder == "digits@2"
+
+
+def test_a_reindex_killed_mid_build_resumes_after_restart(tmp_path, digits):
+    """SIGKILL the server while the backfill runs, right after writes that were mirrored to both generations were
+    acknowledged; the restarted server resumes the job from its cursor and promotes it, with every write kept."""
+    from conftest import serve_process
+
+    from simsearch.encoder import load
+
+    data = tmp_path / "data"
+    models = data / "models"
+    train_and_register(ONE_STEP, root=models, task=digits, progress=False)  # digits@1
+    train_and_register(TrainConfig(**BASE, epochs=2), root=models, task=digits, progress=False)  # digits@2
+    x, y = _images(digits)
+    new = x[:30][::-1].copy()
+    with serve_process(data) as run:
+        with Client(run.address, api_key=API_KEY, timeout=600) as client:
+            client.create_collection("c", encoder="digits@1", shards=2)
+            client.upsert("c", [str(i) for i in range(len(x))], images=x, payloads=[{"d": int(v)} for v in y])
+            client.reindex("c", "digits@2", label_field="d", batch=8)
+            while client.get_reindex("c").copied < 300:
+                time.sleep(0.05)
+            client.upsert("c", [f"new-{i}" for i in range(len(new))], images=new)  # acknowledged: on both
+            client.delete("c", ["5"])
+            copied = client.get_reindex("c").copied
+        run.proc.kill()
+        run.proc.wait(30)
+    assert copied < len(x)  # killed mid-build
+    with serve_process(data) as run:
+        with Client(run.address, api_key=API_KEY, timeout=600) as client:
+            done = client.wait_reindex("c", timeout=300)
+            got = client.get("c", [f"new-{i}" for i in range(len(new))] + ["5", "6"])
+            info = client.describe_collection("c")
+        status = subprocess.run([sys.executable, "-m", "simsearch", "reindex", "c", "--status", "--address",
+                                 run.address], env={**serve_env(), "SIMSEARCH_API_KEY": API_KEY}, capture_output=True,
+                                text=True, timeout=120)
+    assert done.state == "promoted" and done.copied >= len(x) - copied, done
+    assert info.encoder == "digits@2" and info.points == len(x) - 1 + len(new)
+    assert got.missing == ["5"]
+    want = load("digits@2", models).embed(new[:, None])
+    np.testing.assert_allclose(got.vectors[:len(new)], want, atol=1e-4)
+    assert status.returncode == 0 and json.loads(status.stdout)["state"] == "promoted", status.stderr
