@@ -44,6 +44,8 @@ class EncoderHub:
     def __init__(self, models_dir: Path, *, replicas: int = 1,
                  factory: ReplicaFactory | None = None) -> None:
         self.models_dir = models_dir
+        # how many embedding calls a bulk job (a reindex's backfill) keeps in flight: one per replica, at least 2
+        self.parallelism = max(2, replicas)
         self._factory = factory or (lambda ref, root: _replicas(ref, root, replicas))
         self._pools: dict[str, "EncoderReplicas"] = {}
         self._starting: dict[str, asyncio.Future] = {}

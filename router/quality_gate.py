@@ -7,8 +7,9 @@ tested on its own and read in one place.
 
 MAP@R (Musgrave et al., "A Metric Learning Reality Check"): for a query whose label R other points
 share, the mean over ranks i <= R of precision@i at the relevant ranks. The serving path answers at
-most `depth` hits per query; a query with R > depth is scored over its first `depth` ranks (counted
-as misses beyond), so the figure is a lower bound there, the same for both generations.
+most MAX_DEPTH hits per query, so R is capped there: a query of a larger class is scored as MAP@100
+(the mean precision at its relevant ranks among the first 100, over 100), the same for both
+generations.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ def ranked_labels(hit_ids: list[list[str]], query_ids: list[str], label_of: dict
 
 def labelled_metrics(ranked: list[list[str | None]], query_labels: list[str], relevant: list[int],
                      k: int) -> dict[str, float]:
-    """P@1, R@k (at least one relevant hit in the top k) and MAP@R over the queries. relevant: how many other
-    points share each query's label (its R)."""
+    """P@1, R@k (at least one relevant hit in the top k) and MAP@R (R capped at MAX_DEPTH) over the queries.
+    relevant: how many other points share each query's label (its R)."""
     n = len(ranked)
     if n == 0:
         return {"p_at_1": 0.0, f"r_at_{k}": 0.0, "map_at_r": 0.0, "queries": 0}
@@ -37,6 +38,7 @@ def labelled_metrics(ranked: list[list[str | None]], query_labels: list[str], re
         rel = np.array([h == label for h in hits], bool)
         p1 += bool(rel[:1].any())
         rk += bool(rel[:k].any())
+        r = min(r, MAX_DEPTH)
         if r > 0:
             top = rel[:r]
             precision = np.cumsum(top) / np.arange(1, len(top) + 1)

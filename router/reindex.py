@@ -224,34 +224,47 @@ class Migration:
     # ---- backfill ----
 
     async def _backfill(self) -> None:
+        """Copy every point in id order, `parallel` pages at a time: their embeddings run at once on the target's
+        replicas (round-robin), then each page is written under the write gate, and the cursor is committed."""
         engine, live = self.engine, self.live
         store = await engine.input_store(live)
         cursor = self.job.cursor
         if "total" not in self.job.decision:
             await self._store(decision={**self.job.decision, "total": await engine.count_live(live)})
-        while True:
-            ids, _, payloads, nxt = await engine.scroll_live(live, self.options.batch, cursor, None, False, True)
-            if ids:
-                blobs = await asyncio.to_thread(store.get, ids)
-                lacking = [i for i, b in zip(ids, blobs) if b is None]
+        more = True
+        while more:
+            pages: list[list[str]] = []
+            while more and len(pages) < engine.encoders.parallelism:
+                ids, _, _, nxt = await engine.scroll_live(live, self.options.batch, cursor, None, False, False)
+                more = bool(nxt)
+                if ids:
+                    pages.append(ids)
+                    cursor = ids[-1]
+            blobs = [await asyncio.to_thread(store.get, ids) for ids in pages]
+            for ids, page in zip(pages, blobs):
+                lacking = [i for i, b in zip(ids, page) if b is None]
                 if lacking:
                     raise FailedPrecondition(
-                        f"point {lacking[0]!r} (and {len(lacking) - 1} more in this page) has no kept raw input: it was "
-                        f"upserted as a vector, so it cannot be re-embedded; upsert it with its raw input (or delete "
-                        f"it) and reindex again", field="collection")
-                vectors = await engine.encoders.embed_kept(self.encoder, blobs)
-                async with live.writes.exclusive():  # no write in flight: what is read now is what is stored
-                    now = await asyncio.to_thread(store.get, ids)
-                    found, _, _, docs = await engine.get_live(live, ids)
-                    payload_of = dict(zip(found, docs))
-                    keep = [n for n, (i, b) in enumerate(zip(ids, blobs)) if now[n] == b and i in payload_of]
-                    if keep:
-                        await engine.upsert_shards(self.target, [ids[n] for n in keep], vectors[keep],
-                                                   [payload_of[ids[n]] for n in keep])
-                cursor = ids[-1]
-            await self._store(cursor=cursor, copied=self.job.copied + len(ids))
-            if not nxt:
-                return
+                        f"point {lacking[0]!r} (and {len(lacking) - 1} more in this page) has no kept raw input: it "
+                        f"was upserted as a vector, so it cannot be re-embedded; upsert it with its raw input (or "
+                        f"delete it) and reindex again", field="collection")
+            vectors = await asyncio.gather(*(engine.encoders.embed_kept(self.encoder, page) for page in blobs))
+            for ids, page, vecs in zip(pages, blobs, vectors):
+                await self._commit_page(store, ids, page, vecs)
+            await self._store(cursor=cursor, copied=self.job.copied + sum(map(len, pages)))
+
+    async def _commit_page(self, store: Any, ids: list[str], blobs: list[bytes], vectors: np.ndarray) -> None:
+        """Write a page to the new generation with each point's payload as stored now, leaving out the points a
+        user rewrote or deleted since the page was read (their writes were mirrored already)."""
+        engine, live = self.engine, self.live
+        async with live.writes.exclusive():  # no write in flight: what is read now is what is stored
+            now = await asyncio.to_thread(store.get, ids)
+            found, _, _, docs = await engine.get_live(live, ids)
+            payload_of = dict(zip(found, docs))
+            keep = [n for n, (i, b) in enumerate(zip(ids, blobs)) if now[n] == b and i in payload_of]
+            if keep:
+                await engine.upsert_shards(self.target, [ids[n] for n in keep], vectors[keep],
+                                           [payload_of[ids[n]] for n in keep])
 
     # ---- the gate ----
 

@@ -77,3 +77,13 @@ def test_the_exclusive_step_waits_for_writes_in_flight_and_holds_new_ones():
         return order
 
     assert asyncio.run(run()) == ["w1 starts", "w1 ends", "step", "step ends", "w2 starts", "w2 ends"]
+
+
+def test_map_at_r_caps_r_at_the_depth_the_serving_path_answers():
+    from simsearch.router.quality_gate import MAX_DEPTH
+
+    full = [["a"] * MAX_DEPTH]  # a class of 500: every one of the first 100 hits relevant
+    assert labelled_metrics(full, ["a"], [500], k=10)["map_at_r"] == 1.0
+    half = [["a", "b"] * (MAX_DEPTH // 2)]
+    assert labelled_metrics(half, ["a"], [500], k=10)["map_at_r"] == pytest.approx(
+        sum((i + 1) / (2 * i + 1) for i in range(MAX_DEPTH // 2)) / MAX_DEPTH)
