@@ -71,3 +71,18 @@ class GateRule:
         return True, (f"the new generation is at least as good: p_at_1 {candidate['p_at_1']:.4f} vs "
                       f"{current['p_at_1']:.4f}, map_at_r {candidate['map_at_r']:.4f} vs {current['map_at_r']:.4f} "
                       f"(min_gain {self.min_gain:g})")
+
+
+MIN_CANARY_SEARCHES = 20  # fewer on either side: latency is not compared (errors still are)
+
+
+def canary_verdict(f: dict[str, float], max_latency_ratio: float) -> tuple[bool, str]:
+    """Whether a canary regressed: its error rate above the current generation's by more than a point, or (with
+    enough searches on both sides) its p50 above max_latency_ratio x the current's plus 1 ms."""
+    regress = []
+    if f["canary_error_rate"] > f["current_error_rate"] + 0.01:
+        regress.append(f"error rate {f['canary_error_rate']:.3f} vs {f['current_error_rate']:.3f}")
+    if min(f["canary_searches"], f["current_searches"]) >= MIN_CANARY_SEARCHES and \
+            f["canary_p50_ms"] > max_latency_ratio * f["current_p50_ms"] + 1.0:
+        regress.append(f"p50 {f['canary_p50_ms']:.2f} ms vs {f['current_p50_ms']:.2f} ms")
+    return not regress, ("regressed: " + "; ".join(regress)) if regress else "no regression"

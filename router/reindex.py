@@ -43,7 +43,8 @@ import numpy as np
 
 from simsearch.contract import filters as F
 from simsearch.contract.errors import FailedPrecondition, SimsearchError, invalid
-from simsearch.router.quality_gate import MAX_DEPTH, GateRule, labelled_metrics, overlap, ranked_labels
+from simsearch.router.quality_gate import (MAX_DEPTH, GateRule, canary_verdict, labelled_metrics, overlap,
+                                           ranked_labels)
 from simsearch.router.reindex_catalog import ReindexJob
 
 if TYPE_CHECKING:
@@ -347,17 +348,12 @@ class Migration:
         self.canary = stats = CanaryStats()
         await asyncio.sleep(self.options.canary_seconds)
         figures = stats.figures()
-        regress = []
-        if figures["canary_error_rate"] > figures["current_error_rate"] + 0.01:
-            regress.append(f"error rate {figures['canary_error_rate']:.3f} vs {figures['current_error_rate']:.3f}")
-        if figures["canary_searches"] >= 20 and figures["current_searches"] >= 20 and \
-                figures["canary_p50_ms"] > self.options.max_latency_ratio * figures["current_p50_ms"] + 1.0:
-            regress.append(f"p50 {figures['canary_p50_ms']:.2f} ms vs {figures['current_p50_ms']:.2f} ms")
+        passed, reason = canary_verdict(figures, self.options.max_latency_ratio)
         canary = {**{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in figures.items()},
-                  "passed": not regress, "reason": "; ".join(regress) or "no regression"}
+                  "passed": passed, "reason": reason}
         self.canary = None
         await self._store(decision={**self.job.decision, "canary": canary})
-        return not regress
+        return passed
 
     def route(self) -> bool:
         """Whether this raw-input search goes to the canary."""

@@ -87,3 +87,18 @@ def test_map_at_r_caps_r_at_the_depth_the_serving_path_answers():
     half = [["a", "b"] * (MAX_DEPTH // 2)]
     assert labelled_metrics(half, ["a"], [500], k=10)["map_at_r"] == pytest.approx(
         sum((i + 1) / (2 * i + 1) for i in range(MAX_DEPTH // 2)) / MAX_DEPTH)
+
+
+@pytest.mark.parametrize("canary, current, passed", [
+    ((100, 0.0, 5.0), (100, 0.0, 4.0), True),
+    ((100, 0.05, 5.0), (100, 0.0, 4.0), False),  # errors
+    ((100, 0.0, 12.0), (100, 0.0, 4.0), False),  # slower than 2x + 1 ms
+    ((5, 0.0, 50.0), (100, 0.0, 4.0), True),  # too few canary searches to judge latency
+])
+def test_canary_verdict(canary, current, passed):
+    from simsearch.router.quality_gate import canary_verdict
+
+    f = {"canary_searches": canary[0], "canary_error_rate": canary[1], "canary_p50_ms": canary[2],
+         "current_searches": current[0], "current_error_rate": current[1], "current_p50_ms": current[2]}
+    ok, reason = canary_verdict(f, 2.0)
+    assert ok == passed and (reason == "no regression") == passed
