@@ -13,6 +13,9 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
 MAX_DIM = 4096
 MAX_SHARDS = 64
 MAX_FEEDBACK_SHOWN = 1000  # ids shown in one feedback event (a results page, not a collection)
+MAX_FEEDBACK_PAGE = 1000  # feedback events per ListFeedback page
+FEEDBACK_PAGE_BYTES = 32 * 1024 * 1024  # a ListFeedback page stops early at about this size (1000 events of
+#                                         1000 long ids each would not fit a message)
 MAX_REPLICAS = 5  # copies of each shard (Qdrant's replication_factor, Milvus's replica number); each costs a full copy
 MAX_LEAVES = 100_000
 MAX_OVERSAMPLE = 64

@@ -11,6 +11,7 @@ import numpy as np
 from simsearch.encoder import registry
 from simsearch.encoder.config import TrainConfig
 from simsearch.encoder.data import Task, load_task
+from simsearch.encoder.feedback import FeedbackSet
 from simsearch.encoder.health import embedding_health
 from simsearch.encoder.metrics import retrieval_metrics
 from simsearch.encoder.trainer import TrainResult, embed, evaluate, train
@@ -33,16 +34,20 @@ def register(result: TrainResult, task: Task, metrics: dict[str, Any], root: Pat
 
 
 def train_and_register(cfg: TrainConfig, *, root: Path | None = None, progress: bool = True,
-                       task: Task | None = None) -> tuple[str, dict[str, Any], TrainResult]:
+                       task: Task | None = None, feedback: FeedbackSet | None = None
+                       ) -> tuple[str, dict[str, Any], TrainResult]:
     """On the user's own data (`data:`), the metrics carry the raw-pixel baseline on the same test
-    protocol ("baseline"), so the output says whether training helped."""
+    protocol ("baseline"), so the output says whether training helped. feedback: a collection's feedback
+    events (encoder/feedback.py); what was mined from them is recorded in the metrics ("feedback")."""
     task = task if task is not None else load_task(cfg)
     init_state = None
     if cfg.init_from:
         start, _, init_state = registry.checkpoint(cfg.init_from, root)
         cfg = cfg.replace(init_from=start)  # the version it started from, recorded with the new one
-    result = train(cfg, task=task, progress=progress, init_state=init_state)
+    result = train(cfg, task=task, progress=progress, init_state=init_state, feedback=feedback)
     metrics = test_metrics(result, task)
+    if result.feedback:
+        metrics["feedback"] = result.feedback
     if cfg.data is not None:
         metrics["baseline"] = raw_baselines(task, seed=cfg.seed)["raw"]
     return register(result, task, metrics, root), metrics, result

@@ -4,6 +4,9 @@
       format: image-folder      # or npz; jsonl / csv for texts (text_field + label_field, or
                                 # query_field + positive_field for pairs), trained with backbone minilm;
                                 # collection (address, collection, label_field): a server's kept inputs
+      feedback: true            # collection only: also mine hard negatives from its feedback log, for
+                                # fine-tuning with init_from (feedback_weight, feedback_margin,
+                                # feedback_negatives: above | all)
       path: /data/glyphs        # one subfolder per class (nested folders: the class is the path)
       image_size: 28            # resize to this square size (0: keep; then every image must match)
       grayscale: true           # one channel (false: three, RGB)
@@ -37,6 +40,7 @@ FORMATS = ("image-folder", "npz", "jsonl", "csv", "collection")
 TEXT_FORMATS = ("jsonl", "csv")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 SPLITS = ("class", "item")
+FEEDBACK_NEGATIVES = ("above", "all")  # encoder/feedback.py: shown above the chosen item, or every one shown
 MAX_IMAGE_SIZE = 512
 
 
@@ -61,6 +65,13 @@ class DataSource:
     # field (the API key comes from $SIMSEARCH_API_KEY, never from the file)
     address: str = ""
     collection: str = ""
+    # collection: also learn from its feedback log (encoder/feedback.py): triplets (query, chosen, shown and
+    # passed over) whose negative the starting model puts within feedback_margin of the chosen item, in a
+    # triplet-margin term of this weight; negatives "above" the chosen one only, or "all" shown
+    feedback: bool = False
+    feedback_weight: float = 1.0
+    feedback_margin: float = 0.2
+    feedback_negatives: str = "above"
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -79,6 +90,17 @@ class DataSource:
             raise ValueError(f"data.test_fraction must be in [0.05, 0.8], got {self.test_fraction}")
         if bool(self.query_field) != bool(self.positive_field):
             raise ValueError("data.query_field and data.positive_field go together (a pair per row)")
+        if self.feedback and self.format != "collection":
+            raise ValueError(f"data.feedback reads a collection's feedback log: it needs format collection, "
+                             f"not {self.format!r}")
+        if not 0.0 < self.feedback_weight <= 100.0:
+            raise ValueError(f"data.feedback_weight must be in (0, 100], got {self.feedback_weight}")
+        if not 0.0 < self.feedback_margin <= 2.0:
+            raise ValueError(f"data.feedback_margin must be in (0, 2] (distances between unit vectors), "
+                             f"got {self.feedback_margin}")
+        if self.feedback_negatives not in FEEDBACK_NEGATIVES:
+            raise ValueError(f"data.feedback_negatives must be one of {list(FEEDBACK_NEGATIVES)}, "
+                             f"got {self.feedback_negatives!r}")
         if self.query_field and self.format not in TEXT_FORMATS:
             raise ValueError(f"data.query_field is for texts (jsonl, csv), not {self.format!r}")
 

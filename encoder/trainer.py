@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ from tqdm.auto import tqdm
 
 from simsearch.encoder.config import TrainConfig
 from simsearch.encoder.data import Retrieval, Task, load_task
+from simsearch.encoder.feedback import FeedbackSet, feedback_term
 from simsearch.encoder.losses import build_objective
 from simsearch.encoder.metrics import retrieval_metrics
 from simsearch.encoder.model import Encoder, build_encoder
@@ -38,6 +40,7 @@ class TrainResult:
     best_epoch: int = 0
     best_val: dict[str, float] = field(default_factory=dict)
     wall_s: float = 0.0
+    feedback: dict[str, Any] = field(default_factory=dict)  # what feedback mining found and used
 
 
 def seed_everything(seed: int) -> None:
@@ -113,8 +116,10 @@ def _sync_loss_grads(params: list[nn.Parameter], world_size: int) -> None:
 def train(cfg: TrainConfig, *, task: Task | None = None, rank: int = 0,
           world_size: int = 1, prepare_model: Callable[[nn.Module], nn.Module] | None = None,
           report: Callable[[dict[str, float]], None] | None = None, progress: bool = True,
-          init_state: dict | None = None) -> TrainResult:
-    """init_state: weights to start from (cfg.init_from's, read by the caller from the registry)."""
+          init_state: dict | None = None, feedback: FeedbackSet | None = None) -> TrainResult:
+    """init_state: weights to start from (cfg.init_from's, read by the caller from the registry).
+    feedback: a collection's feedback events (encoder/feedback.py); hard negatives are mined from them under
+    the starting weights and a triplet term on them joins the loss (data.feedback_weight / feedback_margin)."""
     t_start = time.perf_counter()
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
@@ -129,6 +134,16 @@ def train(cfg: TrainConfig, *, task: Task | None = None, rank: int = 0,
             raise ValueError(f"init_from {cfg.init_from!r} does not fit this config's network (backbone, width, "
                              f"embedding_dim and input shape must match): {str(e).splitlines()[0]}") from None
     objective = build_objective(cfg, task.num_classes)
+    term, feedback_stats = None, {}
+    if feedback is not None:
+        from simsearch.encoder.sources import DataSource
+
+        source = DataSource.from_dict(cfg.data) if cfg.data is not None else None
+        if source is None or not source.feedback:
+            raise ValueError("feedback events train with a data: mapping of format collection and feedback: true")
+        term, feedback_stats = feedback_term(feedback, lambda a: embed(model, a, device=device),
+                                             margin=source.feedback_margin, weight=source.feedback_weight,
+                                             negatives=source.feedback_negatives, seed=cfg.seed)
     for module in objective.modules():
         module.to(device)
     wrapped = prepare_model(model) if prepare_model is not None else model
@@ -141,7 +156,11 @@ def train(cfg: TrainConfig, *, task: Task | None = None, rank: int = 0,
                                                 total_steps=max(1, steps * cfg.epochs), pct_start=0.15)
     gen = torch.Generator().manual_seed(cfg.seed)
     image = task.kind == "image"
-    result = TrainResult(model, cfg, task.fingerprint())
+
+    def as_input(t: torch.Tensor) -> torch.Tensor:  # a feedback batch, prepared as the labelled one is
+        return (_augment(t.float(), gen) if cfg.augment else t.float()) if image else t
+
+    result = TrainResult(model, cfg, task.fingerprint(), feedback=feedback_stats)
     best_score, best_state, since_best = -1.0, None, 0
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
@@ -158,6 +177,8 @@ def train(cfg: TrainConfig, *, task: Task | None = None, rank: int = 0,
                 if cfg.augment:
                     x = _augment(x, gen)
             loss = objective(wrapped(x), y)  # embeddings (B, D)
+            if term is not None:  # + the feedback triplets' term
+                loss = loss + term(wrapped, device, as_input)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             _sync_loss_grads(objective.params(), world_size)

@@ -58,6 +58,21 @@ class FeedbackStore:
                 return
             after = rows[-1][0]
 
+    def page(self, after: int, limit: int, max_bytes: int) -> tuple[list[FeedbackEvent], int]:
+        """Up to `limit` events after `after`, stopping once they hold about `max_bytes` (at least one event);
+        and the `after` of the next page (0 when this was the last)."""
+        with self._lock:
+            rows = self._db.execute("SELECT seq, at, kind, query, shown, chosen FROM events WHERE seq > ? "
+                                    "ORDER BY seq LIMIT ?", (after, limit + 1)).fetchall()
+        events: list[FeedbackEvent] = []
+        size = 0
+        for seq, at, kind, query, shown, chosen in rows[:limit]:
+            size += len(query) + len(shown) + len(chosen) + 64
+            if events and size > max_bytes:
+                return events, events[-1].seq
+            events.append(FeedbackEvent(seq, at, kind, bytes(query), shown.split(SEP), chosen))
+        return events, events[-1].seq if len(rows) > limit else 0
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

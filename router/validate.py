@@ -31,7 +31,7 @@ from simsearch.contract.payload_index import MAX_PAYLOAD_INDEXES, check_index, c
 from simsearch.contract.payloads import canonical as canonical_payload, check_keys, check_payloads
 from simsearch.protos.filters import from_proto as filter_from_proto
 from simsearch.contract.limits import (ASSUMED_ID_BYTES, MAX_BATCH, MAX_DIM, MAX_FEEDBACK_SHOWN, MAX_ID_BYTES,
-                                       MAX_ID_CHARS, MAX_K,
+                                       MAX_FEEDBACK_PAGE, MAX_ID_CHARS, MAX_K,
                                        MAX_LEAVES, MAX_MESSAGE_BYTES, MAX_NAME_CHARS, MAX_OVERSAMPLE, MAX_QUERIES,
                                        MAX_RAW_ITEMS, MAX_REF_CHARS, MAX_RESULTS, MAX_SCROLL_LIMIT, MAX_TEXT_CHARS,
                                        MAX_TIMEOUT_MS, MODEL_REF_PATTERN, NAME_PATTERN)
@@ -413,6 +413,14 @@ def _check_feedback(req: points_pb2.FeedbackRequest) -> list[str]:
     return shown
 
 
+def _check_list_feedback(req: points_pb2.ListFeedbackRequest) -> None:
+    check_name(req.collection, "collection")
+    if not 1 <= req.limit <= MAX_FEEDBACK_PAGE:
+        raise invalid("limit", f"must be in [1, {MAX_FEEDBACK_PAGE}], got {req.limit}")
+    if req.after < 0:
+        raise invalid("after", f"must be 0 (from the first event) or a page's next_after (>= 0), got {req.after}")
+
+
 def _check_search(req: points_pb2.SearchRequest) -> SearchOptions:
     check_name(req.collection, "collection")
     opts = search_options(req)
@@ -448,6 +456,7 @@ _CHECKS: dict[type, Callable[[Message], Any]] = {
     points_pb2.GetRequest: _check_ids_request,
     points_pb2.SearchRequest: _check_search,
     points_pb2.FeedbackRequest: _check_feedback,
+    points_pb2.ListFeedbackRequest: _check_list_feedback,
     encoders_pb2.EmbedRequest: _check_embed,
 }
 

@@ -240,3 +240,37 @@ class FeedbackResponse(_message.Message):
     EVENT_FIELD_NUMBER: _ClassVar[int]
     event: int
     def __init__(self, event: _Optional[int] = ...) -> None: ...
+
+class ListFeedbackRequest(_message.Message):
+    __slots__ = ("collection", "after", "limit")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    after: int
+    limit: int
+    def __init__(self, collection: _Optional[str] = ..., after: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class FeedbackEvent(_message.Message):
+    __slots__ = ("seq", "at", "query", "inputs", "shown", "chosen")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    SHOWN_FIELD_NUMBER: _ClassVar[int]
+    CHOSEN_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    at: float
+    query: _common_pb2.Matrix
+    inputs: _common_pb2.RawInputs
+    shown: _containers.RepeatedScalarFieldContainer[str]
+    chosen: str
+    def __init__(self, seq: _Optional[int] = ..., at: _Optional[float] = ..., query: _Optional[_Union[_common_pb2.Matrix, _Mapping]] = ..., inputs: _Optional[_Union[_common_pb2.RawInputs, _Mapping]] = ..., shown: _Optional[_Iterable[str]] = ..., chosen: _Optional[str] = ...) -> None: ...
+
+class ListFeedbackResponse(_message.Message):
+    __slots__ = ("events", "next_after")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_AFTER_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[FeedbackEvent]
+    next_after: int
+    def __init__(self, events: _Optional[_Iterable[_Union[FeedbackEvent, _Mapping]]] = ..., next_after: _Optional[int] = ...) -> None: ...

@@ -79,6 +79,11 @@ class PointsStub:
                 request_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.FeedbackRequest.SerializeToString,
                 response_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.FeedbackResponse.FromString,
                 _registered_method=True)
+        self.ListFeedback = channel.unary_unary(
+                '/simsearch.v1.Points/ListFeedback',
+                request_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.ListFeedbackRequest.SerializeToString,
+                response_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.ListFeedbackResponse.FromString,
+                _registered_method=True)
 
 
 class PointsServicer:
@@ -153,6 +158,13 @@ class PointsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListFeedback(self, request, context):
+        """The collection's feedback events in order, a page at a time (what training reads to mine them).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PointsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -200,6 +212,11 @@ def add_PointsServicer_to_server(servicer, server):
                     servicer.Feedback,
                     request_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.FeedbackRequest.FromString,
                     response_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.FeedbackResponse.SerializeToString,
+            ),
+            'ListFeedback': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFeedback,
+                    request_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.ListFeedbackRequest.FromString,
+                    response_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.ListFeedbackResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -445,6 +462,33 @@ class Points:
             '/simsearch.v1.Points/Feedback',
             simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.FeedbackRequest.SerializeToString,
             simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.FeedbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFeedback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/simsearch.v1.Points/ListFeedback',
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.ListFeedbackRequest.SerializeToString,
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_points__pb2.ListFeedbackResponse.FromString,
             options,
             channel_credentials,
             insecure,
