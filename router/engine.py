@@ -199,7 +199,7 @@ class Engine:
         self._last_write = 0.0
         self._trim: asyncio.TimerHandle | None = None
         self._damaged: dict[tuple[str, str], DamagedCollection] = {}
-        self._retiring: set[asyncio.Task] = set()  # retired generations waiting for their last searches
+        self._retiring: dict[asyncio.Task, list[ShardHandle]] = {}  # retired generations' shards, stopped soon
         # Each process start is a new cache epoch, so a restarted router never reads entries
         # written under the same (collection, generation) by an earlier incarnation.
         self._epoch = f"{time.time_ns():x}"
@@ -336,7 +336,9 @@ class Engine:
             for j in range(rec.spec.replicas):
                 self.catalog.shard_dir(rec, i, j).mkdir(parents=True)
         collection = self.catalog.collection_dir(rec)
-        for path in (collection, collection.parent, collection.parent.parent, self.catalog.root):
+        generation = self.catalog.generation_dir(rec)  # the collection's own for generation 0
+        for path in dict.fromkeys((generation, collection, collection.parent, collection.parent.parent,
+                                   self.catalog.root)):
             fsync_path(path)
 
     async def drop_collection(self, tenant: str, name: str) -> None:
@@ -502,6 +504,8 @@ class Engine:
         live = self._get(tenant, name, "collection")
         await self.run_catalog(self.catalog.add_payload_index, tenant, name, field, kind)
         await _unstoppable(self._declare_indexes(live, changed=True))
+        if live.migration is not None:  # a reindex's new generation serves with the same declarations
+            await _unstoppable(self._declare_indexes(live.migration.target, changed=True))
         if wait:
             await asyncio.gather(*(h.wait_payload_indexes(timeout_s) for h in live.shards))
         return await self.describe(tenant, name)
@@ -511,6 +515,8 @@ class Engine:
         live = self._get(tenant, name, "collection")
         await self.run_catalog(self.catalog.drop_payload_index, tenant, name, field)
         await _unstoppable(self._declare_indexes(live, changed=True))
+        if live.migration is not None:
+            await _unstoppable(self._declare_indexes(live.migration.target, changed=True))
         return await self.describe(tenant, name)
 
     def check_filter(self, tenant: str, name: str, f: Any) -> list[str]:
@@ -941,6 +947,7 @@ class Engine:
         try:
             target = self._start(target_rec)
             await asyncio.gather(*(h.stats() for h in target.shards))
+            await self._declare_indexes(target)
         except BaseException:
             await asyncio.to_thread(remove_paths, [self.catalog.generation_dir(target_rec)])
             raise
@@ -963,6 +970,7 @@ class Engine:
         target_rec = CollectionRecord(live.record.tenant, _spec_from(job.spec), live.record.uid, live.record.created_at)
         try:
             target = await self._start_checked(target_rec)
+            await self._declare_indexes(target)
         except CollectionDamaged as e:
             await asyncio.to_thread(self.catalog.update_reindex, replace(job, state="failed",
                                                                          error=f"could not restart: {e.reason}"))
@@ -997,8 +1005,8 @@ class Engine:
             await asyncio.to_thread(remove_paths, paths)
 
         task = asyncio.ensure_future(retire())
-        self._retiring.add(task)
-        task.add_done_callback(self._retiring.discard)
+        self._retiring[task] = shards
+        task.add_done_callback(lambda t: self._retiring.pop(t, None))
 
     async def end_migration(self, mig: Migration) -> None:
         """A job that ended without promotion: the collection goes on as it was; the new generation goes."""
@@ -1045,8 +1053,9 @@ class Engine:
         for mig in migrations:  # stopped, not ended: the job resumes at the next start
             if mig.task is not None:
                 mig.task.cancel()
-        for task in list(self._retiring):
+        for task, shards in list(self._retiring.items()):  # their files go at the next start
             task.cancel()
+            _kill(shards)
         calls = [h.close(save) for live in self._live.values() for h in live.shards]
         calls += [h.close(save) for mig in migrations for h in mig.target.shards]
         results = await asyncio.gather(*calls, return_exceptions=True)

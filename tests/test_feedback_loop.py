@@ -1,7 +1,8 @@
 """The feedback loop closed (issue 19, item 5): a glyph collection served on a weak encoder v1, a synthetic
 user's feedback recorded through Points.Feedback and read back through ListFeedback, then the fine-tune
 `simsearch train` runs (init_from v1, data: collection with feedback: true) mines hard negatives from it; v2
-retrieves held-out queries (never used for feedback) better than v1 on the same items.
+retrieves held-out queries (never used for feedback) better than v1 on the same items, and the reindex's quality
+gate, evaluating those held-out images in the collection through the serving path, promotes it.
 
 Measured by scripts/feedback_loop.py with this test's settings (16 classes, 15 epochs, 3 seeds): v2 over v1
 P@1 +0.115 to +0.135, MAP@R +0.019 to +0.032; the thresholds below sit at about half of the smallest gain."""
@@ -78,6 +79,14 @@ def test_feedback_mined_into_hard_negatives_improves_the_encoder(tmp_path, ray_c
         task = _collection_task(cfg.data, cfg.val_fraction, cfg.seed)
         v2, metrics, _ = train_and_register(cfg, root=models, task=task, feedback=_collection_feedback(cfg.data, task),
                                             progress=False)
+        # promoted through the gate: the held-out images join the collection (after training: v2 never saw them)
+        # and are the gate's evaluation queries
+        with Client(server.address, api_key=API_KEY, timeout=600) as client:
+            client.upsert("glyphs", [f"held-{i}" for i in held], images=x[held][:, 0],
+                          payloads=[{"label": int(y[i]), "split": "held-out"} for i in held])
+            client.reindex("glyphs", v2, label_field="label", eval_filter={"split": "held-out"}, eval_size=len(held))
+            gate = client.wait_reindex("glyphs", timeout=300)
+            assert client.describe_collection("glyphs").encoder == (v2 if gate.state == "promoted" else v1)
     finally:
         server.stop()
     mined = metrics["feedback"]
@@ -87,3 +96,8 @@ def test_feedback_mined_into_hard_negatives_improves_the_encoder(tmp_path, ray_c
     before, after = held_out(v1, models, x, y, items, held), held_out(v2, models, x, y, items, held)
     print(f"held-out P@1 {before['p@1']:.3f} -> {after['p@1']:.3f}, MAP@R {before['map@r']:.3f} -> {after['map@r']:.3f}")
     assert after["p@1"] >= before["p@1"] + 0.06 and after["map@r"] >= before["map@r"] + 0.01, (before, after)
+    g = gate.decision
+    print(f"gate: {gate.state}; P@1 {g['current']['p_at_1']:.3f} -> {g['candidate']['p_at_1']:.3f}, "
+          f"MAP@R {g['current']['map_at_r']:.3f} -> {g['candidate']['map_at_r']:.3f} on {g['eval_queries']} held-out")
+    assert gate.state == "promoted" and g["eval_queries"] == len(held), gate
+    assert g["candidate"]["map_at_r"] > g["current"]["map_at_r"]
