@@ -65,7 +65,8 @@ def _cmd_serve(args) -> int:
                          durability_interval_ms=args.durability_interval_ms, skip_damaged=args.skip_damaged,
                          max_log_mb=args.max_log_mb, metrics_host=args.metrics_host,
                          tls_cert=_path(args.tls_cert), tls_key=_path(args.tls_key),
-                         tls_client_ca=_path(args.tls_client_ca))
+                         tls_client_ca=_path(args.tls_client_ca),
+                         dashboard_port=args.dashboard_port, dashboard_host=args.dashboard_host)
     try:
         asyncio.run(serve(config))
     except StartupError as e:
@@ -458,6 +459,10 @@ def parser() -> argparse.ArgumentParser:
                    help="read the bootstrap key from this file (keeps it out of the process's command line)")
     s.add_argument("--metrics-port", type=_port, default=0, help="serve Prometheus metrics on this port")
     s.add_argument("--metrics-host", default="127.0.0.1", help="the metrics page's address (default loopback)")
+    s.add_argument("--dashboard-port", type=_port, default=None,
+                   help="serve the read-only web dashboard on this port (0 = any free port; default: none); "
+                        "log in with an API key")
+    s.add_argument("--dashboard-host", default="127.0.0.1", help="the dashboard's address (default loopback)")
     s.add_argument("--tls-cert", default=None, help="PEM certificate chain: serve gRPC over TLS")
     s.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
     s.add_argument("--tls-client-ca", default=None,

@@ -78,6 +78,10 @@ class ServeConfig:
     tls_client_ca: Path | None = None
     # The Prometheus page's own address: loopback unless asked (it names tenants and collections).
     metrics_host: str = "127.0.0.1"
+    # The read-only web dashboard (router/dashboard/): None = not served, 0 = any free port; behind the API
+    # keys, on loopback unless asked, over TLS with the gRPC certificate when one is given.
+    dashboard_port: int | None = None
+    dashboard_host: str = "127.0.0.1"
 
     @property
     def shard_placement(self) -> str:
@@ -100,6 +104,8 @@ class ServeConfig:
         low, high = MAX_LOG_MB
         if not low <= self.max_log_mb <= high:
             raise ValueError(f"max_log_mb must be in [{low}, {high}], got {self.max_log_mb}")
+        if self.dashboard_port is not None and not 0 <= self.dashboard_port <= 65535:
+            raise ValueError(f"dashboard_port must be None (off) or in [0, 65535], got {self.dashboard_port}")
 
     @property
     def durability_banner(self) -> str:
@@ -284,6 +290,8 @@ async def _build_locked(config: ServeConfig) -> tuple[Server, str | None]:
     _check_port(config.host, config.port, "--port")
     if config.metrics_port:
         _check_port(config.metrics_host, config.metrics_port, "--metrics-port")
+    if config.dashboard_port:
+        _check_port(config.dashboard_host, config.dashboard_port, "--dashboard-port")
     if config.redis_url:
         await _check_redis(config.redis_url)
     if config.shard_placement == "ray" or config.ray_address:  # in-process shards need no Ray; encoder
@@ -317,8 +325,34 @@ async def _build_locked(config: ServeConfig) -> tuple[Server, str | None]:
             await _abandon(server)
             raise StartupError(f"cannot serve metrics on {config.metrics_host}:{config.metrics_port} "
                                f"({e.strerror or e}); pick another --metrics-port") from e
+    if config.dashboard_port is not None:
+        await _start_dashboard(config, server)
     await server.start()
     return server, generated
+
+
+async def _start_dashboard(config: ServeConfig, server: Server) -> None:
+    """The web dashboard on the server's loop, sharing its engine (router/dashboard/)."""
+    from simsearch.router.dashboard import DashboardServer, bind
+
+    try:
+        sock = bind(config.dashboard_host, config.dashboard_port or 0)
+    except OSError as e:
+        await _abandon(server)
+        raise StartupError(f"cannot serve the dashboard on {config.dashboard_host}:{config.dashboard_port} "
+                           f"({e.strerror or e}); pick another --dashboard-port (0 = any free port)") from e
+    if config.tls_cert is None and not _is_loopback(config.dashboard_host):
+        log.warning("dashboard on %s without TLS: API keys and session cookies cross the network in plaintext; "
+                    "pass --tls-cert and --tls-key", config.dashboard_host)
+    try:
+        dashboard = DashboardServer(server.engine, sock, tls_cert=config.tls_cert, tls_key=config.tls_key)
+        await dashboard.start()
+    except BaseException:
+        sock.close()
+        await _abandon(server)
+        raise
+    server.before_close.append(dashboard.stop)
+    server.dashboard_port = dashboard.port
 
 
 def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Callable[[], None]:
@@ -353,6 +387,9 @@ async def serve(config: ServeConfig) -> None:
 async def _run(config: ServeConfig, server: Server, generated: str | None, stop: asyncio.Event) -> None:
     if generated:
         print(f"created the default tenant; its API key (shown once): {generated}", flush=True)
+    if server.dashboard_port:  # before the banner, which stays the last line of start-up
+        scheme = "https" if config.tls_cert else "http"
+        print(f"dashboard on {scheme}://{config.dashboard_host}:{server.dashboard_port}/", flush=True)
     print(f"simsearch listening on {config.host}:{server.port} (data: {config.data_dir}, "
           f"cache: {'redis ' + config.redis_url if config.redis_url else 'in-process'}, "
           f"ray: {config.ray_address or 'local'}, shards: {config.shard_placement}, "
@@ -369,6 +406,7 @@ class EmbeddedServer:
         self.config = config
         self.api_key = config.bootstrap_key
         self.port = 0
+        self.dashboard_port = 0  # with config.dashboard_port set: where the dashboard listens
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="simsearch-server", daemon=True)
         self._server: Server | None = None
@@ -391,6 +429,7 @@ class EmbeddedServer:
             raise
         self.api_key = self.api_key or generated
         self.port = self._server.port
+        self.dashboard_port = self._server.dashboard_port
         return self
 
     def run(self, coro):

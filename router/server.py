@@ -8,7 +8,7 @@ its `on_stop` callbacks (app.py releases the data-dir lock there).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import grpc
@@ -52,6 +52,9 @@ class Server:
     health: health.aio.HealthServicer
     # Run after the engine is closed, in order, whether or not closing it succeeded.
     on_stop: list[Callable[[], None]] = field(default_factory=list)
+    # Awaited after gRPC stops and before the engine closes: other front doors on the engine (the dashboard).
+    before_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    dashboard_port: int = 0  # the web dashboard's port (router/dashboard/), 0 when it is not served
 
     async def start(self) -> None:
         await self.server.start()
@@ -62,6 +65,8 @@ class Server:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
         try:
+            for close in self.before_close:
+                await close()
             await self.engine.close(save=save)
         finally:
             self._run_on_stop()

@@ -15,6 +15,8 @@ command -v mkfs.ext4 >/dev/null 2>&1 || need_apt+=(e2fsprogs)  # tests/test_disk
 command -v losetup >/dev/null 2>&1 || need_apt+=(mount)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSerif-Bold.ttf ] || need_apt+=(fonts-dejavu-core)  # datasets/glyphs.py
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans-ExtraLight.ttf ] || need_apt+=(fonts-dejavu-extra)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)  # tests/test_dashboard.py: a real headless browser
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
