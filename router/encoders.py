@@ -5,6 +5,7 @@ vectors that another encoder version produced."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from simsearch.encoder.inputs import check_images, check_texts
 from simsearch.contract.errors import FailedPrecondition, NotFound, invalid
 from simsearch.protos.convert import decode_inputs
 from simsearch.protos.simsearch.v1 import collections_pb2, common_pb2, encoders_pb2
+from simsearch.router import metrics
 from simsearch.router.deadline import Deadline
 from simsearch.shard import CollectionSpec
 
@@ -129,7 +131,9 @@ class EncoderHub:
         m = self.manifest(ref, "model" if field == "inputs" else "encoder")
         kind, checked = self._checked(m, inputs, field)
         pool = await self._pool(m["ref"])
+        t0 = time.perf_counter()
         vectors = await (pool.embed_texts(checked) if kind == "texts" else pool.embed_images(checked))
+        metrics.embed_seconds(m["ref"]).observe(time.perf_counter() - t0)
         return m["ref"], np.ascontiguousarray(vectors, np.float32)
 
     async def embed_kept(self, ref: str, blobs: list[bytes]) -> np.ndarray:

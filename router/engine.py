@@ -40,6 +40,7 @@ from simsearch.router.inputs_store import InputStore
 from simsearch.router.merge import merge
 from simsearch.router.reindex import Migration, ReindexOptions, WriteGate, job_view, remove_paths
 from simsearch.router.reindex_catalog import ReindexJob
+from simsearch.router.shard_monitor import ShardMonitor
 from simsearch.router.replies import CollectionStatus, Hits, SearchReply, decode_hits, encode_hits
 from simsearch.contract.limits import DEFAULT_TIMEOUT_S, FEEDBACK_PAGE_BYTES, MAX_ID_BYTES, MAX_QUERIES, longest_utf8
 from simsearch.router.validate import (SearchOptions, check_get_payloads, check_get_reply, check_reply_size,
@@ -71,8 +72,10 @@ def local_factory(label: str, rec: CollectionRecord, shard: int, path: Path, *, 
 FACTORIES: dict[str, ShardFactory] = {"ray": ray_factory, "local": local_factory}
 
 
-def _record_search(tenant: str, timings: dict[str, float], cached: bool, partial: bool, n: int) -> None:
+def _record_search(tenant: str, collection: str, timings: dict[str, float], cached: bool, partial: bool,
+                   n: int) -> None:
     m = metrics.tenant_search(tenant)
+    metrics.collection_search(tenant, collection).observe(timings["total"])
     if "cache" in timings:
         (m.cache_hit if cached else m.cache_miss).inc()
     for stage, seconds in timings.items():
@@ -200,6 +203,7 @@ class Engine:
         self._trim: asyncio.TimerHandle | None = None
         self._damaged: dict[tuple[str, str], DamagedCollection] = {}
         self._retiring: dict[asyncio.Task, list[ShardHandle]] = {}  # retired generations' shards, stopped soon
+        self.shard_monitor = ShardMonitor(self.serving_shards)  # shard availability and builds as metrics
         # Each process start is a new cache epoch, so a restarted router never reads entries
         # written under the same (collection, generation) by an earlier incarnation.
         self._epoch = f"{time.time_ns():x}"
@@ -231,7 +235,12 @@ class Engine:
                 self._damaged[key] = DamagedCollection(rec, e.reason)
                 log.warning("serving without collection %s/%s (listed as unavailable): %s", rec.tenant, rec.spec.name,
                             e.reason)
+        self.shard_monitor.start()
         return list(self._damaged.values())
+
+    def serving_shards(self) -> list[tuple[str, str, int, ShardHandle]]:
+        """(tenant, collection, shard number, handle) of every serving shard: what the shard monitor polls."""
+        return [(t, n, i, h) for (t, n), live in self._live.items() for i, h in enumerate(live.shards)]
 
     def _start(self, rec: CollectionRecord) -> LiveCollection:
         handles: list[ShardHandle] = []
@@ -473,7 +482,9 @@ class Engine:
                                     dict(self.catalog.payload_indexes(tenant, name)))
         live = self._get(tenant, name, "name")
         replies = await asyncio.gather(*(h.stats() for h in live.shards), return_exceptions=True)
-        stats = [r if isinstance(r, dict) else {"unavailable": str(r)} for r in replies]
+        # last_build_s is the shard monitor's (router/shard_monitor.py); ShardInfo has no field for it
+        stats = [{k: v for k, v in r.items() if k != "last_build_s"} if isinstance(r, dict) else {"unavailable": str(r)}
+                 for r in replies]
         return CollectionStatus(live.spec, live.generation, live.record.created_at, stats,
                                 dict(self.catalog.payload_indexes(tenant, name)), self.reindex_jobs(tenant, name))
 
@@ -806,7 +817,7 @@ class Engine:
             timings["cache"] = self._clock() - t0
             if value is not None:
                 return self._finish(decode_hits(value), tenant, timings, t0, generation, cached=True,
-                                    unindexed=unindexed)
+                                    unindexed=unindexed, collection=live.spec.name)
 
         await off_loop_if_large(queries.size, check_rows, queries, live.spec.metric, "queries")
         t1 = self._clock()
@@ -826,7 +837,8 @@ class Engine:
         timings["merge"] = self._clock() - t2
         if key is not None and hot and not missing:
             await self.cache.admit(key, encode_hits(hits))
-        return self._finish(hits, tenant, timings, t0, generation, missing=missing, paths=paths, unindexed=unindexed)
+        return self._finish(hits, tenant, timings, t0, generation, missing=missing, paths=paths, unindexed=unindexed,
+                            collection=live.spec.name)
 
     async def search_ids(self, live: LiveCollection, queries: np.ndarray, k: int) -> list[list[str]]:
         """Each query's top-k ids from one generation, through the serving path (ScaNN as configured, merged),
@@ -897,12 +909,13 @@ class Engine:
 
     def _finish(self, hits: Hits, tenant: str, timings: dict[str, float], t0: float, generation: int,
                 *, cached: bool = False, missing: list[int] | None = None,
-                paths: list[str] | None = None, unindexed: tuple[str, ...] = ()) -> SearchReply:
+                paths: list[str] | None = None, unindexed: tuple[str, ...] = (), collection: str = "") -> SearchReply:
         """The reply; its metrics are recorded on the next turn of the event loop, once the reply is
         on its way: measured in place, the five Prometheus updates cost a cache hit ~30 µs of
         latency, about as much as the rest of its in-server work (BENCHMARKS.md)."""
         timings["total"] = self._clock() - t0
-        asyncio.get_running_loop().call_soon(_record_search, tenant, timings, cached, bool(missing), len(hits.counts))
+        asyncio.get_running_loop().call_soon(_record_search, tenant, collection, timings, cached, bool(missing),
+                                             len(hits.counts))
         return SearchReply(hits, generation, cached, bool(missing), tuple(missing or ()), timings,
                            tuple(paths or ()), unindexed)
 
@@ -1049,6 +1062,7 @@ class Engine:
         """Snapshot every shard (clean shutdown keeps every point), then release the cache."""
         if self._trim is not None:
             self._trim.cancel()
+        await self.shard_monitor.stop()
         migrations = [live.migration for live in self._live.values() if live.migration is not None]
         for mig in migrations:  # stopped, not ended: the job resumes at the next start
             if mig.task is not None:

@@ -8,6 +8,7 @@ and logged with its traceback at most once per interval per method and exception
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import logging
@@ -120,6 +121,7 @@ def rpc(method):
     @functools.wraps(method)
     async def wrapper(self, request, context: grpc.aio.ServicerContext):
         principal, outcome, source = None, "OK", source_of(context.peer())
+        t0 = time.perf_counter()
         try:
             principal, checked = await admit(self.engine, request, context.invocation_metadata(), name, source)
             who = principal if wants_principal else principal.tenant
@@ -133,7 +135,11 @@ def rpc(method):
         except Exception:
             outcome = "INTERNAL"
             await context.abort_with_status(to_status(bug(method.__name__)))
+        except asyncio.CancelledError:  # the caller went away (or its deadline passed)
+            outcome = "CANCELLED"
+            raise
         finally:
+            metrics.rpc_done(name, outcome, t0)
             if audited and principal is not None and self.engine.audit is not None:
                 await self.engine.audit.record(principal=principal, source=source, action=name,
                                                target=_target(request), outcome=outcome)
@@ -303,6 +309,7 @@ class PointsServicer(points_pb2_grpc.PointsServicer):
             n, generation = await self.engine.delete_where(tenant, request.collection, checked.filter)
         else:
             n, generation = await self.engine.delete(tenant, request.collection, checked.ids)
+        metrics.DELETED.labels(tenant).inc(n)
         return points_pb2.DeleteResponse(deleted=n, generation=generation)
 
     @rpc
@@ -364,12 +371,14 @@ class PointsServicer(points_pb2_grpc.PointsServicer):
         message's deadline is its own params.timeout_ms (a call deadline would cover the stream)."""
         metadata, source = context.invocation_metadata(), source_of(context.peer())
         try:
+            t0 = time.perf_counter()
             authorize(self.engine, await authenticate(self.engine, metadata, source), "SearchStream", None)
         except SimsearchError as e:
+            metrics.rpc_done("SearchStream", e.code, t0)
             await context.abort_with_status(to_status(e))
             return
         async for request in request_iterator:
-            principal = None
+            principal, code, t0 = None, "OK", time.perf_counter()
             try:
                 principal, opts = await admit(self.engine, request, metadata, "SearchStream", source)
                 found = await self._search(request, principal.tenant, opts, None)
@@ -377,7 +386,9 @@ class PointsServicer(points_pb2_grpc.PointsServicer):
             except Exception as e:
                 error = e if isinstance(e, SimsearchError) else bug("SearchStream")
                 _count_refusal(error, principal)
+                code = error.code
                 reply = points_pb2.SearchStreamResponse(error=status_proto(error))
+            metrics.rpc_done("SearchStream", code, t0)
             yield reply
 
     async def _search(self, request, tenant: str, opts: SearchOptions,

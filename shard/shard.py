@@ -129,6 +129,7 @@ class Shard:
         self._index: CoarseIndex | None = None
         self._builder: threading.Thread | None = None
         self._builds = 0
+        self._last_build_s: float | None = None  # the newest build's duration, reported by stats()
         self._closed = False
         self._build_error: str | None = None
         self._checkpoint_error: str | None = None
@@ -636,6 +637,7 @@ class Shard:
     def _build_and_swap(self) -> int | None:
         """Build over the live rows and install the result; the number of rows built over, None when
         the build failed or the shard closed meanwhile."""
+        t0 = time.perf_counter()
         with self._lock:
             view = self._rows.view()
             m = view.n
@@ -670,6 +672,7 @@ class Shard:
                                            np.concatenate([alive, tail_alive]), payloads + tail_payloads)
             self._index = index
             self._builds += 1
+            self._last_build_s = time.perf_counter() - t0
             self._build_error = None
         return len(keep)
 
@@ -704,6 +707,7 @@ class Shard:
                 "oversample": self.params.oversample,
                 "rebuild_threshold": self.params.rebuild_after(index.size if index else 0),
                 "builds": self._builds,
+                "last_build_s": self._last_build_s,
                 "position": self.position(),
                 "error": self._build_error or (f"checkpoint failed: {self._checkpoint_error}" if self._checkpoint_error else ""),
                 "pid": os.getpid(),  # where it runs: the router's process, or a Ray actor's (and on which host)
