@@ -65,7 +65,7 @@ def _cmd_serve(args) -> int:
                          durability_interval_ms=args.durability_interval_ms, skip_damaged=args.skip_damaged,
                          max_log_mb=args.max_log_mb, metrics_host=args.metrics_host,
                          tls_cert=_path(args.tls_cert), tls_key=_path(args.tls_key),
-                         tls_client_ca=_path(args.tls_client_ca),
+                         tls_client_ca=_path(args.tls_client_ca), drift_interval_s=args.drift_interval,
                          dashboard_port=args.dashboard_port, dashboard_host=args.dashboard_host)
     try:
         asyncio.run(serve(config))
@@ -458,6 +458,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--bootstrap-key-file", default=None,
                    help="read the bootstrap key from this file (keeps it out of the process's command line)")
     s.add_argument("--metrics-port", type=_port, default=0, help="serve Prometheus metrics on this port")
+    s.add_argument("--drift-interval", type=float, default=30.0, metavar="SECONDS",
+                   help="how often each collection's recent queries and writes are checked for drift (default 30)")
     s.add_argument("--metrics-host", default="127.0.0.1", help="the metrics page's address (default loopback)")
     s.add_argument("--dashboard-port", type=_port, default=None,
                    help="serve the read-only web dashboard on this port (0 = any free port; default: none); "

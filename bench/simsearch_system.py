@@ -62,7 +62,7 @@ class SimsearchServer:
 
     def __post_init__(self) -> None:
         self.params = {"shards": self.shards, "placement": self.placement, "batch": self.batch,
-                       "oversample": IndexParams().oversample, "server": "own process",
+                       "oversample": IndexParams().oversample or "auto", "server": "own process",
                        "durability": "fsync"}
         self.ingest_s = self.index_s = 0.0
 

@@ -18,6 +18,7 @@ import numpy as np
 from simsearch.datasets import Dataset
 from simsearch.reranker.kernels import normalize, pairwise_distance, top_k
 from simsearch.shard import IndexParams
+from simsearch.shard.config import DEFAULT_OVERSAMPLE
 from simsearch.shard.scann_index import TRAINING_SAMPLE
 
 THREADS = os.cpu_count() or 1
@@ -75,16 +76,16 @@ class RawScann:
 
         p = IndexParams()
         self.leaves = p.leaves_for(len(ds.train) // self.shards) * self.shards
-        self.oversample = p.oversample
+        self.oversample = p.oversample or DEFAULT_OVERSAMPLE  # auto (calibrated) in simsearch; the old default here
         self.params = {"num_leaves": self.leaves, "dims_per_block": p.block_dims_for(ds.train.shape[1]),
-                       "reorder": f"k x {p.oversample}", "search": "search_batched_parallel / search"}
+                       "reorder": f"k x {self.oversample}", "search": "search_batched_parallel / search"}
         db = prepare(ds.train, ds.metric)
         self.searcher = (scann.scann_ops_pybind.builder(db, 10, scann_distance(ds.metric))
                          .tree(num_leaves=self.leaves, num_leaves_to_search=max(1, self.leaves // 14),
                                training_sample_size=min(len(db), TRAINING_SAMPLE))
                          .score_ah(p.block_dims_for(db.shape[1]),  # the shards' choice: anisotropic for ip
                                    anisotropic_quantization_threshold=float("nan") if ds.metric == "l2" else 0.2)
-                         .reorder(10 * p.oversample).build())
+                         .reorder(10 * self.oversample).build())
         self.metric = ds.metric
 
     def knobs(self) -> list[dict[str, Any]]:

@@ -234,7 +234,7 @@ def search_request(collection: str, queries: Any, k: int, *, texts: Sequence[str
                    encoder: str | None = None, leaves_to_search: int = 0, oversample: int = 0, exact: bool = False,
                    timeout_ms: int = 0, allow_partial: bool = False, no_cache: bool = False,
                    with_payload: bool | Sequence[str] = False,
-                   filter: Any = None) -> points_pb2.SearchRequest:  # noqa: A002
+                   filter: Any = None, target_recall: float = 0.0) -> points_pb2.SearchRequest:  # noqa: A002
     """with_payload: True for each hit's whole payload, or a list of the fields wanted."""
     fields: list[str] = []
     if not isinstance(with_payload, bool):
@@ -247,7 +247,8 @@ def search_request(collection: str, queries: Any, k: int, *, texts: Sequence[str
                                   field="with_payload")
     params = points_pb2.SearchParams(leaves_to_search=leaves_to_search, oversample=oversample, exact=exact,
                                      timeout_ms=timeout_ms, allow_partial=allow_partial, no_cache=no_cache,
-                                     with_payload=bool(with_payload), payload_fields=fields)
+                                     with_payload=bool(with_payload), payload_fields=fields,
+                                     target_recall=target_recall)
     f = as_filter(filter)  # a Mongo-style dict (or a Filter); checked here, named by its path on error
     where = {} if f is None else {"filter": filter_to_proto(f)}
     if queries is None:
@@ -297,7 +298,7 @@ def count_request(collection: str, filter: Any = None) -> points_pb2.CountReques
     return points_pb2.CountRequest(collection=collection, **filter_field(filter))
 
 
-def create_request(name: str, dim: int, metric: str, shards: int, index: dict[str, int], encoder: str = "",
+def create_request(name: str, dim: int, metric: str, shards: int, index: dict[str, float], encoder: str = "",
                    payload_indexes: dict[str, str] | None = None, replicas: int = 1, write_quorum: int = 0):
     return collections_pb2.CreateCollectionRequest(
         name=name, dim=dim, metric=metric, shards=shards, index=collections_pb2.IndexParams(**index), encoder=encoder,
@@ -448,6 +449,9 @@ class CollectionInfo:
     write_quorum: int = 1  # the quorum in force
     embedding_generation: int = 0  # 0 at creation; each promoted reindex's number after it
     reindex: list["ReindexStatus"] = field(default_factory=list)  # reindex jobs, newest first
+    # {"queries": {score, threshold, alarm, exceeded, reference, recent}, "writes": {...}, "health": {collapsed,
+    # spread, effective_rank, norm_mean, ...}, "checks", "checked_at"}: drift from the reference samples
+    drift: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -502,4 +506,13 @@ def parse_info(m: collections_pb2.CollectionInfo) -> CollectionInfo:
                for p in m.payload_indexes}
     return CollectionInfo(m.name, m.dim, m.metric, m.shards, m.points, m.generation, m.index_state, index, shards,
                           m.encoder, indexes, m.replicas or 1, m.write_quorum or 1, m.embedding_generation,
-                          [parse_reindex(r) for r in m.reindex])
+                          [parse_reindex(r) for r in m.reindex], _drift(m.drift) if m.HasField("drift") else {})
+
+
+def _drift(d: collections_pb2.DriftInfo) -> dict[str, Any]:
+    def fields(msg) -> dict[str, Any]:
+        return {f.name: (list(getattr(msg, f.name)) if f.name == "reasons" else getattr(msg, f.name))
+                for f in msg.DESCRIPTOR.fields}
+
+    return {"queries": fields(d.queries), "writes": fields(d.writes),
+            "health": fields(d.health) if d.health.measured else {}, "checks": d.checks, "checked_at": d.checked_at}

@@ -38,7 +38,7 @@ class AsyncClient:
 
     async def create_collection(self, name: str, dim: int = 0, metric: str = "", shards: int = 1, *,
                                 encoder: str = "", payload_indexes: dict[str, str] | None = None,
-                                replicas: int = 1, write_quorum: int = 0, **index: int) -> rq.CollectionInfo:
+                                replicas: int = 1, write_quorum: int = 0, **index: float) -> rq.CollectionInfo:
         """As Client.create_collection."""
         return rq.parse_info(await self._call(self._collections.CreateCollection,
                                               rq.create_request(name, dim, metric, shards, index, encoder,
@@ -77,6 +77,13 @@ class AsyncClient:
         """Returns the previous target."""
         return (await self._call(self._collections.SwitchAlias,
                                  collections_pb2.SwitchAliasRequest(alias=alias, collection=collection))).previous
+
+    async def reset_drift_reference(self, collection: str, kind: str = "") -> rq.CollectionInfo:
+        """Forget the collection's drift reference ("queries", "writes", or "" for both): the next vectors seen
+        form a new one (after an intended change)."""
+        return rq.parse_info(await self._call(self._collections.ResetDriftReference,
+                                          collections_pb2.ResetDriftReferenceRequest(collection=collection,
+                                                                                     kind=kind)))
 
     async def reindex(self, collection: str, encoder: str, **options: Any) -> rq.ReindexStatus:
         """Re-embed `collection` with `encoder` (name@version) in the background while it serves; promoted through

@@ -45,14 +45,16 @@ class Client:
 
     def create_collection(self, name: str, dim: int = 0, metric: str = "", shards: int = 1, *, encoder: str = "",
                           payload_indexes: dict[str, str] | None = None, replicas: int = 1, write_quorum: int = 0,
-                          **index: int) -> rq.CollectionInfo:
+                          **index: float) -> rq.CollectionInfo:
         """metric "" = l2 (cosine when bound to an encoder); encoder = "name@version" binds the
         collection so upsert/search take texts= or images=, and dim may be 0 (the encoder's).
         payload_indexes: {field: type} with types keyword, integer, float, bool, datetime.
         replicas: copies of each shard, on different Ray nodes while there are enough; a write is acknowledged
         once durable on write_quorum of them (0: a majority), and a search reads one, going to another
         when one fails.
-        index: num_leaves, leaves_to_search, dims_per_block, rebuild_threshold, min_index_size, oversample."""
+        index: num_leaves, leaves_to_search, dims_per_block, rebuild_threshold, min_index_size, oversample,
+        target_recall (recall@10 the auto leaves_to_search/oversample are calibrated to after each build;
+        default 0.95)."""
         return rq.parse_info(self._call(self._collections.CreateCollection,
                                         rq.create_request(name, dim, metric, shards, index, encoder, payload_indexes,
                                                           replicas, write_quorum)))
@@ -96,6 +98,13 @@ class Client:
         the new target. Returns the previous target."""
         return self._call(self._collections.SwitchAlias,
                           collections_pb2.SwitchAliasRequest(alias=alias, collection=collection)).previous
+
+    def reset_drift_reference(self, collection: str, kind: str = "") -> rq.CollectionInfo:
+        """Forget the collection's drift reference ("queries", "writes", or "" for both): the next vectors seen
+        form a new one (after an intended change)."""
+        return rq.parse_info(self._call(self._collections.ResetDriftReference,
+                                          collections_pb2.ResetDriftReferenceRequest(collection=collection,
+                                                                                     kind=kind)))
 
     def reindex(self, collection: str, encoder: str, **options: Any) -> rq.ReindexStatus:
         """Re-embed `collection` with `encoder` (name@version) in the background while it serves; promoted through
@@ -244,7 +253,8 @@ class Client:
                images: Any = None, encoder: str | None = None, timeout: float | None = None,
                **params: Any) -> rq.SearchResults:
         """Query vectors, or texts=/images= for a collection bound to an encoder. params:
-        leaves_to_search, oversample, exact, timeout_ms, allow_partial, no_cache, with_payload (each
+        leaves_to_search, oversample, target_recall (the cheapest calibrated setting meeting this recall@10
+        instead of the collection's), exact, timeout_ms, allow_partial, no_cache, with_payload (each
         hit's payload dict in `.payloads`), filter (a Mongo-style dict over payload fields, e.g.
         {"color": "red", "price": {"$lt": 20}}: only points that pass are returned)."""
         req = with_timeout(rq.search_request(collection, queries, k, texts=texts, images=images, encoder=encoder,

@@ -70,6 +70,7 @@ def index_params_to_proto(p, shard_infos=()):
     """IndexParams -> proto. With the shards' ShardInfo, a 0 (auto) shows the value the shards
     resolved it to when every available shard uses the same one; otherwise it stays 0."""
     values = {f: getattr(p, f) for f in (*IN_USE, "min_index_size")}
+    values["target_recall"] = p.recall_target  # the one in force (0 stands for the default)
     live = [s for s in shard_infos if s.available]
     for f in IN_USE:
         used = {getattr(s, f) for s in live}
@@ -84,7 +85,7 @@ def spec_fields(req) -> dict:
     or take the documented defaults."""
     ix = req.index
     index = {f: getattr(ix, f) for f in ("num_leaves", "leaves_to_search", "dims_per_block", "rebuild_threshold",
-                                         "min_index_size", "oversample") if getattr(ix, f)}
+                                         "min_index_size", "oversample", "target_recall") if getattr(ix, f)}
     return dict(name=req.name, dim=req.dim, metric=req.metric or ("cosine" if req.encoder else "l2"),
                 shards=req.shards or 1, index=index, encoder=req.encoder, replicas=req.replicas or 1,
                 write_quorum=req.write_quorum)
@@ -96,7 +97,24 @@ def collection_status(status) -> collections_pb2.CollectionInfo:
                            status.payload_indexes)
     info.embedding_generation = status.spec.embedding_generation
     info.reindex.extend(reindex_status(job) for job in status.reindex)
+    if status.drift:
+        info.drift.CopyFrom(drift_info(status.drift))
     return info
+
+
+def drift_info(view: dict) -> collections_pb2.DriftInfo:
+    """router/drift_monitor.py DriftMonitor.view -> DriftInfo."""
+    out = collections_pb2.DriftInfo(checks=view.get("checks", 0), checked_at=view.get("checked_at", 0.0))
+    for kind in ("queries", "writes"):
+        s = view.get(kind)
+        if s:
+            getattr(out, kind).CopyFrom(collections_pb2.DriftStream(
+                score=s["score"], threshold=s["threshold"], alarm=s["alarm"], exceeded=s["exceeded"],
+                reference=s["reference"], recent=s["recent"]))
+    h = view.get("health") or {}
+    if h:
+        out.health.CopyFrom(collections_pb2.EmbeddingHealthInfo(measured=True, **h))
+    return out
 
 
 def reindex_status(job: dict) -> collections_pb2.ReindexStatus:
@@ -123,7 +141,7 @@ def payload_indexes_info(declared: dict[str, str], shard_stats: list[dict | None
     return out
 
 
-_NOT_SHARD_INFO = ("payload_indexes", "pid", "host", "node", "position", "replicas")  # summed per index / where it runs: not for tenants
+_NOT_SHARD_INFO = ("payload_indexes", "pid", "host", "node", "position", "replicas", "calibration_s")  # summed per index / where it runs: not for tenants
 
 
 def collection_info(spec, generation: int, created_at: float, shard_stats: list[dict | None],
@@ -153,7 +171,7 @@ def collection_info(spec, generation: int, created_at: float, shard_stats: list[
         index=index_params_to_proto(spec.index, infos), points=sum(s.points for s in infos),
         generation=generation, index_state=state, shard_info=infos, created_at=created_at, encoder=spec.encoder,
         payload_indexes=payload_indexes_info(payload_indexes or {}, shard_stats),
-        replicas=spec.replicas, write_quorum=spec.quorum,
+        replicas=spec.replicas, write_quorum=spec.quorum, target_recall=spec.index.recall_target,
     )
 
 

@@ -28,6 +28,7 @@ from simsearch.router.cache import make_cache
 from simsearch.router.tenancy import BootstrapMismatch
 from simsearch.router.catalog import Catalog, CatalogError
 from simsearch.router.dirlock import DirLock, DirLocked
+from simsearch.router.drift_monitor import DriftSettings
 from simsearch.router.engine import FACTORIES, CollectionDamaged, Engine
 from simsearch.router.server import Server, TlsFiles, create_server
 from simsearch.shard import memory
@@ -82,6 +83,9 @@ class ServeConfig:
     # keys, on loopback unless asked, over TLS with the gRPC certificate when one is given.
     dashboard_port: int | None = None
     dashboard_host: str = "127.0.0.1"
+    # How often each collection's recent queries and writes are compared with their reference samples
+    # (router/drift_monitor.py).
+    drift_interval_s: float = 30.0
 
     @property
     def shard_placement(self) -> str:
@@ -106,6 +110,8 @@ class ServeConfig:
             raise ValueError(f"max_log_mb must be in [{low}, {high}], got {self.max_log_mb}")
         if self.dashboard_port is not None and not 0 <= self.dashboard_port <= 65535:
             raise ValueError(f"dashboard_port must be None (off) or in [0, 65535], got {self.dashboard_port}")
+        if not 0.1 <= self.drift_interval_s <= 86_400:
+            raise ValueError(f"drift_interval_s must be in [0.1, 86400], got {self.drift_interval_s}")
 
     @property
     def durability_banner(self) -> str:
@@ -301,7 +307,8 @@ async def _build_locked(config: ServeConfig) -> tuple[Server, str | None]:
                        ttl_s=config.cache_ttl_s)
     engine = Engine(catalog, cache=cache, shard_factory=FACTORIES[config.shard_placement],
                     durability=config.durability, durability_interval_ms=config.durability_interval_ms,
-                        checkpoint_log_bytes=config.max_log_mb << 20)
+                        checkpoint_log_bytes=config.max_log_mb << 20,
+                    drift=DriftSettings(interval_s=config.drift_interval_s))
     try:
         await engine.open(skip_damaged=config.skip_damaged)
     except BaseException as e:

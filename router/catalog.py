@@ -391,6 +391,21 @@ class Catalog(TenancyMixin, ReindexMixin):
             shutil.rmtree(self.collection_dir(rec), ignore_errors=True)
         return rec
 
+    def update_spec(self, tenant: str, name: str, spec: CollectionSpec) -> CollectionRecord:
+        """Store a collection's changed settings (same name, uid and layout), committed before the in-memory copy
+        changes. NotFound for a missing collection; Unavailable / ResourceExhausted when the disk refuses."""
+        with self._lock:
+            rec = self.get(tenant, name)
+            new = CollectionRecord(tenant, spec, rec.uid, rec.created_at)
+            try:
+                with self._transaction():
+                    self._db.execute("UPDATE collections SET spec = ? WHERE tenant = ? AND name = ?",
+                                     (new.spec_json(), tenant, name))
+            except sqlite3.Error as e:
+                raise write_error(e, f"update collection {excerpt(name)} in {self.path}") from e
+            self._collections = {**self._collections, (tenant, name): new}
+            return new
+
     def exists(self, tenant: str, name: str) -> bool:
         return (tenant, name) in self._collections
 

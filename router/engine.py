@@ -30,6 +30,7 @@ from simsearch.reranker import to_score
 from simsearch.router import metrics
 from simsearch.router.cache import HotQueryCache, make_cache
 from simsearch.router.deadline import Deadline
+from simsearch.router.drift_monitor import KINDS as DRIFT_KINDS, DriftMonitor, DriftSettings, export_drift
 from simsearch.router.catalog import TENANTS_DIR, Catalog, CollectionRecord, write_error
 from simsearch.router.encoders import EncoderHub
 from simsearch.router.guard import AuditLog, FailedAuthGuard
@@ -180,9 +181,10 @@ class Engine:
                  shard_factory: ShardFactory = local_factory, default_timeout_s: float = DEFAULT_TIMEOUT_S,
                  clock: Callable[[], float] = time.perf_counter, encoders: EncoderHub | None = None,
                  durability: str = "fsync", durability_interval_ms: int = 100,
-                 checkpoint_log_bytes: int = 128 << 20):
+                 checkpoint_log_bytes: int = 128 << 20, drift: DriftSettings | None = None):
         """durability: when a shard acknowledges a write ("fsync", "interval", "none": shard/wal.py);
-        checkpoint_log_bytes: a shard's log size that forces a checkpoint.
+        checkpoint_log_bytes: a shard's log size that forces a checkpoint; drift: how queries and writes are
+        sampled and checked for drift (router/drift_monitor.py).
         Serves no collection until `open` has started the catalogued ones."""
         self.catalog = catalog
         self.auth_guard = FailedAuthGuard()  # wrong keys answered slowly, per source (router/guard.py)
@@ -203,6 +205,8 @@ class Engine:
         self._trim: asyncio.TimerHandle | None = None
         self._damaged: dict[tuple[str, str], DamagedCollection] = {}
         self._retiring: dict[asyncio.Task, list[ShardHandle]] = {}  # retired generations' shards, stopped soon
+        self.drift = DriftMonitor(drift)
+        self._drift_task: asyncio.Task | None = None
         self.shard_monitor = ShardMonitor(self.serving_shards)  # shard availability and builds as metrics
         # Each process start is a new cache epoch, so a restarted router never reads entries
         # written under the same (collection, generation) by an earlier incarnation.
@@ -235,8 +239,24 @@ class Engine:
                 self._damaged[key] = DamagedCollection(rec, e.reason)
                 log.warning("serving without collection %s/%s (listed as unavailable): %s", rec.tenant, rec.spec.name,
                             e.reason)
+        for live in self._live.values():
+            self._watch(live)
+        self._drift_task = asyncio.ensure_future(self._drift_loop())
         self.shard_monitor.start()
         return list(self._damaged.values())
+
+    def _watch(self, live: LiveCollection) -> None:
+        self.drift.watch((live.record.tenant, live.spec.name), self.catalog.collection_dir(live.record), live.spec.dim)
+
+    async def _drift_loop(self) -> None:
+        """Every interval: each watched collection's drift and health checked (in a worker thread) and exported."""
+        while True:
+            await asyncio.sleep(self.drift.settings.interval_s)
+            try:
+                for key, view in await asyncio.to_thread(self.drift.check_all):
+                    export_drift(*key, view)
+            except Exception:  # noqa: BLE001 - a check must never stop the loop; logged with its traceback
+                log.exception("drift check failed")
 
     def serving_shards(self) -> list[tuple[str, str, int, ShardHandle]]:
         """(tenant, collection, shard number, handle) of every serving shard: what the shard monitor polls."""
@@ -337,6 +357,7 @@ class Engine:
             await asyncio.to_thread(shutil.rmtree, self.catalog.collection_dir(rec), ignore_errors=True)
             raise
         self._live[(tenant, spec.name)] = live
+        self._watch(live)
         await self._declare_indexes(live)
 
     def _make_dirs(self, rec: CollectionRecord) -> None:
@@ -366,6 +387,7 @@ class Engine:
         self._damaged.pop((tenant, name), None)
         if live is not None:
             _stop(live)
+        self.drift.forget((tenant, name))
         self._close_side_stores(rec)
         self.usage.forget(tenant)
         # the files go in a worker thread: a large collection takes a while, and the loop serves everyone
@@ -450,6 +472,7 @@ class Engine:
             self._damaged.pop((tenant, rec.spec.name), None)
             if live is not None:
                 _stop(live)
+            self.drift.forget((tenant, rec.spec.name))
             self._close_side_stores(rec)
         self.usage.forget(tenant)
         await asyncio.to_thread(shutil.rmtree, self.catalog.root / TENANTS_DIR / tenant, ignore_errors=True)
@@ -486,7 +509,8 @@ class Engine:
         stats = [{k: v for k, v in r.items() if k != "last_build_s"} if isinstance(r, dict) else {"unavailable": str(r)}
                  for r in replies]
         return CollectionStatus(live.spec, live.generation, live.record.created_at, stats,
-                                dict(self.catalog.payload_indexes(tenant, name)), self.reindex_jobs(tenant, name))
+                                dict(self.catalog.payload_indexes(tenant, name)), self.reindex_jobs(tenant, name),
+                                self.drift.view((tenant, name)))
 
     async def build_index(self, tenant: str, name: str, wait: bool) -> CollectionStatus:
         name = self.catalog.resolve(tenant, name)
@@ -569,6 +593,7 @@ class Engine:
             await self.upsert_shards(live, ids, vectors, payloads)
             if mig is not None:
                 await self._mirror(mig, self.upsert_shards(mig.target, ids, mirrored, payloads))
+        self.drift.observe((tenant, live.spec.name), "writes", vectors)
         metrics.UPSERTED.labels(tenant).inc(len(ids))
         return len(ids), live.generation
 
@@ -798,12 +823,14 @@ class Engine:
         """The merged exact top-k of every shard, or the cached one. Every stage runs under `deadline`.
         live: another generation of the collection to search (a reindex's canary)."""
         t0 = self._clock()
-        live = live or self._get(tenant, name)
+        canary, live = live is not None, live or self._get(tenant, name)
         unindexed = tuple(self.check_filter(tenant, live.spec.name, opts.filter))
         # Shape first, values after the cache: a cached entry's bytes passed check_rows when they
         # were computed (the key holds them and the collection's uid), so a hit skips re-checking.
         check_shape(queries, live.spec, "queries", max_rows=MAX_QUERIES)
         check_reply_size(opts.k, len(queries), await self._id_bytes(live))
+        if not canary:  # a canary's queries are another encoder's embeddings
+            self.drift.observe((tenant, live.spec.name), "queries", queries)
         generation = live.generation  # read before fan-out: a write during the search invalidates this key
         timings: dict[str, float] = {}
         key, hot = None, False
@@ -873,6 +900,8 @@ class Engine:
         extra = {"with_payload": True} if opts.with_payload else {}
         if opts.filter is not None:
             extra["filter"] = opts.filter
+        if opts.target_recall:
+            extra["target_recall"] = opts.target_recall
         tasks = [asyncio.ensure_future(h.search(arg, opts.k, leaves_to_search=opts.leaves_to_search,
                                                 oversample=opts.oversample, exact=opts.exact,
                                                 timeout_s=deadline.remaining(), **extra))
@@ -1003,6 +1032,8 @@ class Engine:
             target.record = self.catalog.get(live.record.tenant, live.record.spec.name)
             live.migration = None
             self._live[(live.record.tenant, live.record.spec.name)] = target
+        self.drift.reset((live.record.tenant, live.record.spec.name))  # another embedding space: a new reference
+        self._watch(target)
         log.info("promoted %s/%s to %s (generation %d)", mig.job.tenant, mig.job.collection, mig.encoder,
                  mig.job.generation)
         self._retire_later(live.shards, [self.catalog.generation_dir(live.record)] if live.spec.embedding_generation
@@ -1049,6 +1080,16 @@ class Engine:
         return [job_view(mig.job if mig is not None and mig.job.generation == j.generation else j, mig)
                 for j in self.catalog.reindex_jobs(tenant, name)]
 
+    async def reset_drift_reference(self, tenant: str, name: str, kind: str = "") -> CollectionStatus:
+        """Forget a collection's drift reference (queries, writes, or both for ""): the next vectors seen form it."""
+        name = self.catalog.resolve(tenant, name)
+        self._get(tenant, name)
+        if kind not in ("", *DRIFT_KINDS):
+            from simsearch.contract.errors import invalid
+            raise invalid("kind", f"must be \"\", \"queries\" or \"writes\", got {excerpt(kind)}")
+        await asyncio.to_thread(self.drift.reset, (tenant, name), (kind,) if kind else DRIFT_KINDS)
+        return await self.describe(tenant, name)
+
     def migration_of(self, tenant: str, name: str) -> Migration | None:
         live = self._live.get((tenant, name))
         return live.migration if live is not None else None
@@ -1062,7 +1103,10 @@ class Engine:
         """Snapshot every shard (clean shutdown keeps every point), then release the cache."""
         if self._trim is not None:
             self._trim.cancel()
+        if self._drift_task is not None:
+            self._drift_task.cancel()
         await self.shard_monitor.stop()
+        await asyncio.to_thread(self.drift.save_all)
         migrations = [live.migration for live in self._live.values() if live.migration is not None]
         for mig in migrations:  # stopped, not ended: the job resumes at the next start
             if mig.task is not None:

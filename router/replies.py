@@ -56,6 +56,7 @@ class CollectionStatus:
     shard_stats: list[dict]
     payload_indexes: dict[str, str] = field(default_factory=dict)  # declared: field -> type
     reindex: list[dict] = field(default_factory=list)  # reindex jobs, newest first (router/reindex.py job_view)
+    drift: dict = field(default_factory=dict)  # router/drift_monitor.py DriftMonitor.view
 
 
 def encode_hits(h: Hits) -> bytes:

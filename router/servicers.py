@@ -259,6 +259,11 @@ class CollectionsServicer(collections_pb2_grpc.CollectionsServicer):
         return convert.reindex_status(job_view(await self.engine.cancel_reindex(tenant, request.collection)))
 
     @rpc
+    async def ResetDriftReference(self, request, context, tenant):
+        return convert.collection_status(await self.engine.reset_drift_reference(tenant, request.collection,
+                                                                                 request.kind))
+
+    @rpc
     async def ListAliases(self, request, context, principal):
         allowed = principal.collections  # a key limited to some collections sees only the aliases of those
         return collections_pb2.ListAliasesResponse(aliases=[

@@ -36,7 +36,7 @@ from simsearch.contract.limits import (ASSUMED_ID_BYTES, MAX_BATCH, MAX_DIM, MAX
                                        MAX_RAW_ITEMS, MAX_REF_CHARS, MAX_RESULTS, MAX_SCROLL_LIMIT, MAX_TEXT_CHARS,
                                        MAX_TIMEOUT_MS, MODEL_REF_PATTERN, NAME_PATTERN)
 from simsearch.protos.simsearch.v1 import collections_pb2, common_pb2, encoders_pb2, points_pb2
-from simsearch.shard.config import CollectionSpec, check_rows
+from simsearch.shard.config import TARGET_RECALL_RANGE, CollectionSpec, check_rows
 
 # ---- strings ----
 
@@ -179,12 +179,13 @@ class SearchOptions(NamedTuple):  # a tuple: built per search, ~3x cheaper than 
     filter: Any = None  # a contract.filters.Filter, or None
     filter_key: str = ""  # its canonical form: equivalent filters share cache entries, different ones never do
     payload_fields: tuple[str, ...] = ()  # with_payload: only these fields (() = all)
+    target_recall: float = 0.0  # 0: the collection's calibrated defaults
 
     def cache_tag(self) -> str:
         """The parameters that change results, for the cache key (field names JSON-quoted: any text is unambiguous)."""
         fields = json.dumps(self.payload_fields, ensure_ascii=False) if self.payload_fields else ""
         return (f"l{self.leaves_to_search}o{self.oversample}e{int(self.exact)}p{int(self.with_payload)}{fields}"
-                f"f{self.filter_key}")
+                f"t{self.target_recall!r}f{self.filter_key}")
 
 
 def check_search(k: int, leaves_to_search: int, oversample: int, exact: bool, timeout_ms: int,
@@ -205,6 +206,11 @@ def search_options(request: points_pb2.SearchRequest) -> SearchOptions:
     p = request.params
     opts = check_search(request.k, p.leaves_to_search, p.oversample, p.exact, p.timeout_ms, p.allow_partial,
                         p.no_cache, p.with_payload)
+    if p.target_recall:
+        lo, hi = TARGET_RECALL_RANGE
+        if not lo <= p.target_recall <= hi:  # NaN fails this too
+            raise invalid("params.target_recall", f"must be 0 (collection default) or in [{lo}, {hi}], got {p.target_recall}")
+        opts = opts._replace(target_recall=p.target_recall)
     if request.HasField("filter"):
         f = filter_from_proto(request.filter, "filter")
         opts = opts._replace(filter=f, filter_key=canonical_filter(f))

@@ -29,32 +29,45 @@ def _check_range(fieldname: str, value: int, lo: int, hi: int, *, zero_ok: bool 
         raise invalid(fieldname, f"must be {zero}in [{lo}, {hi}], got {value}")
 
 
-DEFAULT_PROBE_FRACTION = 0.07  # leaves searched per query when a request names none
+DEFAULT_PROBE_FRACTION = 0.07  # leaves searched per query when a request names none (uncalibrated)
+DEFAULT_OVERSAMPLE = 4  # coarse candidates per result when a request names none (uncalibrated)
+DEFAULT_TARGET_RECALL = 0.95  # recall@10 the calibrated defaults meet (shard/calibration.py)
+TARGET_RECALL_RANGE = (0.5, 1.0)
 
 
 @dataclass(frozen=True, kw_only=True)
 class IndexParams:
-    """ScaNN and buffering parameters; 0 means "derive from the shard's size"."""
+    """ScaNN and buffering parameters; 0 means "derive from the shard's size" (leaves_to_search and
+    oversample: calibrated after each build to the cheapest setting that meets target_recall)."""
 
     num_leaves: int = 0
     leaves_to_search: int = 0
     dims_per_block: int = 0
     rebuild_threshold: int = 0
     min_index_size: int = 2048
-    oversample: int = 4
+    oversample: int = 0
+    target_recall: float = 0.0  # recall@10 against exact search; 0 = DEFAULT_TARGET_RECALL
 
     def __post_init__(self) -> None:
+        lo, hi = TARGET_RECALL_RANGE
+        if self.target_recall and not lo <= self.target_recall <= hi:  # NaN fails this too
+            raise invalid("index.target_recall", f"must be 0 (default {DEFAULT_TARGET_RECALL}) or in [{lo}, {hi}], "
+                                                 f"got {self.target_recall}")
         _check_range("index.num_leaves", self.num_leaves, 1, MAX_LEAVES, zero_ok=True)
         _check_range("index.leaves_to_search", self.leaves_to_search, 1, MAX_LEAVES, zero_ok=True)
         _check_range("index.dims_per_block", self.dims_per_block, 1, MAX_DIMS_PER_BLOCK, zero_ok=True)
         _check_range("index.rebuild_threshold", self.rebuild_threshold, 1, MAX_REBUILD_THRESHOLD, zero_ok=True)
         _check_range("index.min_index_size", self.min_index_size, MIN_INDEX_SIZE, MAX_INDEX_SIZE)
-        _check_range("index.oversample", self.oversample, 1, MAX_OVERSAMPLE)
+        _check_range("index.oversample", self.oversample, 1, MAX_OVERSAMPLE, zero_ok=True)
         if self.num_leaves and self.leaves_to_search > self.num_leaves:
             raise invalid(
                 "index.leaves_to_search",
                 f"must be <= index.num_leaves ({self.num_leaves}), got {self.leaves_to_search}",
             )
+
+    @property
+    def recall_target(self) -> float:
+        return self.target_recall or DEFAULT_TARGET_RECALL
 
     def leaves_for(self, n: int) -> int:
         """Partitions for an index over n points: about 100 points per leaf (ScaNN's guidance ~sqrt(n)..n/100)."""

@@ -21,7 +21,10 @@ import numpy as np
 import scann
 
 from simsearch._logs import absl_min_level
-from simsearch.shard.config import IndexParams
+from simsearch.reranker import Scorer
+from simsearch.shard import calibration
+from simsearch.shard.calibration import Calibration
+from simsearch.shard.config import DEFAULT_OVERSAMPLE, IndexParams
 
 log = logging.getLogger(__name__)
 _DISTANCE = {"l2": "squared_l2", "dot": "dot_product", "cosine": "dot_product"}
@@ -63,7 +66,9 @@ class CoarseIndex:
     searcher: object
     size: int
     num_leaves: int
-    default_leaves: int
+    default_leaves: int  # what a search that names none uses: calibrated, explicit, or 7 % of the leaves
+    default_oversample: int = DEFAULT_OVERSAMPLE
+    calibration: Calibration | None = None  # the measured recall curve (shard/calibration.py)
 
     @classmethod
     def build(cls, vectors: np.ndarray, metric: str, params: IndexParams) -> "CoarseIndex":
@@ -79,7 +84,44 @@ class CoarseIndex:
         # Anisotropic quantization helps inner-product search; for l2 plain AH is right.
         threshold = math.nan if metric == "l2" else 0.2
         builder = builder.score_ah(params.block_dims_for(vectors.shape[1]), anisotropic_quantization_threshold=threshold)
-        return cls(builder.build(), n, leaves, search_leaves)
+        return cls(builder.build(), n, leaves, search_leaves, params.oversample or DEFAULT_OVERSAMPLE)
+
+    def calibrate(self, vectors: np.ndarray, scorer: Scorer, params: IndexParams) -> None:
+        """Measure the recall curve on `vectors` (the rows this index covers) and take the cheapest setting
+        that meets the collection's target for every parameter left at 0 (auto); explicit ones are kept.
+        Does nothing when calibration is switched off (the uncalibrated defaults stay)."""
+        if not calibration.enabled():
+            return
+        found = calibration.calibrate(self.search, vectors, scorer, num_leaves=self.num_leaves,
+                                      target=params.recall_target,
+                                      leaves=min(params.leaves_to_search, self.num_leaves), oversample=params.oversample)
+        self._apply(found, params)
+        log.info("index calibrated in %.2fs on %d sample queries: leaves_to_search %d, oversample %d, recall@%d %.3f "
+                 "(target %.2f)", found.seconds, found.sample, self.default_leaves, self.default_oversample,
+                 calibration.K, self.calibrated_recall, found.target)
+
+    def _apply(self, found: Calibration, params: IndexParams) -> None:
+        best = found.pick(params.recall_target, leaves=min(params.leaves_to_search, self.num_leaves),
+                          oversample=params.oversample)
+        if best is not None:
+            self.default_leaves, self.default_oversample = best.leaves, best.oversample
+        self.calibration = found
+
+    @property
+    def calibrated_recall(self) -> float:
+        """The measured recall@10 of the default setting; 0.0 when not calibrated."""
+        c = self.calibration
+        return c.recall_of(self.default_leaves, self.default_oversample) if c is not None else 0.0
+
+    def setting(self, leaves: int = 0, oversample: int = 0, target_recall: float = 0.0) -> tuple[int, int]:
+        """(leaves, oversample) for a search: those it names; for the rest, the cheapest calibrated setting
+        for its own target_recall when it passes one, else the defaults."""
+        c = self.calibration
+        if target_recall and c is not None and not (leaves and oversample):
+            best = c.pick(target_recall, leaves=leaves, oversample=oversample)
+            if best is not None:
+                return best.leaves, best.oversample
+        return min(leaves or self.default_leaves, self.num_leaves), oversample or self.default_oversample
 
     def search(self, queries: np.ndarray, count: int, leaves: int) -> tuple[np.ndarray, np.ndarray]:
         """Coarse candidates: rows (n, c) int64 and a validity mask (n, c)."""
@@ -95,12 +137,24 @@ class CoarseIndex:
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.searcher.serialize(str(directory))
+        if self.calibration is not None:  # beside ScaNN's files: checksummed and reused with them
+            (directory / calibration.FILE).write_text(self.calibration.to_json())
 
     @classmethod
     def load(cls, directory: Path, size: int, num_leaves: int, params: IndexParams) -> "CoarseIndex":
+        """The saved index, with its calibration when one was saved (else calibration is None: the
+        shard measures it again in the background)."""
         _relocate_assets(directory)
         searcher = scann.scann_ops_pybind.load_searcher(str(directory))
-        return cls(searcher, size, num_leaves, params.search_leaves_for(num_leaves))
+        index = cls(searcher, size, num_leaves, params.search_leaves_for(num_leaves),
+                    params.oversample or DEFAULT_OVERSAMPLE)
+        saved = directory / calibration.FILE
+        if saved.exists() and calibration.enabled():
+            try:
+                index._apply(Calibration.from_json(saved.read_text()), params)
+            except (ValueError, KeyError, TypeError) as e:  # measured again in the background
+                log.warning("ignoring the saved calibration in %s: %s", saved, e)
+        return index
 
 
 def _relocate_assets(directory: Path) -> None:

@@ -29,7 +29,7 @@ from simsearch.contract.errors import (DeadlineExceeded, FailedPrecondition, Res
                                        Unavailable, invalid)
 from simsearch.reranker import ExactScorer, Scorer, normalize, top_k
 from simsearch.shard import memory, snapshot, wal
-from simsearch.shard.config import IndexParams
+from simsearch.shard.config import DEFAULT_OVERSAMPLE, IndexParams
 from simsearch.contract import payloads as payload_rules
 from simsearch.contract.filters import Filter
 from simsearch.shard.faults import CheckpointDamaged
@@ -387,18 +387,19 @@ class Shard:
 
     def search(self, queries: np.ndarray, k: int, *, leaves_to_search: int = 0, oversample: int = 0,
                exact: bool = False, timeout_s: float | None = None, with_payload: bool = False,
-               filter: Filter | None = None) -> SearchResult:  # noqa: A002 (the API's word)
+               filter: Filter | None = None, target_recall: float = 0.0) -> SearchResult:  # noqa: A002 (the API's word)
         """timeout_s: how long the caller still waits, from when this call starts (a duration, not a
         time, so clocks of other nodes do not matter); checked before each chunk of queries, so a
         search that has lost its caller stops instead of holding a core. filter: only points whose
-        payload passes it are returned (contract.filters), never fewer than k when k pass."""
+        payload passes it are returned (contract.filters), never fewer than k when k pass.
+        target_recall: the cheapest calibrated setting that meets it, for what the search does not name."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         queries = self._as_rows(queries, "queries")
         with self._lock:
             view, index = self._rows.view(), self._index
         if exact or index is None:
             index = None
-        oversample = oversample or self.params.oversample
+        leaves_to_search, oversample = self._setting(index, leaves_to_search, oversample, target_recall)
         if filter is not None:
             return self._search_filtered(view, index, queries, k, leaves_to_search, oversample, filter, deadline,
                                          with_payload)
@@ -492,8 +493,19 @@ class Shard:
         with self._lock:
             return self._rows.max_id_bytes()
 
+    def search_setting(self, leaves_to_search: int = 0, oversample: int = 0,
+                       target_recall: float = 0.0) -> tuple[int, int]:
+        """(leaves_to_search, oversample) a search with these parameters uses (shard/calibration.py)."""
+        return self._setting(self._index, leaves_to_search, oversample, target_recall)
+
+    def _setting(self, index: CoarseIndex | None, leaves: int, oversample: int,
+                 target_recall: float) -> tuple[int, int]:
+        if index is None:
+            return leaves, oversample or self.params.oversample or DEFAULT_OVERSAMPLE
+        return index.setting(leaves, oversample, target_recall)
+
     def search_work(self, n: int, k: int, *, exact: bool = False, leaves_to_search: int = 0,
-                    oversample: int = 0) -> int:
+                    oversample: int = 0, target_recall: float = 0.0) -> int:
         """About how many floats a search of n queries touches: the exact scans (every row without an
         index or when exact, else the fresh rows), the exact re-rank of k x oversample candidates,
         and ScaNN's scan of the leaves it searches (~1/8 float per dimension with AH codes). What a
@@ -501,8 +513,8 @@ class Shard:
         index, rows = self._index, self._rows.n
         if exact or index is None:
             return n * rows * self.dim
-        candidates = min(k * (oversample or self.params.oversample), index.size)
-        leaves = self.params.search_leaves_for(index.num_leaves) if not leaves_to_search else leaves_to_search
+        leaves, oversample = index.setting(leaves_to_search, oversample, target_recall)
+        candidates = min(k * oversample, index.size)
         coarse = index.size * min(leaves, index.num_leaves) // max(index.num_leaves, 1) // 8
         return n * self.dim * (rows - index.size + candidates + coarse)
 
@@ -648,6 +660,8 @@ class Shard:
         payloads = view.payload_list(keep)
         try:
             index = CoarseIndex.build(vectors, self.metric, self.params) if len(keep) >= self.params.min_index_size else None
+            if index is not None:  # here, before the swap: no index serves uncalibrated
+                index.calibrate(vectors, self.scorer, self.params)
             sealed = Sealed.build(vectors, ids, payloads=payloads) if index is not None else Sealed.empty(self.dim)
             prebuild = self._filters.prebuild_fields()
             if prebuild and sealed.payloads is not None:  # here, not in the first filtered search after the swap
@@ -704,7 +718,10 @@ class Shard:
                 "num_leaves": index.num_leaves if index else 0,
                 "leaves_to_search": index.default_leaves if index else 0,
                 "dims_per_block": self.params.block_dims_for(self.dim) if index else 0,
-                "oversample": self.params.oversample,
+                "oversample": index.default_oversample if index else self.params.oversample or DEFAULT_OVERSAMPLE,
+                "target_recall": self.params.recall_target,
+                "calibrated_recall": index.calibrated_recall if index else 0.0,  # 0.0: not (yet) calibrated
+                "calibration_s": index.calibration.seconds if index and index.calibration else 0.0,
                 "rebuild_threshold": self.params.rebuild_after(index.size if index else 0),
                 "builds": self._builds,
                 "last_build_s": self._last_build_s,
@@ -809,6 +826,9 @@ class Shard:
             if ckpt.index_dir is not None:
                 try:
                     self._index = CoarseIndex.load(ckpt.index_dir, ckpt.sealed.size, ckpt.num_leaves, self.params)
+                    if self._index.calibration is None:  # saved before calibration existed: measured in the background
+                        threading.Thread(target=self._index.calibrate, args=(ckpt.sealed.vectors, self.scorer, self.params),
+                                         name="calibration", daemon=True).start()
                 except Exception:  # checksums passed, yet ScaNN refused it: rebuilt from the vectors, the source of truth
                     log.exception("could not load the saved index in %s; rebuilding", ckpt.index_dir)
                     self._index = None

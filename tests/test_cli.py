@@ -22,6 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from simsearch import Client
 from simsearch.shard import IndexParams
+from simsearch.shard.calibration import OVERSAMPLES
 
 from conftest import API_KEY, free_port, random_vectors, serve_env, serve_process
 
@@ -163,15 +164,16 @@ def test_describe_shows_the_index_parameters_in_use_and_index_builds_log_nothing
     assert [s["index_state"] for s in shards] == ["ready", "ready"] and sum(s["indexed"] for s in shards) == 5000
     for s in shards:  # each shard reports what "auto" resolved to for its own size
         assert s["num_leaves"] == auto.leaves_for(s["indexed"]) > 0
-        assert s["leaves_to_search"] == auto.search_leaves_for(s["num_leaves"]) > 0
+        # leaves_to_search and oversample: calibrated after the build to the target recall (shard/calibration.py)
+        assert 0 < s["leaves_to_search"] <= s["num_leaves"] and s["oversample"] in OVERSAMPLES
+        assert s["calibrated_recall"] >= s["target_recall"] == auto.recall_target == 0.95
         assert s["dims_per_block"] == auto.block_dims_for(32) == 1
-        assert s["oversample"] == auto.oversample == 4
         assert s["rebuild_threshold"] == auto.rebuild_after(s["indexed"])
     index = info["index"]  # the collection shows a value where every shard agrees, else 0 (auto)
     for field in ("num_leaves", "leaves_to_search", "dims_per_block", "oversample", "rebuild_threshold"):
         used = {s[field] for s in shards}
         assert index[field] == (used.pop() if len(used) == 1 else 0), (field, index, shards)
-    assert index["dims_per_block"] == 1 and index["oversample"] == 4 and index["min_index_size"] == 2048
+    assert index["dims_per_block"] == 1 and index["min_index_size"] == 2048 and index["target_recall"] == 0.95
     # the server built two ScaNN indexes above; none of ScaNN's C++ INFO lines reached its stderr
     assert not ABSL_LINE.search(err.read_text()), err.read_text()
 

@@ -22,20 +22,22 @@ class PayloadIndex(_message.Message):
     def __init__(self, field: _Optional[str] = ..., type: _Optional[str] = ..., state: _Optional[str] = ..., points: _Optional[int] = ..., invalid_points: _Optional[int] = ...) -> None: ...
 
 class IndexParams(_message.Message):
-    __slots__ = ("num_leaves", "leaves_to_search", "dims_per_block", "rebuild_threshold", "min_index_size", "oversample")
+    __slots__ = ("num_leaves", "leaves_to_search", "dims_per_block", "rebuild_threshold", "min_index_size", "oversample", "target_recall")
     NUM_LEAVES_FIELD_NUMBER: _ClassVar[int]
     LEAVES_TO_SEARCH_FIELD_NUMBER: _ClassVar[int]
     DIMS_PER_BLOCK_FIELD_NUMBER: _ClassVar[int]
     REBUILD_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     MIN_INDEX_SIZE_FIELD_NUMBER: _ClassVar[int]
     OVERSAMPLE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_RECALL_FIELD_NUMBER: _ClassVar[int]
     num_leaves: int
     leaves_to_search: int
     dims_per_block: int
     rebuild_threshold: int
     min_index_size: int
     oversample: int
-    def __init__(self, num_leaves: _Optional[int] = ..., leaves_to_search: _Optional[int] = ..., dims_per_block: _Optional[int] = ..., rebuild_threshold: _Optional[int] = ..., min_index_size: _Optional[int] = ..., oversample: _Optional[int] = ...) -> None: ...
+    target_recall: float
+    def __init__(self, num_leaves: _Optional[int] = ..., leaves_to_search: _Optional[int] = ..., dims_per_block: _Optional[int] = ..., rebuild_threshold: _Optional[int] = ..., min_index_size: _Optional[int] = ..., oversample: _Optional[int] = ..., target_recall: _Optional[float] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
     __slots__ = ("name", "dim", "metric", "shards", "index", "encoder", "payload_indexes", "replicas", "write_quorum")
@@ -78,7 +80,7 @@ class ReplicaInfo(_message.Message):
     def __init__(self, replica: _Optional[int] = ..., state: _Optional[str] = ..., in_sync: _Optional[bool] = ..., node: _Optional[str] = ..., position: _Optional[int] = ..., lag: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
 
 class ShardInfo(_message.Message):
-    __slots__ = ("shard", "available", "points", "indexed", "fresh", "deleted", "index_state", "num_leaves", "builds", "error", "leaves_to_search", "dims_per_block", "oversample", "rebuild_threshold", "payload_bytes", "replicas")
+    __slots__ = ("shard", "available", "points", "indexed", "fresh", "deleted", "index_state", "num_leaves", "builds", "error", "leaves_to_search", "dims_per_block", "oversample", "rebuild_threshold", "payload_bytes", "replicas", "calibrated_recall", "target_recall")
     SHARD_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     POINTS_FIELD_NUMBER: _ClassVar[int]
@@ -95,6 +97,8 @@ class ShardInfo(_message.Message):
     REBUILD_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_BYTES_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATED_RECALL_FIELD_NUMBER: _ClassVar[int]
+    TARGET_RECALL_FIELD_NUMBER: _ClassVar[int]
     shard: int
     available: bool
     points: int
@@ -111,10 +115,12 @@ class ShardInfo(_message.Message):
     rebuild_threshold: int
     payload_bytes: int
     replicas: _containers.RepeatedCompositeFieldContainer[ReplicaInfo]
-    def __init__(self, shard: _Optional[int] = ..., available: _Optional[bool] = ..., points: _Optional[int] = ..., indexed: _Optional[int] = ..., fresh: _Optional[int] = ..., deleted: _Optional[int] = ..., index_state: _Optional[str] = ..., num_leaves: _Optional[int] = ..., builds: _Optional[int] = ..., error: _Optional[str] = ..., leaves_to_search: _Optional[int] = ..., dims_per_block: _Optional[int] = ..., oversample: _Optional[int] = ..., rebuild_threshold: _Optional[int] = ..., payload_bytes: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaInfo, _Mapping]]] = ...) -> None: ...
+    calibrated_recall: float
+    target_recall: float
+    def __init__(self, shard: _Optional[int] = ..., available: _Optional[bool] = ..., points: _Optional[int] = ..., indexed: _Optional[int] = ..., fresh: _Optional[int] = ..., deleted: _Optional[int] = ..., index_state: _Optional[str] = ..., num_leaves: _Optional[int] = ..., builds: _Optional[int] = ..., error: _Optional[str] = ..., leaves_to_search: _Optional[int] = ..., dims_per_block: _Optional[int] = ..., oversample: _Optional[int] = ..., rebuild_threshold: _Optional[int] = ..., payload_bytes: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaInfo, _Mapping]]] = ..., calibrated_recall: _Optional[float] = ..., target_recall: _Optional[float] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
-    __slots__ = ("name", "dim", "metric", "shards", "index", "points", "generation", "index_state", "shard_info", "created_at", "encoder", "payload_indexes", "replicas", "write_quorum", "embedding_generation", "reindex")
+    __slots__ = ("name", "dim", "metric", "shards", "index", "points", "generation", "index_state", "shard_info", "created_at", "encoder", "payload_indexes", "replicas", "write_quorum", "embedding_generation", "reindex", "target_recall", "drift")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -131,6 +137,8 @@ class CollectionInfo(_message.Message):
     WRITE_QUORUM_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_GENERATION_FIELD_NUMBER: _ClassVar[int]
     REINDEX_FIELD_NUMBER: _ClassVar[int]
+    TARGET_RECALL_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: str
@@ -147,7 +155,9 @@ class CollectionInfo(_message.Message):
     write_quorum: int
     embedding_generation: int
     reindex: _containers.RepeatedCompositeFieldContainer[ReindexStatus]
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., shards: _Optional[int] = ..., index: _Optional[_Union[IndexParams, _Mapping]] = ..., points: _Optional[int] = ..., generation: _Optional[int] = ..., index_state: _Optional[str] = ..., shard_info: _Optional[_Iterable[_Union[ShardInfo, _Mapping]]] = ..., created_at: _Optional[float] = ..., encoder: _Optional[str] = ..., payload_indexes: _Optional[_Iterable[_Union[PayloadIndex, _Mapping]]] = ..., replicas: _Optional[int] = ..., write_quorum: _Optional[int] = ..., embedding_generation: _Optional[int] = ..., reindex: _Optional[_Iterable[_Union[ReindexStatus, _Mapping]]] = ...) -> None: ...
+    target_recall: float
+    drift: DriftInfo
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., shards: _Optional[int] = ..., index: _Optional[_Union[IndexParams, _Mapping]] = ..., points: _Optional[int] = ..., generation: _Optional[int] = ..., index_state: _Optional[str] = ..., shard_info: _Optional[_Iterable[_Union[ShardInfo, _Mapping]]] = ..., created_at: _Optional[float] = ..., encoder: _Optional[str] = ..., payload_indexes: _Optional[_Iterable[_Union[PayloadIndex, _Mapping]]] = ..., replicas: _Optional[int] = ..., write_quorum: _Optional[int] = ..., embedding_generation: _Optional[int] = ..., reindex: _Optional[_Iterable[_Union[ReindexStatus, _Mapping]]] = ..., target_recall: _Optional[float] = ..., drift: _Optional[_Union[DriftInfo, _Mapping]] = ...) -> None: ...
 
 class DropCollectionRequest(_message.Message):
     __slots__ = ("name",)
@@ -334,3 +344,63 @@ class ReindexStatus(_message.Message):
     passed: bool
     reason: str
     def __init__(self, collection: _Optional[str] = ..., generation: _Optional[int] = ..., encoder: _Optional[str] = ..., from_encoder: _Optional[str] = ..., state: _Optional[str] = ..., copied: _Optional[int] = ..., total: _Optional[int] = ..., started_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., error: _Optional[str] = ..., decision: _Optional[str] = ..., passed: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ResetDriftReferenceRequest(_message.Message):
+    __slots__ = ("collection", "kind")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    kind: str
+    def __init__(self, collection: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
+
+class DriftStream(_message.Message):
+    __slots__ = ("score", "threshold", "alarm", "exceeded", "reference", "recent")
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    ALARM_FIELD_NUMBER: _ClassVar[int]
+    EXCEEDED_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    RECENT_FIELD_NUMBER: _ClassVar[int]
+    score: float
+    threshold: float
+    alarm: bool
+    exceeded: int
+    reference: int
+    recent: int
+    def __init__(self, score: _Optional[float] = ..., threshold: _Optional[float] = ..., alarm: _Optional[bool] = ..., exceeded: _Optional[int] = ..., reference: _Optional[int] = ..., recent: _Optional[int] = ...) -> None: ...
+
+class EmbeddingHealthInfo(_message.Message):
+    __slots__ = ("measured", "collapsed", "spread", "effective_rank", "norm_mean", "norm_std", "norm_min", "norm_max", "reasons")
+    MEASURED_FIELD_NUMBER: _ClassVar[int]
+    COLLAPSED_FIELD_NUMBER: _ClassVar[int]
+    SPREAD_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_RANK_FIELD_NUMBER: _ClassVar[int]
+    NORM_MEAN_FIELD_NUMBER: _ClassVar[int]
+    NORM_STD_FIELD_NUMBER: _ClassVar[int]
+    NORM_MIN_FIELD_NUMBER: _ClassVar[int]
+    NORM_MAX_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    measured: bool
+    collapsed: bool
+    spread: float
+    effective_rank: float
+    norm_mean: float
+    norm_std: float
+    norm_min: float
+    norm_max: float
+    reasons: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, measured: _Optional[bool] = ..., collapsed: _Optional[bool] = ..., spread: _Optional[float] = ..., effective_rank: _Optional[float] = ..., norm_mean: _Optional[float] = ..., norm_std: _Optional[float] = ..., norm_min: _Optional[float] = ..., norm_max: _Optional[float] = ..., reasons: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DriftInfo(_message.Message):
+    __slots__ = ("queries", "writes", "health", "checks", "checked_at")
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    WRITES_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
+    CHECKS_FIELD_NUMBER: _ClassVar[int]
+    CHECKED_AT_FIELD_NUMBER: _ClassVar[int]
+    queries: DriftStream
+    writes: DriftStream
+    health: EmbeddingHealthInfo
+    checks: int
+    checked_at: float
+    def __init__(self, queries: _Optional[_Union[DriftStream, _Mapping]] = ..., writes: _Optional[_Union[DriftStream, _Mapping]] = ..., health: _Optional[_Union[EmbeddingHealthInfo, _Mapping]] = ..., checks: _Optional[int] = ..., checked_at: _Optional[float] = ...) -> None: ...

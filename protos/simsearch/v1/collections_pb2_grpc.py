@@ -106,6 +106,11 @@ class CollectionsStub:
                 request_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CancelReindexRequest.SerializeToString,
                 response_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ReindexStatus.FromString,
                 _registered_method=True)
+        self.ResetDriftReference = channel.unary_unary(
+                '/simsearch.v1.Collections/ResetDriftReference',
+                request_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ResetDriftReferenceRequest.SerializeToString,
+                response_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CollectionInfo.FromString,
+                _registered_method=True)
 
 
 class CollectionsServicer:
@@ -218,6 +223,14 @@ class CollectionsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResetDriftReference(self, request, context):
+        """Forget a collection's drift reference (CollectionInfo.drift): the next vectors seen form a new one. For
+        after an intended change (a new catalogue, a new kind of query). kind: "queries", "writes" or "" (both).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CollectionsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -290,6 +303,11 @@ def add_CollectionsServicer_to_server(servicer, server):
                     servicer.CancelReindex,
                     request_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CancelReindexRequest.FromString,
                     response_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ReindexStatus.SerializeToString,
+            ),
+            'ResetDriftReference': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetDriftReference,
+                    request_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ResetDriftReferenceRequest.FromString,
+                    response_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CollectionInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -672,6 +690,33 @@ class Collections:
             '/simsearch.v1.Collections/CancelReindex',
             simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CancelReindexRequest.SerializeToString,
             simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ReindexStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetDriftReference(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/simsearch.v1.Collections/ResetDriftReference',
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ResetDriftReferenceRequest.SerializeToString,
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CollectionInfo.FromString,
             options,
             channel_credentials,
             insecure,

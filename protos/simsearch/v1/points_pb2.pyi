@@ -142,7 +142,7 @@ class GetResponse(_message.Message):
     def __init__(self, ids: _Optional[_Iterable[str]] = ..., vectors: _Optional[_Union[_common_pb2.Matrix, _Mapping]] = ..., missing: _Optional[_Iterable[str]] = ..., payloads: _Optional[_Iterable[str]] = ..., inputs: _Optional[_Union[_common_pb2.RawInputs, _Mapping]] = ..., without_inputs: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SearchParams(_message.Message):
-    __slots__ = ("leaves_to_search", "oversample", "exact", "timeout_ms", "allow_partial", "no_cache", "with_payload", "payload_fields")
+    __slots__ = ("leaves_to_search", "oversample", "exact", "timeout_ms", "allow_partial", "no_cache", "with_payload", "payload_fields", "target_recall")
     LEAVES_TO_SEARCH_FIELD_NUMBER: _ClassVar[int]
     OVERSAMPLE_FIELD_NUMBER: _ClassVar[int]
     EXACT_FIELD_NUMBER: _ClassVar[int]
@@ -151,6 +151,7 @@ class SearchParams(_message.Message):
     NO_CACHE_FIELD_NUMBER: _ClassVar[int]
     WITH_PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_RECALL_FIELD_NUMBER: _ClassVar[int]
     leaves_to_search: int
     oversample: int
     exact: bool
@@ -159,7 +160,8 @@ class SearchParams(_message.Message):
     no_cache: bool
     with_payload: bool
     payload_fields: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, leaves_to_search: _Optional[int] = ..., oversample: _Optional[int] = ..., exact: _Optional[bool] = ..., timeout_ms: _Optional[int] = ..., allow_partial: _Optional[bool] = ..., no_cache: _Optional[bool] = ..., with_payload: _Optional[bool] = ..., payload_fields: _Optional[_Iterable[str]] = ...) -> None: ...
+    target_recall: float
+    def __init__(self, leaves_to_search: _Optional[int] = ..., oversample: _Optional[int] = ..., exact: _Optional[bool] = ..., timeout_ms: _Optional[int] = ..., allow_partial: _Optional[bool] = ..., no_cache: _Optional[bool] = ..., with_payload: _Optional[bool] = ..., payload_fields: _Optional[_Iterable[str]] = ..., target_recall: _Optional[float] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
     __slots__ = ("collection", "queries", "k", "params", "inputs", "encoder", "filter")
