@@ -66,7 +66,8 @@ def _cmd_serve(args) -> int:
                          max_log_mb=args.max_log_mb, metrics_host=args.metrics_host,
                          tls_cert=_path(args.tls_cert), tls_key=_path(args.tls_key),
                          tls_client_ca=_path(args.tls_client_ca), drift_interval_s=args.drift_interval,
-                         dashboard_port=args.dashboard_port, dashboard_host=args.dashboard_host)
+                         dashboard_port=args.dashboard_port, dashboard_host=args.dashboard_host,
+                         recall_sample=args.recall_sample, recall_cpu_budget=args.recall_budget)
     try:
         asyncio.run(serve(config))
     except StartupError as e:
@@ -458,6 +459,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--bootstrap-key-file", default=None,
                    help="read the bootstrap key from this file (keeps it out of the process's command line)")
     s.add_argument("--metrics-port", type=_port, default=0, help="serve Prometheus metrics on this port")
+    s.add_argument("--recall-sample", type=float, default=0.01, metavar="FRACTION",
+                   help="share of live searches re-run exactly to measure recall (default 0.01; 0 = off)")
+    s.add_argument("--recall-budget", type=float, default=0.05, metavar="FRACTION",
+                   help="the most of one core the exact re-runs of one collection may take (default 0.05)")
     s.add_argument("--drift-interval", type=float, default=30.0, metavar="SECONDS",
                    help="how often each collection's recent queries and writes are checked for drift (default 30)")
     s.add_argument("--metrics-host", default="127.0.0.1", help="the metrics page's address (default loopback)")

@@ -300,7 +300,9 @@ def count_request(collection: str, filter: Any = None) -> points_pb2.CountReques
 
 def create_request(name: str, dim: int, metric: str, shards: int, index: dict[str, float], encoder: str = "",
                    payload_indexes: dict[str, str] | None = None, replicas: int = 1, write_quorum: int = 0):
-    return collections_pb2.CreateCollectionRequest(
+    index = dict(index)
+    recall_slo = index.pop("recall_slo", 0.0)
+    return collections_pb2.CreateCollectionRequest(recall_slo=recall_slo,
         name=name, dim=dim, metric=metric, shards=shards, index=collections_pb2.IndexParams(**index), encoder=encoder,
         payload_indexes=[collections_pb2.PayloadIndex(field=f, type=t) for f, t in (payload_indexes or {}).items()],
         replicas=replicas, write_quorum=write_quorum)
@@ -452,6 +454,9 @@ class CollectionInfo:
     # {"queries": {score, threshold, alarm, exceeded, reference, recent}, "writes": {...}, "health": {collapsed,
     # spread, effective_rank, norm_mean, ...}, "checks", "checked_at"}: drift from the reference samples
     drift: dict[str, Any] = field(default_factory=dict)
+    # {"recall", "samples", "slo", "breached", "sampled_requests", "skipped", "fraction", "tuned_target", ...}: recall@k
+    # of a sample of live searches re-run exactly
+    live_recall: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -506,7 +511,9 @@ def parse_info(m: collections_pb2.CollectionInfo) -> CollectionInfo:
                for p in m.payload_indexes}
     return CollectionInfo(m.name, m.dim, m.metric, m.shards, m.points, m.generation, m.index_state, index, shards,
                           m.encoder, indexes, m.replicas or 1, m.write_quorum or 1, m.embedding_generation,
-                          [parse_reindex(r) for r in m.reindex], _drift(m.drift) if m.HasField("drift") else {})
+                          [parse_reindex(r) for r in m.reindex], _drift(m.drift) if m.HasField("drift") else {},
+                          {f.name: getattr(m.live_recall, f.name) for f in m.live_recall.DESCRIPTOR.fields}
+                          if m.HasField("live_recall") else {})
 
 
 def _drift(d: collections_pb2.DriftInfo) -> dict[str, Any]:

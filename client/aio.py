@@ -78,6 +78,12 @@ class AsyncClient:
         return (await self._call(self._collections.SwitchAlias,
                                  collections_pb2.SwitchAliasRequest(alias=alias, collection=collection))).previous
 
+    async def update_collection(self, name: str, **settings: float) -> rq.CollectionInfo:
+        """Change search-time settings: leaves_to_search, oversample, target_recall, recall_slo (0 = automatic);
+        those not named are kept."""
+        return rq.parse_info(await self._call(self._collections.UpdateCollection,
+                                          collections_pb2.UpdateCollectionRequest(name=name, **settings)))
+
     async def reset_drift_reference(self, collection: str, kind: str = "") -> rq.CollectionInfo:
         """Forget the collection's drift reference ("queries", "writes", or "" for both): the next vectors seen
         form a new one (after an intended change)."""

@@ -54,7 +54,8 @@ class Client:
         when one fails.
         index: num_leaves, leaves_to_search, dims_per_block, rebuild_threshold, min_index_size, oversample,
         target_recall (recall@10 the auto leaves_to_search/oversample are calibrated to after each build;
-        default 0.95)."""
+        default 0.95), and recall_slo (the live recall below which the collection's recall flag is raised;
+        default 0.9)."""
         return rq.parse_info(self._call(self._collections.CreateCollection,
                                         rq.create_request(name, dim, metric, shards, index, encoder, payload_indexes,
                                                           replicas, write_quorum)))
@@ -98,6 +99,12 @@ class Client:
         the new target. Returns the previous target."""
         return self._call(self._collections.SwitchAlias,
                           collections_pb2.SwitchAliasRequest(alias=alias, collection=collection)).previous
+
+    def update_collection(self, name: str, **settings: float) -> rq.CollectionInfo:
+        """Change search-time settings: leaves_to_search, oversample, target_recall, recall_slo (0 = automatic);
+        those not named are kept."""
+        return rq.parse_info(self._call(self._collections.UpdateCollection,
+                                          collections_pb2.UpdateCollectionRequest(name=name, **settings)))
 
     def reset_drift_reference(self, collection: str, kind: str = "") -> rq.CollectionInfo:
         """Forget the collection's drift reference ("queries", "writes", or "" for both): the next vectors seen

@@ -88,7 +88,7 @@ def spec_fields(req) -> dict:
                                          "min_index_size", "oversample", "target_recall") if getattr(ix, f)}
     return dict(name=req.name, dim=req.dim, metric=req.metric or ("cosine" if req.encoder else "l2"),
                 shards=req.shards or 1, index=index, encoder=req.encoder, replicas=req.replicas or 1,
-                write_quorum=req.write_quorum)
+                write_quorum=req.write_quorum, recall_slo=req.recall_slo)
 
 
 def collection_status(status) -> collections_pb2.CollectionInfo:
@@ -99,6 +99,12 @@ def collection_status(status) -> collections_pb2.CollectionInfo:
     info.reindex.extend(reindex_status(job) for job in status.reindex)
     if status.drift:
         info.drift.CopyFrom(drift_info(status.drift))
+    if status.live_recall:
+        lr = status.live_recall
+        info.live_recall.CopyFrom(collections_pb2.LiveRecall(
+            recall=lr["recall"], samples=lr["samples"], slo=lr["slo"], breached=lr["breached"],
+            sampled_requests=lr["sampled_requests"], skipped=lr["skipped"], fraction=lr["fraction"],
+            tuned_target=lr.get("tuned_target", 0.0), updated_at=lr["updated_at"]))
     return info
 
 

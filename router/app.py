@@ -29,6 +29,7 @@ from simsearch.router.tenancy import BootstrapMismatch
 from simsearch.router.catalog import Catalog, CatalogError
 from simsearch.router.dirlock import DirLock, DirLocked
 from simsearch.router.drift_monitor import DriftSettings
+from simsearch.router.recall_monitor import RecallSettings
 from simsearch.router.engine import FACTORIES, CollectionDamaged, Engine
 from simsearch.router.server import Server, TlsFiles, create_server
 from simsearch.shard import memory
@@ -86,6 +87,9 @@ class ServeConfig:
     # How often each collection's recent queries and writes are compared with their reference samples
     # (router/drift_monitor.py).
     drift_interval_s: float = 30.0
+    # The share of live searches re-run exactly to measure recall (router/recall_monitor.py); 0 = off.
+    recall_sample: float = 0.01
+    recall_cpu_budget: float = 0.05  # the most of one core the exact re-runs of one collection may take
 
     @property
     def shard_placement(self) -> str:
@@ -110,6 +114,10 @@ class ServeConfig:
             raise ValueError(f"max_log_mb must be in [{low}, {high}], got {self.max_log_mb}")
         if self.dashboard_port is not None and not 0 <= self.dashboard_port <= 65535:
             raise ValueError(f"dashboard_port must be None (off) or in [0, 65535], got {self.dashboard_port}")
+        if not 0.0 <= self.recall_sample <= 1.0:
+            raise ValueError(f"recall_sample must be in [0, 1], got {self.recall_sample}")
+        if not 0.001 <= self.recall_cpu_budget <= 1.0:
+            raise ValueError(f"recall_cpu_budget must be in [0.001, 1], got {self.recall_cpu_budget}")
         if not 0.1 <= self.drift_interval_s <= 86_400:
             raise ValueError(f"drift_interval_s must be in [0.1, 86400], got {self.drift_interval_s}")
 
@@ -308,7 +316,8 @@ async def _build_locked(config: ServeConfig) -> tuple[Server, str | None]:
     engine = Engine(catalog, cache=cache, shard_factory=FACTORIES[config.shard_placement],
                     durability=config.durability, durability_interval_ms=config.durability_interval_ms,
                         checkpoint_log_bytes=config.max_log_mb << 20,
-                    drift=DriftSettings(interval_s=config.drift_interval_s))
+                    drift=DriftSettings(interval_s=config.drift_interval_s),
+                    recall=RecallSettings(fraction=config.recall_sample, cpu_budget=config.recall_cpu_budget))
     try:
         await engine.open(skip_damaged=config.skip_damaged)
     except BaseException as e:

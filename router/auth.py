@@ -43,7 +43,7 @@ RPC_PERMISSIONS: dict[str, str] = {
     "CreateAlias": "manage", "SwitchAlias": "manage", "DeleteAlias": "manage",
     "CreatePayloadIndex": "manage", "DropPayloadIndex": "manage",
     "Reindex": "manage", "CancelReindex": "manage", "GetReindex": "read",
-    "ResetDriftReference": "manage",
+    "ResetDriftReference": "manage", "UpdateCollection": "manage",
     # tenants and keys (a tenant-admin only within its own tenant)
     "DescribeTenant": "manage", "CreateKey": "manage", "ListKeys": "manage", "RevokeKey": "manage",
     "RotateKey": "manage",

@@ -31,6 +31,7 @@ from simsearch.router import metrics
 from simsearch.router.cache import HotQueryCache, make_cache
 from simsearch.router.deadline import Deadline
 from simsearch.router.drift_monitor import KINDS as DRIFT_KINDS, DriftMonitor, DriftSettings, export_drift
+from simsearch.router.recall_monitor import RecallMonitor, RecallSettings, recall_at_k
 from simsearch.router.catalog import TENANTS_DIR, Catalog, CollectionRecord, write_error
 from simsearch.router.encoders import EncoderHub
 from simsearch.router.guard import AuditLog, FailedAuthGuard
@@ -47,6 +48,7 @@ from simsearch.contract.limits import DEFAULT_TIMEOUT_S, FEEDBACK_PAGE_BYTES, MA
 from simsearch.router.validate import (SearchOptions, check_get_payloads, check_get_reply, check_reply_size,
                                        check_search_payloads, check_shape, check_vectors)
 from simsearch.shard import CollectionSpec, memory
+from simsearch.shard.config import DEFAULT_RECALL_SLO, DEFAULT_TARGET_RECALL
 from simsearch.shard.config import check_rows
 from simsearch.shard.faults import StorageFault
 from simsearch.shard.snapshot import fsync_path
@@ -181,7 +183,8 @@ class Engine:
                  shard_factory: ShardFactory = local_factory, default_timeout_s: float = DEFAULT_TIMEOUT_S,
                  clock: Callable[[], float] = time.perf_counter, encoders: EncoderHub | None = None,
                  durability: str = "fsync", durability_interval_ms: int = 100,
-                 checkpoint_log_bytes: int = 128 << 20, drift: DriftSettings | None = None):
+                 checkpoint_log_bytes: int = 128 << 20, drift: DriftSettings | None = None,
+                 recall: RecallSettings | None = None):
         """durability: when a shard acknowledges a write ("fsync", "interval", "none": shard/wal.py);
         checkpoint_log_bytes: a shard's log size that forces a checkpoint; drift: how queries and writes are
         sampled and checked for drift (router/drift_monitor.py).
@@ -206,6 +209,10 @@ class Engine:
         self._damaged: dict[tuple[str, str], DamagedCollection] = {}
         self._retiring: dict[asyncio.Task, list[ShardHandle]] = {}  # retired generations' shards, stopped soon
         self.drift = DriftMonitor(drift)
+        self.recall = RecallMonitor(recall)
+        self._tuned: dict[tuple[str, str], float] = {}  # recall targets the live monitor raised
+        self._tuned_since: dict[tuple[str, str], int] = {}  # sampled queries when each was last raised
+        self._background: set[asyncio.Task] = set()
         self._drift_task: asyncio.Task | None = None
         self.shard_monitor = ShardMonitor(self.serving_shards)  # shard availability and builds as metrics
         # Each process start is a new cache epoch, so a restarted router never reads entries
@@ -246,7 +253,9 @@ class Engine:
         return list(self._damaged.values())
 
     def _watch(self, live: LiveCollection) -> None:
-        self.drift.watch((live.record.tenant, live.spec.name), self.catalog.collection_dir(live.record), live.spec.dim)
+        key = (live.record.tenant, live.spec.name)
+        self.drift.watch(key, self.catalog.collection_dir(live.record), live.spec.dim)
+        self.recall.watch(key, live.spec.recall_slo or DEFAULT_RECALL_SLO)
 
     async def _drift_loop(self) -> None:
         """Every interval: each watched collection's drift and health checked (in a worker thread) and exported."""
@@ -387,7 +396,7 @@ class Engine:
         self._damaged.pop((tenant, name), None)
         if live is not None:
             _stop(live)
-        self.drift.forget((tenant, name))
+        self._forget_monitors((tenant, name))
         self._close_side_stores(rec)
         self.usage.forget(tenant)
         # the files go in a worker thread: a large collection takes a while, and the loop serves everyone
@@ -472,7 +481,7 @@ class Engine:
             self._damaged.pop((tenant, rec.spec.name), None)
             if live is not None:
                 _stop(live)
-            self.drift.forget((tenant, rec.spec.name))
+            self._forget_monitors((tenant, rec.spec.name))
             self._close_side_stores(rec)
         self.usage.forget(tenant)
         await asyncio.to_thread(shutil.rmtree, self.catalog.root / TENANTS_DIR / tenant, ignore_errors=True)
@@ -510,7 +519,8 @@ class Engine:
                  for r in replies]
         return CollectionStatus(live.spec, live.generation, live.record.created_at, stats,
                                 dict(self.catalog.payload_indexes(tenant, name)), self.reindex_jobs(tenant, name),
-                                self.drift.view((tenant, name)))
+                                self.drift.view((tenant, name)),
+                                {**self.recall.view((tenant, name)), "tuned_target": self._tuned.get((tenant, name), 0.0)})
 
     async def build_index(self, tenant: str, name: str, wait: bool) -> CollectionStatus:
         name = self.catalog.resolve(tenant, name)
@@ -831,6 +841,7 @@ class Engine:
         check_reply_size(opts.k, len(queries), await self._id_bytes(live))
         if not canary:  # a canary's queries are another encoder's embeddings
             self.drift.observe((tenant, live.spec.name), "queries", queries)
+        opts = self._collection_settings(tenant, live.spec, opts)
         generation = live.generation  # read before fan-out: a write during the search invalidates this key
         timings: dict[str, float] = {}
         key, hot = None, False
@@ -864,8 +875,71 @@ class Engine:
         timings["merge"] = self._clock() - t2
         if key is not None and hot and not missing:
             await self.cache.admit(key, encode_hits(hits))
+        if not canary and not missing and self.recall.take((tenant, live.spec.name)):
+            self._sample_recall(tenant, live, queries, opts, hits)
         return self._finish(hits, tenant, timings, t0, generation, missing=missing, paths=paths, unindexed=unindexed,
                             collection=live.spec.name)
+
+    def _collection_settings(self, tenant: str, spec: CollectionSpec, opts: SearchOptions) -> SearchOptions:
+        """What a search that names no leaves_to_search, oversample or target_recall uses: the collection's
+        settings (changed at run time by UpdateCollection, so the shards' own copy from their start may be
+        older), and the recall target the live monitor tuned. One tuple built only when something applies."""
+        ix = spec.index
+        tuned = self._tuned.get((tenant, spec.name), 0.0)
+        if (opts.leaves_to_search or not ix.leaves_to_search) and (opts.oversample or not ix.oversample) and \
+                (opts.target_recall or not (tuned or ix.target_recall)):
+            return opts
+        return opts._replace(leaves_to_search=opts.leaves_to_search or ix.leaves_to_search,
+                             oversample=opts.oversample or ix.oversample,
+                             target_recall=opts.target_recall or max(tuned, ix.target_recall))
+
+    def _sample_recall(self, tenant: str, live: LiveCollection, queries: np.ndarray, opts: SearchOptions,
+                       hits: Hits) -> None:
+        """Re-run the first queries of a served search exactly, in the background (router/recall_monitor.py)."""
+        m = min(len(queries), self.recall.settings.max_queries)
+        ends = np.cumsum(hits.counts[:m])
+        served = [hits.ids[e - c:e] for e, c in zip(ends.tolist(), hits.counts[:m].tolist())]
+        task = asyncio.ensure_future(self._exact_recall(tenant, live, np.array(queries[:m], np.float32), opts, served))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _exact_recall(self, tenant: str, live: LiveCollection, queries: np.ndarray, opts: SearchOptions,
+                            served: list[list[str]]) -> None:
+        key = (tenant, live.spec.name)
+        t0 = time.perf_counter()
+        recalls = None
+        try:
+            exact_opts = opts._replace(exact=True, with_payload=False, payload_fields=(), allow_partial=False)
+            _, results, _ = await self._fan_out(live, queries, exact_opts, Deadline.at_edge(None, 0, 60.0))
+            merged = merge(results, opts.k, len(queries))
+            valid = np.isfinite(merged.distances)
+            recalls = recall_at_k(served, [row[ok].tolist() for row, ok in zip(merged.ids, valid)])
+        except SimsearchError as e:  # a shard that did not answer: no sample
+            log.debug("live recall re-run of %s/%s failed: %s", *key, e)
+        self.recall.done(key, recalls, time.perf_counter() - t0)
+        view = self.recall.view(key)
+        if not view:
+            return
+        metrics.LIVE_RECALL.labels(*key).set(view["recall"])
+        metrics.LIVE_RECALL_SLO.labels(*key).set(view["slo"])
+        metrics.LIVE_RECALL_BREACHED.labels(*key).set(float(view["breached"]))
+        if recalls is not None and not opts.leaves_to_search:  # the shards chose the setting: tune their target
+            self._retune(key, live.spec, view)
+
+    def _retune(self, key: tuple[str, str], spec: CollectionSpec, view: dict[str, Any]) -> None:
+        """Measured recall below the collection's target: ask the shards for a higher one (each picks the cheapest
+        calibrated setting that meets it), by the shortfall; once a window has been measured at the new one."""
+        target = spec.index.target_recall or DEFAULT_TARGET_RECALL
+        if view["samples"] < self.recall.settings.min_samples or view["recall"] >= target - 0.01:
+            return
+        since = self._tuned_since.get(key, 0)
+        if view["sampled_queries"] - since < self.recall.settings.window:
+            return
+        current = max(self._tuned.get(key, 0.0), target)
+        self._tuned[key] = min(0.999, current + (target - view["recall"]))
+        self._tuned_since[key] = view["sampled_queries"]
+        log.info("live recall of %s/%s is %.3f, below its target %.3f: searches now ask the shards for %.3f", *key,
+                 view["recall"], target, self._tuned[key])
 
     async def search_ids(self, live: LiveCollection, queries: np.ndarray, k: int) -> list[list[str]]:
         """Each query's top-k ids from one generation, through the serving path (ScaNN as configured, merged),
@@ -1032,7 +1106,10 @@ class Engine:
             target.record = self.catalog.get(live.record.tenant, live.record.spec.name)
             live.migration = None
             self._live[(live.record.tenant, live.record.spec.name)] = target
-        self.drift.reset((live.record.tenant, live.record.spec.name))  # another embedding space: a new reference
+        key = (live.record.tenant, live.record.spec.name)
+        self.drift.reset(key)  # another embedding space: a new reference, and recall measured afresh
+        self.recall.reset(key)
+        self._tuned.pop(key, None)
         self._watch(target)
         log.info("promoted %s/%s to %s (generation %d)", mig.job.tenant, mig.job.collection, mig.encoder,
                  mig.job.generation)
@@ -1090,6 +1167,29 @@ class Engine:
         await asyncio.to_thread(self.drift.reset, (tenant, name), (kind,) if kind else DRIFT_KINDS)
         return await self.describe(tenant, name)
 
+    def _forget_monitors(self, key: tuple[str, str]) -> None:
+        self.drift.forget(key)
+        self.recall.forget(key)
+        self._tuned.pop(key, None)
+        self._tuned_since.pop(key, None)
+
+    async def update_collection(self, tenant: str, name: str, changes: dict[str, float]) -> CollectionStatus:
+        """Change search-time settings (leaves_to_search, oversample, target_recall, recall_slo; 0 = automatic),
+        validated as at creation, committed in the catalog; searches admitted afterwards use them, and the live
+        recall is measured afresh."""
+        name = self.catalog.resolve(tenant, name)
+        live = self._get(tenant, name, "name")
+        index = {k: v for k, v in changes.items() if k in ("leaves_to_search", "oversample", "target_recall")}
+        spec = replace(live.spec, index=replace(live.spec.index, **index),
+                       recall_slo=changes.get("recall_slo", live.spec.recall_slo))
+        live.record = await self.run_catalog(self.catalog.update_spec, tenant, name, spec)
+        key = (tenant, name)
+        self.recall.watch(key, spec.recall_slo or DEFAULT_RECALL_SLO)
+        self.recall.reset(key)
+        self._tuned.pop(key, None)
+        self._tuned_since.pop(key, None)
+        return await self.describe(tenant, name)
+
     def migration_of(self, tenant: str, name: str) -> Migration | None:
         live = self._live.get((tenant, name))
         return live.migration if live is not None else None
@@ -1105,6 +1205,8 @@ class Engine:
             self._trim.cancel()
         if self._drift_task is not None:
             self._drift_task.cancel()
+        for task in list(self._background):  # live-recall re-runs
+            task.cancel()
         await self.shard_monitor.stop()
         await asyncio.to_thread(self.drift.save_all)
         migrations = [live.migration for live in self._live.values() if live.migration is not None]

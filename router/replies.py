@@ -57,6 +57,7 @@ class CollectionStatus:
     payload_indexes: dict[str, str] = field(default_factory=dict)  # declared: field -> type
     reindex: list[dict] = field(default_factory=list)  # reindex jobs, newest first (router/reindex.py job_view)
     drift: dict = field(default_factory=dict)  # router/drift_monitor.py DriftMonitor.view
+    live_recall: dict = field(default_factory=dict)  # router/recall_monitor.py RecallMonitor.view (+ tuned_target)
 
 
 def encode_hits(h: Hits) -> bytes:

@@ -50,7 +50,8 @@ def _collection_named(request) -> str:
     return name if isinstance(name, str) else ""
 
 
-_NAMED_BY_NAME = ("CreateCollectionRequest", "DropCollectionRequest", "DescribeCollectionRequest", "BuildIndexRequest")
+_NAMED_BY_NAME = ("CreateCollectionRequest", "DropCollectionRequest", "DescribeCollectionRequest", "BuildIndexRequest",
+                  "UpdateCollectionRequest")
 
 
 def authorize(engine: Engine, principal: Principal, method: str, request) -> None:
@@ -257,6 +258,12 @@ class CollectionsServicer(collections_pb2_grpc.CollectionsServicer):
     @rpc
     async def CancelReindex(self, request, context, tenant):
         return convert.reindex_status(job_view(await self.engine.cancel_reindex(tenant, request.collection)))
+
+    @rpc
+    async def UpdateCollection(self, request, context, tenant):
+        changes = {f: getattr(request, f) for f in ("leaves_to_search", "oversample", "target_recall", "recall_slo")
+                   if request.HasField(f)}
+        return convert.collection_status(await self.engine.update_collection(tenant, request.name, changes))
 
     @rpc
     async def ResetDriftReference(self, request, context, tenant):

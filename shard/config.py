@@ -35,6 +35,9 @@ DEFAULT_TARGET_RECALL = 0.95  # recall@10 the calibrated defaults meet (shard/ca
 TARGET_RECALL_RANGE = (0.5, 1.0)
 
 
+DEFAULT_RECALL_SLO = 0.9  # live recall@k below this (with enough samples) breaches a collection's SLO
+
+
 @dataclass(frozen=True, kw_only=True)
 class IndexParams:
     """ScaNN and buffering parameters; 0 means "derive from the shard's size" (leaves_to_search and
@@ -104,6 +107,8 @@ class CollectionSpec:
     # Which embedding generation serves: 0 at creation, then the number of each reindex that was promoted
     # (router/reindex.py); generation g > 0 keeps its shards under gen-<g>/.
     embedding_generation: int = 0
+    # The live recall (router/recall_monitor.py) below this raises the collection's recall flag; 0 = DEFAULT_RECALL_SLO.
+    recall_slo: float = 0.0
 
     @property
     def quorum(self) -> int:
@@ -122,6 +127,8 @@ class CollectionSpec:
         _check_range("shards", self.shards, 1, MAX_SHARDS)
         _check_range("replicas", self.replicas, 1, MAX_REPLICAS)
         _check_range("write_quorum", self.write_quorum, 1, self.replicas, zero_ok=True)
+        if self.recall_slo and not 0.5 <= self.recall_slo <= 1.0:  # NaN fails this too
+            raise invalid("recall_slo", f"must be 0 (default {DEFAULT_RECALL_SLO}) or in [0.5, 1.0], got {self.recall_slo}")
         if self.embedding_generation < 0:
             raise invalid("embedding_generation", f"must be >= 0, got {self.embedding_generation}")
 

@@ -40,7 +40,7 @@ class IndexParams(_message.Message):
     def __init__(self, num_leaves: _Optional[int] = ..., leaves_to_search: _Optional[int] = ..., dims_per_block: _Optional[int] = ..., rebuild_threshold: _Optional[int] = ..., min_index_size: _Optional[int] = ..., oversample: _Optional[int] = ..., target_recall: _Optional[float] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "dim", "metric", "shards", "index", "encoder", "payload_indexes", "replicas", "write_quorum")
+    __slots__ = ("name", "dim", "metric", "shards", "index", "encoder", "payload_indexes", "replicas", "write_quorum", "recall_slo")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +50,7 @@ class CreateCollectionRequest(_message.Message):
     PAYLOAD_INDEXES_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
     WRITE_QUORUM_FIELD_NUMBER: _ClassVar[int]
+    RECALL_SLO_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: str
@@ -59,7 +60,8 @@ class CreateCollectionRequest(_message.Message):
     payload_indexes: _containers.RepeatedCompositeFieldContainer[PayloadIndex]
     replicas: int
     write_quorum: int
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., shards: _Optional[int] = ..., index: _Optional[_Union[IndexParams, _Mapping]] = ..., encoder: _Optional[str] = ..., payload_indexes: _Optional[_Iterable[_Union[PayloadIndex, _Mapping]]] = ..., replicas: _Optional[int] = ..., write_quorum: _Optional[int] = ...) -> None: ...
+    recall_slo: float
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., shards: _Optional[int] = ..., index: _Optional[_Union[IndexParams, _Mapping]] = ..., encoder: _Optional[str] = ..., payload_indexes: _Optional[_Iterable[_Union[PayloadIndex, _Mapping]]] = ..., replicas: _Optional[int] = ..., write_quorum: _Optional[int] = ..., recall_slo: _Optional[float] = ...) -> None: ...
 
 class ReplicaInfo(_message.Message):
     __slots__ = ("replica", "state", "in_sync", "node", "position", "lag", "error")
@@ -120,7 +122,7 @@ class ShardInfo(_message.Message):
     def __init__(self, shard: _Optional[int] = ..., available: _Optional[bool] = ..., points: _Optional[int] = ..., indexed: _Optional[int] = ..., fresh: _Optional[int] = ..., deleted: _Optional[int] = ..., index_state: _Optional[str] = ..., num_leaves: _Optional[int] = ..., builds: _Optional[int] = ..., error: _Optional[str] = ..., leaves_to_search: _Optional[int] = ..., dims_per_block: _Optional[int] = ..., oversample: _Optional[int] = ..., rebuild_threshold: _Optional[int] = ..., payload_bytes: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaInfo, _Mapping]]] = ..., calibrated_recall: _Optional[float] = ..., target_recall: _Optional[float] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
-    __slots__ = ("name", "dim", "metric", "shards", "index", "points", "generation", "index_state", "shard_info", "created_at", "encoder", "payload_indexes", "replicas", "write_quorum", "embedding_generation", "reindex", "target_recall", "drift")
+    __slots__ = ("name", "dim", "metric", "shards", "index", "points", "generation", "index_state", "shard_info", "created_at", "encoder", "payload_indexes", "replicas", "write_quorum", "embedding_generation", "reindex", "target_recall", "drift", "live_recall")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -139,6 +141,7 @@ class CollectionInfo(_message.Message):
     REINDEX_FIELD_NUMBER: _ClassVar[int]
     TARGET_RECALL_FIELD_NUMBER: _ClassVar[int]
     DRIFT_FIELD_NUMBER: _ClassVar[int]
+    LIVE_RECALL_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: str
@@ -157,7 +160,8 @@ class CollectionInfo(_message.Message):
     reindex: _containers.RepeatedCompositeFieldContainer[ReindexStatus]
     target_recall: float
     drift: DriftInfo
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., shards: _Optional[int] = ..., index: _Optional[_Union[IndexParams, _Mapping]] = ..., points: _Optional[int] = ..., generation: _Optional[int] = ..., index_state: _Optional[str] = ..., shard_info: _Optional[_Iterable[_Union[ShardInfo, _Mapping]]] = ..., created_at: _Optional[float] = ..., encoder: _Optional[str] = ..., payload_indexes: _Optional[_Iterable[_Union[PayloadIndex, _Mapping]]] = ..., replicas: _Optional[int] = ..., write_quorum: _Optional[int] = ..., embedding_generation: _Optional[int] = ..., reindex: _Optional[_Iterable[_Union[ReindexStatus, _Mapping]]] = ..., target_recall: _Optional[float] = ..., drift: _Optional[_Union[DriftInfo, _Mapping]] = ...) -> None: ...
+    live_recall: LiveRecall
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., shards: _Optional[int] = ..., index: _Optional[_Union[IndexParams, _Mapping]] = ..., points: _Optional[int] = ..., generation: _Optional[int] = ..., index_state: _Optional[str] = ..., shard_info: _Optional[_Iterable[_Union[ShardInfo, _Mapping]]] = ..., created_at: _Optional[float] = ..., encoder: _Optional[str] = ..., payload_indexes: _Optional[_Iterable[_Union[PayloadIndex, _Mapping]]] = ..., replicas: _Optional[int] = ..., write_quorum: _Optional[int] = ..., embedding_generation: _Optional[int] = ..., reindex: _Optional[_Iterable[_Union[ReindexStatus, _Mapping]]] = ..., target_recall: _Optional[float] = ..., drift: _Optional[_Union[DriftInfo, _Mapping]] = ..., live_recall: _Optional[_Union[LiveRecall, _Mapping]] = ...) -> None: ...
 
 class DropCollectionRequest(_message.Message):
     __slots__ = ("name",)
@@ -404,3 +408,39 @@ class DriftInfo(_message.Message):
     checks: int
     checked_at: float
     def __init__(self, queries: _Optional[_Union[DriftStream, _Mapping]] = ..., writes: _Optional[_Union[DriftStream, _Mapping]] = ..., health: _Optional[_Union[EmbeddingHealthInfo, _Mapping]] = ..., checks: _Optional[int] = ..., checked_at: _Optional[float] = ...) -> None: ...
+
+class UpdateCollectionRequest(_message.Message):
+    __slots__ = ("name", "leaves_to_search", "oversample", "target_recall", "recall_slo")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LEAVES_TO_SEARCH_FIELD_NUMBER: _ClassVar[int]
+    OVERSAMPLE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_RECALL_FIELD_NUMBER: _ClassVar[int]
+    RECALL_SLO_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    leaves_to_search: int
+    oversample: int
+    target_recall: float
+    recall_slo: float
+    def __init__(self, name: _Optional[str] = ..., leaves_to_search: _Optional[int] = ..., oversample: _Optional[int] = ..., target_recall: _Optional[float] = ..., recall_slo: _Optional[float] = ...) -> None: ...
+
+class LiveRecall(_message.Message):
+    __slots__ = ("recall", "samples", "slo", "breached", "sampled_requests", "skipped", "fraction", "tuned_target", "updated_at")
+    RECALL_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    SLO_FIELD_NUMBER: _ClassVar[int]
+    BREACHED_FIELD_NUMBER: _ClassVar[int]
+    SAMPLED_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    FRACTION_FIELD_NUMBER: _ClassVar[int]
+    TUNED_TARGET_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    recall: float
+    samples: int
+    slo: float
+    breached: bool
+    sampled_requests: int
+    skipped: int
+    fraction: float
+    tuned_target: float
+    updated_at: float
+    def __init__(self, recall: _Optional[float] = ..., samples: _Optional[int] = ..., slo: _Optional[float] = ..., breached: _Optional[bool] = ..., sampled_requests: _Optional[int] = ..., skipped: _Optional[int] = ..., fraction: _Optional[float] = ..., tuned_target: _Optional[float] = ..., updated_at: _Optional[float] = ...) -> None: ...

@@ -111,6 +111,11 @@ class CollectionsStub:
                 request_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ResetDriftReferenceRequest.SerializeToString,
                 response_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CollectionInfo.FromString,
                 _registered_method=True)
+        self.UpdateCollection = channel.unary_unary(
+                '/simsearch.v1.Collections/UpdateCollection',
+                request_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.UpdateCollectionRequest.SerializeToString,
+                response_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CollectionInfo.FromString,
+                _registered_method=True)
 
 
 class CollectionsServicer:
@@ -231,6 +236,14 @@ class CollectionsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateCollection(self, request, context):
+        """Change a collection's search-time settings: those present are set (0 = automatic), the others kept.
+        Committed in the catalog; the searches admitted after it use them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CollectionsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -307,6 +320,11 @@ def add_CollectionsServicer_to_server(servicer, server):
             'ResetDriftReference': grpc.unary_unary_rpc_method_handler(
                     servicer.ResetDriftReference,
                     request_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ResetDriftReferenceRequest.FromString,
+                    response_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CollectionInfo.SerializeToString,
+            ),
+            'UpdateCollection': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCollection,
+                    request_deserializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.UpdateCollectionRequest.FromString,
                     response_serializer=simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CollectionInfo.SerializeToString,
             ),
     }
@@ -716,6 +734,33 @@ class Collections:
             target,
             '/simsearch.v1.Collections/ResetDriftReference',
             simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.ResetDriftReferenceRequest.SerializeToString,
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CollectionInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCollection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/simsearch.v1.Collections/UpdateCollection',
+            simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.UpdateCollectionRequest.SerializeToString,
             simsearch_dot_protos_dot_simsearch_dot_v1_dot_collections__pb2.CollectionInfo.FromString,
             options,
             channel_credentials,
