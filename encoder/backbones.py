@@ -1,9 +1,10 @@
-"""Backbones turn an input into features: an MLP for vectors, a small CNN for images, and a
-trainable adapter that sits on the frozen MiniLM sentence embedding for text."""
+"""Backbones turn an input into features: an MLP for vectors, a small CNN for images, and for text
+either a trainable adapter on the frozen MiniLM sentence embedding or MiniLM itself on token ids."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 MINILM_DIM = 384
@@ -64,3 +65,31 @@ class TextAdapter(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.delta(x)  # (B, 384)
+
+
+class MiniLMTokens(nn.Module):
+    """MiniLM's transformer on token ids, mean-pooled and L2-normalised as all-MiniLM-L6-v2 does: the
+    backbone when training happens inside MiniLM (LoRA). Rows of a batch go through in chunks of similar
+    length, so a batch costs its texts' tokens, not its longest text's length times its size."""
+
+    def __init__(self, transformer: nn.Module, *, pad_id: int = 0, chunk: int = 64) -> None:
+        super().__init__()
+        self.transformer = transformer
+        self.out_dim = MINILM_DIM
+        self.pad_id = pad_id
+        self.chunk = chunk
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:  # (B, L) token ids, right-padded
+        ids = ids.long()
+        mask = ids != self.pad_id
+        lengths = mask.sum(1)
+        order = torch.argsort(lengths, descending=True)
+        pooled = []
+        for rows in order.split(self.chunk):
+            width = int(lengths[rows[0]])  # the chunk's longest text: no column of padding only
+            m = mask[rows, :width]
+            h = self.transformer(input_ids=ids[rows, :width], attention_mask=m.long()).last_hidden_state
+            m = m.unsqueeze(-1).to(h.dtype)  # (b, width, 1)
+            pooled.append((h * m).sum(1) / m.sum(1).clamp(min=1.0))  # (b, 384)
+        out = torch.cat(pooled)[torch.argsort(order)]  # back to the input's order
+        return F.normalize(out, dim=-1)

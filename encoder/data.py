@@ -12,7 +12,7 @@ import numpy as np
 from simsearch.datasets import Dataset, digits, fashion_mnist
 from simsearch.datasets.text_pairs import definition_pairs, split_indices
 from simsearch.encoder.config import TrainConfig
-from simsearch.encoder.minilm import embed_texts
+from simsearch.encoder.minilm import embed_texts, tokenize
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Retrieval:
 @dataclass(frozen=True)
 class Task:
     name: str
-    kind: str  # "image" (uint8 pixels, (N, C, H, W)) or "text" (MiniLM embeddings, (N, 384))
+    kind: str  # "image" (uint8 pixels, (N, C, H, W)) or "text" (MiniLM embeddings (N, 384), or token ids (N, L))
     fit_x: np.ndarray
     fit_y: np.ndarray
     val: Retrieval
@@ -89,10 +89,14 @@ def digits_task(cfg: TrainConfig) -> Task:
 
 def text_pairs_task(cfg: TrainConfig) -> Task:
     """GCIDE definitions (queries) and WordNet definitions (documents) of the same word,
-    embedded by frozen MiniLM; label = word, so each query has exactly one relevant document.
+    embedded by frozen MiniLM (adapter 'head') or as MiniLM's token ids (LoRA); label = word, so each query
+    has exactly one relevant document.
     Test words (1,000) are never seen in training; validation words are carved from training."""
     pairs = definition_pairs()
-    q_all, d_all = embed_texts(pairs.queries), embed_texts(pairs.documents)  # cached once for every split
+    if cfg.adapter == "head":
+        q_all, d_all = embed_texts(pairs.queries), embed_texts(pairs.documents)  # cached once for every split
+    else:  # LoRA trains inside MiniLM: the task holds token ids (one padded width), embedded at every step
+        q_all, d_all = np.split(tokenize(pairs.queries + pairs.documents), 2)
     train_idx, test_idx = split_indices(len(pairs.words), test_size=1000, seed=cfg.seed)
     if cfg.max_train:
         train_idx = train_idx[: cfg.max_train]

@@ -2,7 +2,8 @@
 `name@version`, bind a collection, check raw inputs and list models, so the router can do all
 of that in a server installed without the training extra.
 
-Layout: <root>/<name>/<version>/{manifest.json, encoder.pt, checkpoint.pt, history.json}."""
+Layout: <root>/<name>/<version>/{manifest.json, encoder.pt, checkpoint.pt, history.json}, and
+minilm.safetensors for a text encoder trained with LoRA (manifest "text_backbone_weights")."""
 
 from __future__ import annotations
 

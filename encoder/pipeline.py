@@ -76,9 +76,11 @@ def evaluate_registered(ref: str, dataset: str, *, root: Path | None = None, see
     """Score a registered artefact (no training code involved) on a dataset's test protocol."""
     model = registry.load(ref, root)
     backbone = "minilm" if dataset == "text-pairs" else "cnn"
+    own_minilm = model.kind == "text" and model.text_model is not None  # trained with LoRA: it takes token ids
     task = load_task(TrainConfig(dataset=dataset, backbone=backbone, seed=seed,
-                                 embedding_dim=384 if backbone == "minilm" else 128))
-    if tuple(task.input_shape) != model.input_shape:
+                                 embedding_dim=384 if backbone == "minilm" else 128,
+                                 adapter="lora" if own_minilm and backbone == "minilm" else "head"))
+    if tuple(task.input_shape) != model.input_shape and not (own_minilm and task.kind == "text"):
         raise ValueError(f"{ref} takes inputs of shape {model.input_shape}; dataset {dataset!r} has {task.input_shape}")
     q, ref_emb = model.embed_array(task.test.query_x), model.embed_array(task.test.ref_x)
     out: dict[str, Any] = retrieval_metrics(q, task.test.query_y, ref_emb, task.test.ref_y, metric="cosine")
