@@ -161,17 +161,18 @@ def test_a_version_1_catalog_is_upgraded_in_one_transaction(tmp_path):
     blocker.execute("BEGIN IMMEDIATE")  # others may read, not write
     try:
         with pytest.raises(CatalogError, match=r"cannot upgrade the catalog .*catalog.sqlite from schema version 1 "
-                                               r"to 4 .*nothing was changed"):
+                                               r"to 5 .*nothing was changed"):
             Catalog(tmp_path, busy_timeout_s=0.05)
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
     assert _user_version(tmp_path) == 1
     cat = Catalog(tmp_path)
-    assert _user_version(tmp_path) == SCHEMA_VERSION == 4
+    assert _user_version(tmp_path) == SCHEMA_VERSION == 5
     assert cat.names("default") == ["prod-a"] and cat.aliases("default") == []
     cat.create_alias("default", "prod", "prod-a")
     assert cat.add_payload_index("default", "prod-a", "color", "keyword")  # version 3's table
+    assert cat.reindex_jobs("default", "prod-a") == ()  # version 5's table
     cat.close()
     again = Catalog(tmp_path)
     assert again.aliases("default") == [("prod", "prod-a")]
