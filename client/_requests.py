@@ -512,8 +512,13 @@ def parse_info(m: collections_pb2.CollectionInfo) -> CollectionInfo:
     return CollectionInfo(m.name, m.dim, m.metric, m.shards, m.points, m.generation, m.index_state, index, shards,
                           m.encoder, indexes, m.replicas or 1, m.write_quorum or 1, m.embedding_generation,
                           [parse_reindex(r) for r in m.reindex], _drift(m.drift) if m.HasField("drift") else {},
-                          {f.name: getattr(m.live_recall, f.name) for f in m.live_recall.DESCRIPTOR.fields}
-                          if m.HasField("live_recall") else {})
+                          _live_recall(m.live_recall) if m.HasField("live_recall") else {})
+
+
+def _live_recall(lr: collections_pb2.LiveRecall) -> dict[str, Any]:
+    out = {f.name: getattr(lr, f.name) for f in lr.DESCRIPTOR.fields if f.name != "by_filter"}
+    out["by_filter"] = {s: {"recall": v.recall, "samples": v.samples} for s, v in lr.by_filter.items()}
+    return out
 
 
 def _drift(d: collections_pb2.DriftInfo) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from simsearch.router import metrics
 from simsearch.router.cache import HotQueryCache, make_cache
 from simsearch.router.deadline import Deadline
 from simsearch.router.drift_monitor import KINDS as DRIFT_KINDS, DriftMonitor, DriftSettings, export_drift
-from simsearch.router.recall_monitor import RecallMonitor, RecallSettings, recall_at_k
+from simsearch.router.recall_monitor import RecallMonitor, RecallSettings, filter_shape, recall_at_k
 from simsearch.router.catalog import TENANTS_DIR, Catalog, CollectionRecord, write_error
 from simsearch.router.encoders import EncoderHub
 from simsearch.router.guard import AuditLog, FailedAuthGuard
@@ -916,11 +916,17 @@ class Engine:
             recalls = recall_at_k(served, [row[ok].tolist() for row, ok in zip(merged.ids, valid)])
         except SimsearchError as e:  # a shard that did not answer: no sample
             log.debug("live recall re-run of %s/%s failed: %s", *key, e)
-        self.recall.done(key, recalls, time.perf_counter() - t0)
+        shape = filter_shape(opts.filter)
+        self.recall.done(key, recalls, time.perf_counter() - t0, shape)
         view = self.recall.view(key)
         if not view:
             return
         metrics.LIVE_RECALL.labels(*key).set(view["recall"])
+        if shape and recalls is not None:
+            by = view["by_filter"].get(shape) or view["by_filter"].get("other")
+            if by:
+                metrics.LIVE_RECALL_BY_FILTER.labels(*key, shape if shape in view["by_filter"] else "other").set(
+                    by["recall"])
         metrics.LIVE_RECALL_SLO.labels(*key).set(view["slo"])
         metrics.LIVE_RECALL_BREACHED.labels(*key).set(float(view["breached"]))
         if recalls is not None and not opts.leaves_to_search:  # the shards chose the setting: tune their target

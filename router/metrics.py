@@ -64,6 +64,9 @@ INDEX_BUILD_SECONDS = Histogram("simsearch_index_build_seconds", "Index build du
 # the drift monitor set them.
 LIVE_RECALL = Gauge("simsearch_live_recall", "Recall@k of sampled live searches against exact search, over the "
                     "sliding window", ["tenant", "collection"])
+LIVE_RECALL_BY_FILTER = Gauge("simsearch_live_recall_by_filter", "Live recall of the sampled searches that used a "
+                              "filter of this shape (its conditions' field:op, sorted)",
+                              ["tenant", "collection", "filter"])
 LIVE_RECALL_SLO = Gauge("simsearch_live_recall_slo", "The collection's live-recall objective", ["tenant", "collection"])
 LIVE_RECALL_BREACHED = Gauge("simsearch_live_recall_breached", "1 while live recall is below its objective",
                              ["tenant", "collection"])

@@ -27,7 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from simsearch.contract.filters import Condition, Not
+
 log = logging.getLogger(__name__)
+MAX_SHAPES = 16  # filter shapes tracked per collection; later ones count under "other"
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,24 @@ class RecallSettings:
     min_samples: int = 20  # fewer: no verdict on the SLO
     max_queries: int = 8  # of one sampled request
     cpu_budget: float = 0.05  # of one core, per collection
+
+
+def filter_shape(f: Any) -> str:
+    """What kind of filter a search used, without its values: its conditions' "field:op", sorted ("" for none).
+    Recall under a filter depends on how many points pass it, which its shape tracks better than nothing."""
+    if f is None:
+        return ""
+    parts: set[str] = set()
+    stack = [f]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Condition):
+            parts.add(f"{node.field}:{node.op}")
+        elif isinstance(node, Not):
+            stack.append(node.item)
+        else:
+            stack.extend(node.items)
+    return ",".join(sorted(parts))
 
 
 def recall_at_k(served: list[list[str]], exact: list[list[str]]) -> np.ndarray:
@@ -56,6 +77,7 @@ class Window:
     counter: int = 0
     updated_at: float = 0.0
     next_at: float = 0.0  # monotonic time before which no sample is taken (the CPU budget)
+    by_filter: dict[str, deque] = field(default_factory=dict)  # filter shape -> its own window
 
     def recall(self) -> float:
         return float(np.mean(self.values)) if self.values else float("nan")
@@ -84,6 +106,7 @@ class RecallMonitor:
         w = self._windows.get(key)
         if w is not None:
             w.values.clear()
+            w.by_filter.clear()
             w.breached = False
 
     def take(self, key: tuple[str, str]) -> bool:
@@ -100,7 +123,8 @@ class RecallMonitor:
         w.busy = True
         return True
 
-    def done(self, key: tuple[str, str], recalls: np.ndarray | None, seconds: float = 0.0) -> tuple[bool, bool] | None:
+    def done(self, key: tuple[str, str], recalls: np.ndarray | None, seconds: float = 0.0,
+             shape: str = "") -> tuple[bool, bool] | None:
         """Record a re-run's per-query recalls (None: it failed) and its duration. Returns (breached now, breached
         before) when the collection is watched."""
         w = self._windows.get(key)
@@ -111,6 +135,10 @@ class RecallMonitor:
         if recalls is None:
             return None
         w.values.extend(recalls.tolist())
+        if shape:
+            if shape not in w.by_filter and len(w.by_filter) >= MAX_SHAPES:
+                shape = "other"
+            w.by_filter.setdefault(shape, deque(maxlen=self.settings.window)).extend(recalls.tolist())
         w.sampled += 1
         w.queries += len(recalls)
         w.updated_at = time.time()
@@ -129,4 +157,5 @@ class RecallMonitor:
             return {}
         return {"recall": w.recall(), "samples": len(w.values), "slo": w.slo, "breached": w.breached,
                 "sampled_requests": w.sampled, "sampled_queries": w.queries, "skipped": w.skipped, "updated_at": w.updated_at,
-                "fraction": self.settings.fraction}
+                "fraction": self.settings.fraction,
+                "by_filter": {s: {"recall": float(np.mean(v)), "samples": len(v)} for s, v in w.by_filter.items()}}

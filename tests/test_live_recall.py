@@ -20,11 +20,11 @@ pytestmark = pytest.mark.integration  # a real server, its background re-runs, i
 DIM = 64
 
 
-def _until(client: Client, rng: np.random.Generator, done, timeout: float = 60.0) -> dict:
+def _until(client: Client, rng: np.random.Generator, done, timeout: float = 60.0, flt: dict | None = None) -> dict:
     """Search (8 i.i.d. queries a request, k=10) until `done(live_recall)`; the last view."""
     end = time.monotonic() + timeout
     while True:
-        client.search("g", rng.standard_normal((8, DIM)).astype(np.float32), k=10, no_cache=True)
+        client.search("g", rng.standard_normal((8, DIM)).astype(np.float32), k=10, no_cache=True, filter=flt)
         view = client.describe_collection("g").live_recall
         if done(view):
             return view
@@ -46,11 +46,17 @@ def test_live_recall_falls_below_the_slo_when_a_setting_lowers_it_and_recovers(t
             client.create_collection("g", dim=DIM, recall_slo=0.9)
             rng = np.random.default_rng(0)
             x = rng.standard_normal((10_000, DIM)).astype(np.float32)  # i.i.d. Gaussian: no cluster structure
-            client.upsert("g", np.arange(len(x)), x)
+            client.upsert("g", np.arange(len(x)), x, payloads=[{"half": i % 2} for i in range(len(x))])
             client.build_index("g", wait=True)
             good = _until(client, rng, lambda v: v["samples"] >= 200)
             assert good["slo"] == 0.9 and good["recall"] >= 0.9 and not good["breached"], good
             assert _gauge(port, "simsearch_live_recall") >= 0.9
+            # filtered searches are measured per filter shape too (their recall depends on what passes)
+            shaped = _until(client, rng, lambda v: v["by_filter"].get("half:eq", {}).get("samples", 0) >= 40,
+                            flt={"half": 0})
+            assert 0.0 < shaped["by_filter"]["half:eq"]["recall"] <= 1.0
+            assert _gauge(port, "simsearch_live_recall_by_filter") == pytest.approx(
+                shaped["by_filter"]["half:eq"]["recall"], abs=0.05)
 
             with pytest.raises(InvalidArgument, match="oversample"):
                 client.update_collection("g", oversample=1000)

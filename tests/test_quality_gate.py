@@ -102,3 +102,14 @@ def test_canary_verdict(canary, current, passed):
          "current_searches": current[0], "current_error_rate": current[1], "current_p50_ms": current[2]}
     ok, reason = canary_verdict(f, 2.0)
     assert ok == passed and (reason == "no regression") == passed
+
+
+def test_filter_shape_names_fields_and_operators_not_values():
+    from simsearch.contract.filters import parse
+    from simsearch.router.recall_monitor import filter_shape
+
+    assert filter_shape(None) == ""
+    a = filter_shape(parse({"color": "red", "price": {"$lt": 10}}))
+    b = filter_shape(parse({"price": {"$lt": 99}, "color": "blue"}))
+    assert a == b and "color" in a and "price" in a and "red" not in a
+    assert filter_shape(parse({"$not": {"color": "red"}})) == filter_shape(parse({"color": "green"}))

@@ -424,7 +424,14 @@ class UpdateCollectionRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., leaves_to_search: _Optional[int] = ..., oversample: _Optional[int] = ..., target_recall: _Optional[float] = ..., recall_slo: _Optional[float] = ...) -> None: ...
 
 class LiveRecall(_message.Message):
-    __slots__ = ("recall", "samples", "slo", "breached", "sampled_requests", "skipped", "fraction", "tuned_target", "updated_at")
+    __slots__ = ("recall", "samples", "slo", "breached", "sampled_requests", "skipped", "fraction", "tuned_target", "updated_at", "by_filter")
+    class ByFilterEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: FilterRecall
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[FilterRecall, _Mapping]] = ...) -> None: ...
     RECALL_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     SLO_FIELD_NUMBER: _ClassVar[int]
@@ -434,6 +441,7 @@ class LiveRecall(_message.Message):
     FRACTION_FIELD_NUMBER: _ClassVar[int]
     TUNED_TARGET_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    BY_FILTER_FIELD_NUMBER: _ClassVar[int]
     recall: float
     samples: int
     slo: float
@@ -443,4 +451,13 @@ class LiveRecall(_message.Message):
     fraction: float
     tuned_target: float
     updated_at: float
-    def __init__(self, recall: _Optional[float] = ..., samples: _Optional[int] = ..., slo: _Optional[float] = ..., breached: _Optional[bool] = ..., sampled_requests: _Optional[int] = ..., skipped: _Optional[int] = ..., fraction: _Optional[float] = ..., tuned_target: _Optional[float] = ..., updated_at: _Optional[float] = ...) -> None: ...
+    by_filter: _containers.MessageMap[str, FilterRecall]
+    def __init__(self, recall: _Optional[float] = ..., samples: _Optional[int] = ..., slo: _Optional[float] = ..., breached: _Optional[bool] = ..., sampled_requests: _Optional[int] = ..., skipped: _Optional[int] = ..., fraction: _Optional[float] = ..., tuned_target: _Optional[float] = ..., updated_at: _Optional[float] = ..., by_filter: _Optional[_Mapping[str, FilterRecall]] = ...) -> None: ...
+
+class FilterRecall(_message.Message):
+    __slots__ = ("recall", "samples")
+    RECALL_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    recall: float
+    samples: int
+    def __init__(self, recall: _Optional[float] = ..., samples: _Optional[int] = ...) -> None: ...
