@@ -127,8 +127,8 @@ class Sampler:
         self._gauges(now, gauges)
 
     def _gauges(self, now: float, gauges: dict[tuple[str, Labels], float]) -> None:
-        for key, value in gauges.items():
-            self.gauges.setdefault(key, Series()).add(now, value)
+        for key, value in gauges.items():  # NaN: a monitor without a figure yet (a gap, not a point)
+            self.gauges.setdefault(key, Series()).add(now, value if math.isfinite(value) else None)
 
     async def _run(self) -> None:
         while True:
@@ -166,6 +166,6 @@ class Sampler:
         for gauge in GAUGES:
             lines = [{"name": _describe(name, labels), "t": list(s.t), "v": list(s.v)}
                      for (name, labels), s in sorted(self.gauges.items())
-                     if name == gauge and mine(labels) is not False]
+                     if name == gauge and mine(labels) is not False and any(v is not None for v in s.v)]
             quality[gauge] = lines or None
         return {"latency": latency, "quality": quality, "every_s": self.every_s}
