@@ -3,8 +3,9 @@ real SIGKILL at random moments while it acknowledges writes, restarted on the sa
 must hold every acknowledged upsert with its latest acknowledged vector and no acknowledged
 delete. The harness (tests/crash_harness.py, shared with scripts/crash_loop.py) says why and how.
 
-Sized for ~1 minute on 2 cores: a restart takes ~1-1.5 s here, a "writes" cycle ~3 s all told
-and an "early" one ~1.5 s, so 24 kills (at least 20 are required) fit well within 2 minutes.
+Sized for ~45 s on 2 cores: a restart takes ~1-1.5 s here, a "writes" cycle ~3 s all told and an
+"early" one ~1.5 s, so 16 kills (at least 14 are required) fit within a minute. The long version
+is scripts/crash_loop.py.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import crash_harness as ch
 
 pytestmark = pytest.mark.integration  # `simsearch serve` subprocesses and SIGKILL
 
-KILLS = 24
+KILLS = 16
 SEED = 20240611
 
 
@@ -31,7 +32,7 @@ def test_acknowledged_writes_survive_sigkill(tmp_path):
     print(f"wall time {took:.1f} s")
 
     log = ch.log_tail(tmp_path / "server.log", 30)
-    assert totals.kills >= 20, totals.table()
+    assert totals.kills >= 14, totals.table()
     assert totals.acked_upserts > 0 and totals.acked_deletes > 0, totals.table()
     assert not totals.unexpected, "\n".join(totals.unexpected) + "\n" + log
     assert totals.lost == 0 and totals.resurrected == 0, (
