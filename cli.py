@@ -461,8 +461,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--metrics-port", type=_port, default=0, help="serve Prometheus metrics on this port")
     s.add_argument("--recall-sample", type=float, default=0.01, metavar="FRACTION",
                    help="share of live searches re-run exactly to measure recall (default 0.01; 0 = off)")
-    s.add_argument("--recall-budget", type=float, default=0.05, metavar="FRACTION",
-                   help="the most of one core the exact re-runs of one collection may take (default 0.05)")
+    s.add_argument("--recall-budget", type=float, default=0.02, metavar="FRACTION",
+                   help="the most of one core the exact re-runs of one collection may take (default 0.02)")
     s.add_argument("--drift-interval", type=float, default=30.0, metavar="SECONDS",
                    help="how often each collection's recent queries and writes are checked for drift (default 30)")
     s.add_argument("--metrics-host", default="127.0.0.1", help="the metrics page's address (default loopback)")

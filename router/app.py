@@ -89,7 +89,7 @@ class ServeConfig:
     drift_interval_s: float = 30.0
     # The share of live searches re-run exactly to measure recall (router/recall_monitor.py); 0 = off.
     recall_sample: float = 0.01
-    recall_cpu_budget: float = 0.05  # the most of one core the exact re-runs of one collection may take
+    recall_cpu_budget: float = 0.02  # the most of one core the exact re-runs of one collection may take
 
     @property
     def shard_placement(self) -> str:

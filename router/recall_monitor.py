@@ -12,8 +12,11 @@ samples to say so.
 The cost is bounded three times: at most `max_queries` queries of a sampled request are re-run;
 at most one exact re-run per collection is in flight (a sample drawn while one runs is skipped);
 and after a re-run that took s seconds the next waits s / cpu_budget (a re-run of 10 ms at the
-default 5 % budget: none for 0.2 s), so exact search never takes more than that share of a core
-per collection whatever the traffic. Sampling is a counter, not a random draw: one request in
+default 2 % budget: none for 0.5 s), so exact search takes about that share of a core per
+collection whatever the traffic. The duration is wall time as the router sees it (shards may be
+Ray actors); an exact scan that uses both cores costs up to twice its wall time, which is why the
+default is 2 % and not 5 %: at 5 %, 8 clients on Fashion-MNIST lost 8 % of their throughput
+(scripts/monitoring_cost.py). Sampling is a counter, not a random draw: one request in
 round(1 / fraction).
 """
 
@@ -39,7 +42,7 @@ class RecallSettings:
     window: int = 200  # sampled queries the live recall is the mean of
     min_samples: int = 20  # fewer: no verdict on the SLO
     max_queries: int = 8  # of one sampled request
-    cpu_budget: float = 0.05  # of one core, per collection
+    cpu_budget: float = 0.02  # of one core, per collection (measured by wall time: scripts/monitoring_cost.py)
 
 
 def filter_shape(f: Any) -> str:

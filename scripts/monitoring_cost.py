@@ -1,7 +1,7 @@
 """What the live-recall monitor costs in search throughput (issue 20, item 1: "monitoring at 1 % sampling costs
 <= 5 % of search throughput, same run").
 
-    python scripts/monitoring_cost.py [--points 60000] [--rounds 3] [--seconds 10]
+    python scripts/monitoring_cost.py [--points 60000] [--rounds 3] [--seconds 10] [--budget 0.02]
 
 One data directory (Fashion-MNIST, 784-d, 2 shards, index built), served by `simsearch serve` started again for
 each round with `--recall-sample 0` (off) or `--recall-sample 0.01` (the default), alternating, so both see the same
@@ -29,16 +29,17 @@ from simsearch.client import Client
 from simsearch.datasets import fashion_mnist
 
 KEY = "monitoring-cost-key-0123456789abcdef"
-OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "monitoring-cost.json"
+OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "monitoring-cost{}.json"
 
 
-def serve(data: Path, sample: float) -> tuple[subprocess.Popen, str]:
+def serve(data: Path, sample: float, budget: float = 0.02) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SIMSEARCH_", "RAY_"))}
     proc = subprocess.Popen([sys.executable, "-m", "simsearch", "serve", "--port", str(port), "--data-dir", str(data),
-                             "--bootstrap-key", KEY, "--durability", "none", "--recall-sample", str(sample)],
+                             "--bootstrap-key", KEY, "--durability", "none", "--recall-sample", str(sample),
+                             "--recall-budget", str(budget)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in proc.stdout:
         if "listening on" in line:
@@ -72,6 +73,7 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=60000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--budget", type=float, default=0.02, help="--recall-budget of the monitored server")
     args = ap.parse_args()
     ds = fashion_mnist()
     x, q = ds.train[:args.points], ds.test
@@ -88,7 +90,7 @@ def main() -> None:
         proc.wait(120)
         for r in range(args.rounds):
             for name, sample in (("off", 0.0), ("0.01", 0.01)) if r % 2 == 0 else (("0.01", 0.01), ("off", 0.0)):
-                proc, address = serve(data, sample)
+                proc, address = serve(data, sample, args.budget)
                 try:
                     qps(address, q, 1, 2.0)  # warm-up
                     rows[name]["1"].append(qps(address, q, 1, args.seconds))
@@ -103,9 +105,11 @@ def main() -> None:
                       f"{rows[name]['8'][-1]:.0f} QPS", flush=True)
     med = {n: {c: float(np.median(v)) for c, v in d.items()} for n, d in rows.items()}
     result = {"points": len(x), "dim": int(x.shape[1]), "rounds": args.rounds, "seconds": args.seconds,
+              "recall_budget": args.budget,
               "qps": rows, "median": med, "ratio": {c: med["0.01"][c] / med["off"][c] for c in ("1", "8")},
               "monitor": monitor, "load_average": os.getloadavg()}
-    OUT.write_text(json.dumps(result, indent=2, default=float) + "\n")
+    out = Path(str(OUT).format("" if args.budget == 0.02 else f"-budget-{args.budget:g}"))
+    out.write_text(json.dumps(result, indent=2, default=float) + "\n")
     print("\n| clients | QPS, monitor off | QPS, 1 % re-run exactly | ratio |")
     print("|---|---|---|---|")
     for c in ("1", "8"):
@@ -113,7 +117,7 @@ def main() -> None:
     last = monitor[-1] if monitor else {}
     print(f"monitor (last round): {last.get('sampled_requests')} requests re-run, {last.get('skipped')} skipped, "
           f"live recall {last.get('recall')}")
-    print(f"wrote {OUT}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
