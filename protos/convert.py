@@ -104,7 +104,7 @@ def collection_status(status) -> collections_pb2.CollectionInfo:
         info.live_recall.CopyFrom(collections_pb2.LiveRecall(
             recall=lr["recall"], samples=lr["samples"], slo=lr["slo"], breached=lr["breached"],
             sampled_requests=lr["sampled_requests"], skipped=lr["skipped"], fraction=lr["fraction"],
-            tuned_target=lr.get("tuned_target", 0.0), updated_at=lr["updated_at"],
+            tuned_target=lr.get("tuned_target", 0.0), updated_at=lr["updated_at"], rerun_seconds=lr["rerun_seconds"],
             by_filter={s: collections_pb2.FilterRecall(**v) for s, v in lr.get("by_filter", {}).items()}))
     return info
 

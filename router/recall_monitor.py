@@ -74,6 +74,7 @@ class Window:
     values: deque = field(default_factory=deque)
     sampled: int = 0  # requests re-run
     queries: int = 0  # queries measured (every one, not only those still in the window)
+    seconds: float = 0.0  # spent in exact re-runs, all told (what the monitor cost)
     skipped: int = 0  # samples dropped because one re-run was in flight
     busy: bool = False
     breached: bool = False
@@ -134,6 +135,7 @@ class RecallMonitor:
         if w is None:
             return None
         w.busy = False
+        w.seconds += seconds
         w.next_at = time.monotonic() + seconds / self.settings.cpu_budget
         if recalls is None:
             return None
@@ -159,6 +161,7 @@ class RecallMonitor:
         if w is None:
             return {}
         return {"recall": w.recall(), "samples": len(w.values), "slo": w.slo, "breached": w.breached,
-                "sampled_requests": w.sampled, "sampled_queries": w.queries, "skipped": w.skipped, "updated_at": w.updated_at,
+                "sampled_requests": w.sampled, "sampled_queries": w.queries, "skipped": w.skipped,
+                "rerun_seconds": w.seconds, "updated_at": w.updated_at,
                 "fraction": self.settings.fraction,
                 "by_filter": {s: {"recall": float(np.mean(v)), "samples": len(v)} for s, v in w.by_filter.items()}}

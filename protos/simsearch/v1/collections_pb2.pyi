@@ -424,7 +424,7 @@ class UpdateCollectionRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., leaves_to_search: _Optional[int] = ..., oversample: _Optional[int] = ..., target_recall: _Optional[float] = ..., recall_slo: _Optional[float] = ...) -> None: ...
 
 class LiveRecall(_message.Message):
-    __slots__ = ("recall", "samples", "slo", "breached", "sampled_requests", "skipped", "fraction", "tuned_target", "updated_at", "by_filter")
+    __slots__ = ("recall", "samples", "slo", "breached", "sampled_requests", "skipped", "fraction", "tuned_target", "updated_at", "by_filter", "rerun_seconds")
     class ByFilterEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -442,6 +442,7 @@ class LiveRecall(_message.Message):
     TUNED_TARGET_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     BY_FILTER_FIELD_NUMBER: _ClassVar[int]
+    RERUN_SECONDS_FIELD_NUMBER: _ClassVar[int]
     recall: float
     samples: int
     slo: float
@@ -452,7 +453,8 @@ class LiveRecall(_message.Message):
     tuned_target: float
     updated_at: float
     by_filter: _containers.MessageMap[str, FilterRecall]
-    def __init__(self, recall: _Optional[float] = ..., samples: _Optional[int] = ..., slo: _Optional[float] = ..., breached: _Optional[bool] = ..., sampled_requests: _Optional[int] = ..., skipped: _Optional[int] = ..., fraction: _Optional[float] = ..., tuned_target: _Optional[float] = ..., updated_at: _Optional[float] = ..., by_filter: _Optional[_Mapping[str, FilterRecall]] = ...) -> None: ...
+    rerun_seconds: float
+    def __init__(self, recall: _Optional[float] = ..., samples: _Optional[int] = ..., slo: _Optional[float] = ..., breached: _Optional[bool] = ..., sampled_requests: _Optional[int] = ..., skipped: _Optional[int] = ..., fraction: _Optional[float] = ..., tuned_target: _Optional[float] = ..., updated_at: _Optional[float] = ..., by_filter: _Optional[_Mapping[str, FilterRecall]] = ..., rerun_seconds: _Optional[float] = ...) -> None: ...
 
 class FilterRecall(_message.Message):
     __slots__ = ("recall", "samples")
