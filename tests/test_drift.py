@@ -72,7 +72,8 @@ def test_shifted_queries_raise_the_drift_alarm_and_in_distribution_ones_do_not(t
                 assert time.monotonic() < end, page[-3000:]
                 time.sleep(0.1)
             assert 'simsearch_drift_alarm{collection="d",kind="write",tenant="default"} 0.0' in page
-            score = [line for line in page.splitlines() if line.startswith("simsearch_query_drift{")][0]
+            score = [line for line in page.splitlines()  # the registry is the process's: other tests' series too
+                     if line.startswith('simsearch_query_drift{collection="d",tenant="default"}')][0]
             assert float(score.split()[-1]) > 0.2
 
             with pytest.raises(InvalidArgument, match="kind"):

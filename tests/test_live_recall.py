@@ -24,8 +24,8 @@ def _until(client: Client, rng: np.random.Generator, done, timeout: float = 60.0
     """Search (8 i.i.d. queries a request, k=10) until `done(live_recall)`; the last view."""
     end = time.monotonic() + timeout
     while True:
-        client.search("g", rng.standard_normal((8, DIM)).astype(np.float32), k=10, no_cache=True, filter=flt)
-        view = client.describe_collection("g").live_recall
+        client.search("live-g", rng.standard_normal((8, DIM)).astype(np.float32), k=10, no_cache=True, filter=flt)
+        view = client.describe_collection("live-g").live_recall
         if done(view):
             return view
         assert time.monotonic() < end, view
@@ -33,7 +33,7 @@ def _until(client: Client, rng: np.random.Generator, done, timeout: float = 60.0
 
 def _gauge(port: int, name: str) -> float:
     page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-    line = [s for s in page.splitlines() if s.startswith(name + "{") and 'collection="g"' in s][0]
+    line = [s for s in page.splitlines() if s.startswith(name + "{") and 'collection="live-g"' in s][0]
     return float(line.split()[-1])
 
 
@@ -43,11 +43,11 @@ def test_live_recall_falls_below_the_slo_when_a_setting_lowers_it_and_recovers(t
     server = start_server(tmp_path / "data", recall_sample=1.0, recall_cpu_budget=1.0, metrics_port=port)
     try:
         with Client(server.address, api_key=API_KEY) as client:
-            client.create_collection("g", dim=DIM, recall_slo=0.9)
+            client.create_collection("live-g", dim=DIM, recall_slo=0.9)
             rng = np.random.default_rng(0)
             x = rng.standard_normal((10_000, DIM)).astype(np.float32)  # i.i.d. Gaussian: no cluster structure
-            client.upsert("g", np.arange(len(x)), x, payloads=[{"half": i % 2} for i in range(len(x))])
-            client.build_index("g", wait=True)
+            client.upsert("live-g", np.arange(len(x)), x, payloads=[{"half": i % 2} for i in range(len(x))])
+            client.build_index("live-g", wait=True)
             good = _until(client, rng, lambda v: v["samples"] >= 200)
             assert good["slo"] == 0.9 and good["recall"] >= 0.9 and not good["breached"], good
             assert _gauge(port, "simsearch_live_recall") >= 0.9
@@ -59,18 +59,18 @@ def test_live_recall_falls_below_the_slo_when_a_setting_lowers_it_and_recovers(t
                 shaped["by_filter"]["half:eq"]["recall"], abs=0.05)
 
             with pytest.raises(InvalidArgument, match="oversample"):
-                client.update_collection("g", oversample=1000)
-            assert client.describe_collection("g").live_recall["samples"] >= 200  # nothing changed
+                client.update_collection("live-g", oversample=1000)
+            assert client.describe_collection("live-g").live_recall["samples"] >= 200  # nothing changed
 
-            client.update_collection("g", leaves_to_search=1)  # on purpose: one leaf of ~100
+            client.update_collection("live-g", leaves_to_search=1)  # on purpose: one leaf of ~100
             bad = _until(client, rng, lambda v: v["breached"])
             assert bad["recall"] < 0.9 and bad["samples"] <= 200, bad  # flagged within one window
             time.sleep(0.2)
             assert _gauge(port, "simsearch_live_recall") < 0.9 and _gauge(port, "simsearch_live_recall_breached") == 1
 
-            client.update_collection("g", leaves_to_search=0)  # back to the calibrated setting
+            client.update_collection("live-g", leaves_to_search=0)  # back to the calibrated setting
             back = _until(client, rng, lambda v: v["samples"] >= 100)
             assert back["recall"] >= 0.9 and not back["breached"], back
-            assert client.describe_collection("g").index["leaves_to_search"] != 1
+            assert client.describe_collection("live-g").index["leaves_to_search"] != 1
     finally:
         server.stop()
