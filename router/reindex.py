@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 import numpy as np
 
 from simsearch.contract import filters as F
-from simsearch.contract.errors import FailedPrecondition, SimsearchError, invalid
+from simsearch.contract.errors import FailedPrecondition, SimsearchError, Unavailable, invalid
 from simsearch.router.quality_gate import (MAX_DEPTH, GateRule, canary_verdict, labelled_metrics, overlap,
                                            ranked_labels)
 from simsearch.router.reindex_catalog import ReindexJob
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 RECENT_QUERIES = 256  # raw-input searches kept for the gate's live-overlap figure
+RETRY_UNAVAILABLE_S = 600.0  # how long a job waits out UNAVAILABLE (a restart's replicas starting) before failing
 SCROLL_PAGE = 1000
 
 
@@ -179,29 +180,51 @@ class Migration:
     # ---- the job ----
 
     async def _run(self) -> None:
-        try:
-            if self.job.state == "building":
-                await self._backfill()
-                await self._store(state="evaluating")
-            if self.job.state == "evaluating":
-                passed = await self._evaluate()
-                if not passed:
-                    await self.end("refused")
+        """The job's steps; a step that meets UNAVAILABLE (an encoder replica or a shard still starting after a
+        restart, a node lost) is tried again after a back-off, from the committed cursor, for up to
+        RETRY_UNAVAILABLE_S; any other error fails the job."""
+        waited, backoff = 0.0, 1.0
+        while True:
+            try:
+                await self._steps()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Unavailable as e:
+                if waited >= RETRY_UNAVAILABLE_S:
+                    await self._fail(e)
                     return
-                if self.options.canary_fraction > 0:
-                    await self._store(state="canary")
-            if self.job.state == "canary":
-                if not await self._run_canary():
-                    await self.end("rolled-back")
-                    return
-            await self.engine.promote(self)
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:  # the job fails; the serving generation is untouched
-            reason = e.message if isinstance(e, SimsearchError) else f"{type(e).__name__}: {e}"
-            log.warning("reindex of %s/%s to %s failed: %s", self.job.tenant, self.job.collection, self.encoder,
-                        reason)
-            await self.end("failed", reason)
+                log.info("reindex of %s/%s to %s waits %.0f s: %s", self.job.tenant, self.job.collection,
+                         self.encoder, backoff, e.message)
+                await asyncio.sleep(backoff)
+                waited += backoff
+                backoff = min(backoff * 2, 30.0)
+            except Exception as e:  # the job fails; the serving generation is untouched
+                await self._fail(e)
+                return
+
+    async def _fail(self, e: Exception) -> None:
+        reason = e.message if isinstance(e, SimsearchError) else f"{type(e).__name__}: {e}"
+        log.warning("reindex of %s/%s to %s failed: %s", self.job.tenant, self.job.collection, self.encoder, reason)
+        await self.end("failed", reason)
+
+    async def _steps(self) -> None:
+        """Build, evaluate, (canary,) promote: each from the state the job row says it is in."""
+        if self.job.state == "building":
+            await self._backfill()
+            await self._store(state="evaluating")
+        if self.job.state == "evaluating":
+            passed = await self._evaluate()
+            if not passed:
+                await self.end("refused")
+                return
+            if self.options.canary_fraction > 0:
+                await self._store(state="canary")
+        if self.job.state == "canary":
+            if not await self._run_canary():
+                await self.end("rolled-back")
+                return
+        await self.engine.promote(self)
 
     async def _store(self, **changes: Any) -> None:
         self.job = replace(self.job, **changes)
