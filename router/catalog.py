@@ -35,7 +35,7 @@ from simsearch.contract.errors import (AlreadyExists, FailedPrecondition, NotFou
                                        SimsearchError, Unavailable, excerpt)
 from simsearch.contract.payload_index import MAX_PAYLOAD_INDEXES, check_index
 from simsearch.router.auth import LEGACY_PREFIX, KeyHasher, load_secret
-from simsearch.router.reindex_catalog import REINDEX_JOBS, ReindexMixin
+from simsearch.router.reindex_catalog import REINDEX_JOBS, ReindexJob, ReindexMixin
 from simsearch.router.sqlite_files import Transaction
 from simsearch.router.tenancy import DEFAULT_TENANT, TenancyMixin
 from simsearch.shard import CollectionSpec, IndexParams
@@ -391,9 +391,11 @@ class Catalog(TenancyMixin, ReindexMixin):
             shutil.rmtree(self.collection_dir(rec), ignore_errors=True)
         return rec
 
-    def update_spec(self, tenant: str, name: str, spec: CollectionSpec) -> CollectionRecord:
-        """Store a collection's changed settings (same name, uid and layout), committed before the in-memory copy
-        changes. NotFound for a missing collection; Unavailable / ResourceExhausted when the disk refuses."""
+    def update_spec(self, tenant: str, name: str, spec: CollectionSpec, *,
+                    job: ReindexJob | None = None) -> CollectionRecord:
+        """Store a collection's changed settings (same name, uid and layout), with a reindex job's new state in the
+        same commit when given (a promotion), committed before the in-memory copies change. NotFound for a missing
+        collection; Unavailable / ResourceExhausted when the disk refuses."""
         with self._lock:
             rec = self.get(tenant, name)
             new = CollectionRecord(tenant, spec, rec.uid, rec.created_at)
@@ -401,9 +403,13 @@ class Catalog(TenancyMixin, ReindexMixin):
                 with self._transaction():
                     self._db.execute("UPDATE collections SET spec = ? WHERE tenant = ? AND name = ?",
                                      (new.spec_json(), tenant, name))
+                    if job is not None:
+                        self._write_job(job)
             except sqlite3.Error as e:
                 raise write_error(e, f"update collection {excerpt(name)} in {self.path}") from e
             self._collections = {**self._collections, (tenant, name): new}
+            if job is not None:
+                self._remember(job)
             return new
 
     def exists(self, tenant: str, name: str) -> bool:

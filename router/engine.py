@@ -120,10 +120,10 @@ def _stop(live: "LiveCollection") -> None:
     _kill(live.shards)
 
 
-def _spec_from(fields: dict[str, Any]) -> CollectionSpec:
-    from simsearch.shard import IndexParams
-
-    return CollectionSpec(**{**fields, "index": IndexParams(**fields["index"])})
+def _target_record(live: "LiveCollection", job: ReindexJob) -> CollectionRecord:
+    """The record of a reindex's new generation: the job's spec, the collection's uid and layout."""
+    return CollectionRecord.from_row(live.record.tenant, json.dumps(job.spec), live.record.uid,
+                                     live.record.created_at)
 
 
 def _retrieve(task: asyncio.Future) -> None:
@@ -1063,7 +1063,7 @@ class Engine:
     async def _start_reindex(self, live: LiveCollection, job: ReindexJob) -> ReindexJob:
         """The new generation's directories and shards, the job's row, then (under the write gate, so every write
         from now on is mirrored) the migration."""
-        target_rec = CollectionRecord(live.record.tenant, _spec_from(job.spec), live.record.uid, live.record.created_at)
+        target_rec = _target_record(live, job)
         await asyncio.to_thread(remove_paths, [self.catalog.generation_dir(target_rec)])  # a crashed attempt's
         await asyncio.to_thread(self._make_dirs, target_rec)
         try:
@@ -1089,7 +1089,7 @@ class Engine:
     async def _resume(self, live: LiveCollection, job: ReindexJob) -> None:
         """A job that was running when the server stopped: its new generation's shards restart from their own
         files (every mirrored write is in their logs) and it goes on from its cursor."""
-        target_rec = CollectionRecord(live.record.tenant, _spec_from(job.spec), live.record.uid, live.record.created_at)
+        target_rec = _target_record(live, job)
         try:
             target = await self._start_checked(target_rec)
             await self._declare_indexes(target)
@@ -1107,16 +1107,14 @@ class Engine:
         generation's shards stop once the searches already on them are past their deadline."""
         live, target = mig.live, mig.target
         async with live.writes.exclusive():
-            spec_json = json.dumps(mig.job.spec, sort_keys=True)
-            mig.job = await asyncio.to_thread(self.catalog.promote, mig.job, spec_json)
+            mig.job = await asyncio.to_thread(self.catalog.promote, mig.job, target.spec)
             target.record = self.catalog.get(live.record.tenant, live.record.spec.name)
             live.migration = None
             self._live[(live.record.tenant, live.record.spec.name)] = target
         key = (live.record.tenant, live.record.spec.name)
         self.drift.reset(key)  # another embedding space: a new reference, and recall measured afresh
-        self.recall.reset(key)
-        self._tuned.pop(key, None)
         self._watch(target)
+        self._measure_recall_afresh(key, target.spec)
         log.info("promoted %s/%s to %s (generation %d)", mig.job.tenant, mig.job.collection, mig.encoder,
                  mig.job.generation)
         self._retire_later(live.shards, [self.catalog.generation_dir(live.record)] if live.spec.embedding_generation
@@ -1189,12 +1187,16 @@ class Engine:
         spec = replace(live.spec, index=replace(live.spec.index, **index),
                        recall_slo=changes.get("recall_slo", live.spec.recall_slo))
         live.record = await self.run_catalog(self.catalog.update_spec, tenant, name, spec)
-        key = (tenant, name)
+        self._measure_recall_afresh((tenant, name), spec)
+        return await self.describe(tenant, name)
+
+    def _measure_recall_afresh(self, key: tuple[str, str], spec: CollectionSpec) -> None:
+        """Settings or the embedding space changed: what the live-recall window held and the target it tuned say
+        nothing about them."""
         self.recall.watch(key, spec.recall_slo or DEFAULT_RECALL_SLO)
         self.recall.reset(key)
         self._tuned.pop(key, None)
         self._tuned_since.pop(key, None)
-        return await self.describe(tenant, name)
 
     def migration_of(self, tenant: str, name: str) -> Migration | None:
         live = self._live.get((tenant, name))

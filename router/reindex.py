@@ -30,6 +30,7 @@ its figures stay in the job's row, which `describe` shows.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import random
@@ -385,8 +386,6 @@ class Migration:
 
 def _field(doc: str, name: str) -> Any:
     """A top-level payload field of a canonical JSON document."""
-    import json
-
     if not doc:
         return None
     value = json.loads(doc).get(name)

@@ -130,25 +130,12 @@ class ReindexMixin:
                               job.updated_at, job.tenant, job.collection, job.generation), "store the reindex's state")
             return job
 
-    def promote(self, job: ReindexJob, spec_json: str) -> ReindexJob:
-        """The new generation serves: the collection's spec and the job's state change in one commit."""
-        from simsearch.router.catalog import CollectionRecord
-
-        with self._lock:  # type: ignore[attr-defined]
-            rec = self.get(job.tenant, job.collection)  # type: ignore[attr-defined]
-            job = replace(job, state="promoted", updated_at=time.time())
-            try:
-                with self._transaction():  # type: ignore[attr-defined]
-                    self._db.execute("UPDATE collections SET spec = ? WHERE tenant = ? AND name = ?",  # type: ignore
-                                     (spec_json, job.tenant, job.collection))
-                    self._write_job(job)
-            except sqlite3.Error as e:
-                from simsearch.router.catalog import write_error
-                raise write_error(e, f"promote the reindex of {excerpt(job.collection)}") from e
-            new = CollectionRecord.from_row(rec.tenant, spec_json, rec.uid, rec.created_at)
-            self._collections = {**self._collections, (rec.tenant, rec.spec.name): new}  # type: ignore
-            self._remember(job)
-            return job
+    def promote(self, job: ReindexJob, spec: Any) -> ReindexJob:
+        """The new generation serves: the collection's spec (a CollectionSpec) and the job's state change in one
+        commit."""
+        job = replace(job, state="promoted", updated_at=time.time())
+        self.update_spec(job.tenant, job.collection, spec, job=job)  # type: ignore[attr-defined]
+        return job
 
     def _commit_job(self, job: ReindexJob, sql: str, args: tuple, what: str) -> None:
         from simsearch.router.catalog import write_error
